@@ -1,0 +1,72 @@
+// Package privsep splits a program into a privileged parent and unprivileged
+// workers, in the manner of OpenBSD's privsep daemons and OpenSSH's monitor:
+// the parent keeps its privileges and its policy, the workers do the risky
+// work as other users, and a worker gets a capability (an open file, a
+// listening socket on a privileged port, the result of a privileged
+// operation) only by asking the parent, which checks who it is and what its
+// role may do.
+//
+// One binary plays both parts. Call [Main] first thing in main: in a worker
+// process it runs the worker's role and exits; in the parent it returns at
+// once.
+//
+//	func main() {
+//		privsep.Register("web", web) // the worker's code
+//		privsep.Main()               // a worker never returns from here
+//
+//		s := privsep.New(privsep.Config{Roles: map[string]privsep.Policy{
+//			"web": {
+//				Open:   []privsep.OpenRule{{Path: "/etc/app/secret"}},
+//				Listen: []privsep.ListenRule{{Network: "tcp", Address: ":80", Once: true}},
+//			},
+//		}})
+//		defer s.Shutdown(context.Background())
+//		p, err := s.Spawn(ctx, privsep.Spec{Role: "web", UID: 65534, GID: 65534})
+//		...
+//	}
+//
+//	func web(ctx context.Context, w *privsep.Worker) error {
+//		l, err := w.Listen(ctx, "tcp", ":80") // bound by the parent
+//		...
+//	}
+//
+// # How a worker is started and proven
+//
+// Go cannot fork, so [Supervisor.Spawn] re-executes /proc/self/exe with a
+// clean environment. The worker's only descriptor besides stdio is its end of
+// a close-on-exec SOCK_SEQPACKET socket pair. The kernel sets the worker's
+// UID, GID and groups at exec; the worker runs in a new session, with
+// no_new_privs set, and dies with the parent (parent-death signal, and EOF
+// on its socket).
+//
+// The kernel reports the creator of a socket pair on both ends, so
+// SO_PEERCRED cannot tell the parent who the worker is. Instead the worker's
+// first message carries SCM_CREDENTIALS, which the kernel fills in (or checks)
+// at the time of sending. The parent admits the worker only if that PID is the
+// child it started (held by a pidfd) and the UID and GID are the spec's, and
+// only if /proc shows the same IDs, the spec's groups and no_new_privs. Any
+// mismatch: the worker is killed and reaped and Spawn returns an error that
+// says what did not match. No request is served before.
+//
+// # Capabilities and policy
+//
+// A worker calls operations by name ([Worker.Call]); the built-in "open" and
+// "listen" back [Worker.Open] and [Worker.Listen]. Policy is per role and
+// deny-by-default: an operation the role's [Policy] does not list is refused,
+// with an error to the worker and a warning in the parent's log. Operations
+// can be allowed once, like OpenSSH's MON_ONCE.
+//
+// Processes the supervisor did not start can connect to a named socket
+// ([Supervisor.ListenUnix]); they are identified with SO_PEERCRED and admitted
+// to a role only if the role's [Policy.Claim] allows them.
+//
+// # Failing closed
+//
+// A worker that breaks the protocol (a malformed or oversize message,
+// unexpected descriptors, a message kind it may not send) is disconnected and
+// killed, with a log line; the parent and other workers carry on. A
+// well-formed request that policy refuses gets an error reply.
+//
+// privsep works on Linux only: it depends on SCM_CREDENTIALS, pidfds and
+// prctl. On other systems the package is empty.
+package privsep

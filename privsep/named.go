@@ -1,0 +1,125 @@
+//go:build linux
+
+package privsep
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/peercred/peercred"
+	"github.com/peercred/peercred/internal/wire"
+)
+
+// ListenUnix serves workers that the supervisor did not start on the named
+// SOCK_SEQPACKET socket path (a file, mode 0666, or "@name"). Each connecting
+// process is identified by SO_PEERCRED (the kernel's record of it at
+// connect), must pass auth, and then asks for a role in its hello: it is
+// admitted only if that role's [Policy.Claim] admits it too, and then gets the
+// role's policy. Use [Dial] in the client. auth must not be nil.
+//
+// ListenUnix returns once the socket is listening; it serves until ctx ends or
+// the supervisor shuts down.
+func (s *Supervisor) ListenUnix(ctx context.Context, path string, auth peercred.Authorizer) error {
+	if s.err != nil {
+		return fmt.Errorf("privsep: listen %s: %w", path, s.err)
+	}
+	if auth == nil {
+		return fmt.Errorf("privsep: listen %s: nil Authorizer: pass one (deny by default)", path)
+	}
+	lc := peercred.ListenConfig{Network: "unixpacket", Authorize: auth, Logger: s.log()}
+	if path != "" && path[0] != '@' {
+		lc.Mode = 0666 // the Authorizer decides, not the file mode
+	}
+	l, err := lc.Listen(ctx, path)
+	if err != nil {
+		return fmt.Errorf("privsep: %w", err)
+	}
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		l.Close()
+		return fmt.Errorf("privsep: listen %s: %w", path, ErrUnavailable)
+	}
+	s.listeners[l] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	stop := context.AfterFunc(ctx, func() { l.Close() })
+	go func() {
+		defer s.wg.Done()
+		defer stop()
+		defer func() {
+			s.mu.Lock()
+			delete(s.listeners, l)
+			s.mu.Unlock()
+			l.Close()
+		}()
+		for {
+			c, err := l.AcceptPeerCred()
+			if err != nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Temporary() {
+					continue // one peer's credentials could not be read
+				}
+				return
+			}
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				s.admit(c)
+			}()
+		}
+	}()
+	return nil
+}
+
+// admit reads a named-socket client's hello and serves it if its role's
+// Claim allows.
+func (s *Supervisor) admit(c *peercred.Conn) {
+	cred := c.Cred()
+	mc := newMsgConn(c, s.lim)
+	refuse := func(reason string, args ...any) {
+		s.log().Warn("privsep: named-socket peer refused", "pid", cred.PID, "uid", cred.UID, "gid", cred.GID,
+			"reason", fmt.Sprintf(reason, args...))
+		c.Close()
+	}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	m, err := mc.read()
+	c.SetReadDeadline(time.Time{})
+	if err != nil {
+		refuse("hello: %v", err)
+		return
+	}
+	m.closeFiles()
+	if m.Kind != wire.KindHello {
+		refuse("first message is %v, want hello", m.Kind)
+		return
+	}
+	role := m.Op
+	pol, ok := s.cfg.Roles[role]
+	if !ok || pol.Claim == nil {
+		refuse("role %q cannot be claimed over a named socket", role)
+		return
+	}
+	if err := pol.Claim(cred); err != nil {
+		refuse("role %q: %v", role, err)
+		return
+	}
+	peer := &Peer{Role: role, PID: cred.PID, UID: cred.UID, GID: cred.GID, Groups: cred.Groups, Named: true}
+	if pidfd, err := c.PidFD(); err == nil {
+		peer.PidFD = pidfd
+		defer pidfd.Close()
+	}
+	ss, err := s.newSession(mc, peer, nil)
+	if err != nil {
+		c.Close()
+		return
+	}
+	if err := mc.write(s.welcome(), nil); err != nil {
+		ss.end(err)
+	}
+	s.log().Info("privsep: named-socket worker admitted", "role", role, "pid", cred.PID, "uid", cred.UID)
+	ss.serve()
+}

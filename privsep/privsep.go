@@ -1,0 +1,252 @@
+//go:build linux
+
+package privsep
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/peercred/peercred"
+	"github.com/peercred/peercred/internal/wire"
+)
+
+// Errors callers branch on. Errors returned to a worker by [Worker.Call] are
+// [*CallError] values that match these with errors.Is.
+var (
+	// ErrDenied: the role's policy does not allow the operation (or allowed
+	// it once, and it was used).
+	ErrDenied = errors.New("privsep: denied by policy")
+	// ErrUnknownOp: the parent has no handler for the operation.
+	ErrUnknownOp = errors.New("privsep: unknown operation")
+	// ErrBadRequest: the request's payload is not valid for the operation.
+	ErrBadRequest = errors.New("privsep: bad request")
+	// ErrUnavailable: the supervisor is shutting down.
+	ErrUnavailable = errors.New("privsep: supervisor shutting down")
+	// ErrVerify: a spawned worker's identity or confinement is not the
+	// spec's; it was killed.
+	ErrVerify = errors.New("privsep: worker verification failed")
+	// ErrParentGone: the worker's connection to the parent ended.
+	ErrParentGone = errors.New("privsep: parent gone")
+	// ErrWorkerGone: the worker exited or was disconnected; calls in
+	// flight in the parent see it as the cause of their context's end.
+	ErrWorkerGone = errors.New("privsep: worker gone")
+	// ErrProtocol: a peer broke the wire protocol and was disconnected.
+	ErrProtocol = errors.New("privsep: protocol violation")
+)
+
+// Config configures a [Supervisor]. The zero value is usable but admits no
+// operation for any role.
+type Config struct {
+	// Roles maps a role name to its policy. A role that is not listed has
+	// the zero Policy: every operation is refused.
+	Roles map[string]Policy
+
+	// Logger receives every call (at debug level, with role, pid and uid),
+	// every refusal and protocol violation (warn), and worker lifecycle
+	// events. Nil means slog.Default().
+	Logger *slog.Logger
+
+	// MaxPayload is the largest request or reply payload, in bytes;
+	// 0 means 64 KiB. MaxFiles is the largest number of descriptors in one
+	// message; 0 means 16. Both apply to both directions.
+	MaxPayload int
+	MaxFiles   int
+
+	// MaxInFlight is how many requests of one worker are handled at the
+	// same time; further requests wait. 0 means 64.
+	MaxInFlight int
+}
+
+// Policy is what one role may do. It denies everything it does not list.
+type Policy struct {
+	// Open lists the files the role may open with [Worker.Open].
+	Open []OpenRule
+	// Listen lists the addresses the role may listen on with
+	// [Worker.Listen].
+	Listen []ListenRule
+	// Ops lists the user-defined operations (see [Supervisor.Handle]) the
+	// role may call.
+	Ops map[string]OpRule
+	// Claim decides which processes connecting to a named socket
+	// ([Supervisor.ListenUnix]) may take this role. Nil: none; the role
+	// is only for workers the supervisor spawns.
+	Claim peercred.Authorizer
+}
+
+// OpRule allows a user-defined operation.
+type OpRule struct {
+	// Once allows the operation a single time per worker process.
+	Once bool
+}
+
+// OpenRule allows opening a file, or files beneath a directory.
+type OpenRule struct {
+	// Path is absolute and clean. It names a file, or with Beneath, a
+	// directory.
+	Path string
+	// Beneath allows any file under the directory Path, resolved so that
+	// neither ".." nor a symbolic link can lead outside it.
+	Beneath bool
+	// Flags are the open flags allowed besides read-only access:
+	// os.O_WRONLY or os.O_RDWR for writing, plus os.O_CREATE, os.O_TRUNC,
+	// os.O_APPEND, os.O_EXCL as needed. 0 allows read-only opens only.
+	Flags int
+	// Once allows a single open under this rule per worker process.
+	Once bool
+}
+
+// ListenRule allows a listening socket.
+type ListenRule struct {
+	// Network is "tcp", "tcp4", "tcp6", "unix" or "unixpacket"; Address
+	// must match the worker's request exactly (for example
+	// "127.0.0.1:80").
+	Network, Address string
+	// Once allows a single listen under this rule per worker process.
+	Once bool
+}
+
+// RestartPolicy says when a worker is started again after it exits.
+type RestartPolicy int
+
+const (
+	// RestartNever leaves an exited worker exited.
+	RestartNever RestartPolicy = iota
+	// RestartOnFailure restarts a worker that exits with a non-zero
+	// status or is killed by a signal.
+	RestartOnFailure
+	// RestartAlways restarts a worker whenever it exits, until it is
+	// stopped or the supervisor shuts down.
+	RestartAlways
+)
+
+// Spec describes a worker to spawn.
+type Spec struct {
+	// Role names the function the worker runs ([Register]) and the policy
+	// it gets (Config.Roles).
+	Role string
+	// Args are passed to the worker, see [Worker.Args].
+	Args []string
+	// Env lists KEY=VALUE entries for the worker's otherwise empty
+	// environment.
+	Env []string
+
+	// UID, GID and Groups are the worker's credentials, set by the kernel
+	// at exec. UID 0 or GID 0 is refused unless AllowRoot is set. A parent
+	// that is not root can only spawn workers as itself, with its own
+	// groups.
+	UID, GID  uint32
+	Groups    []uint32
+	AllowRoot bool
+
+	// Chroot, if set, is the worker's root directory; Path must then name
+	// the worker binary inside it. Dir is the working directory (inside
+	// the chroot); the default is "/".
+	Chroot string
+	Path   string
+	Dir    string
+
+	// UserNS starts the worker in a new user namespace in which it is
+	// UID 0, mapped to UID and GID outside (no groups); PIDNS starts it
+	// in a new PID namespace.
+	UserNS, PIDNS bool
+
+	// Stdout and Stderr receive the worker's output; nil means the
+	// parent's standard error.
+	Stdout, Stderr io.Writer
+
+	// Restart says when to start the worker again; restarts wait
+	// RestartDelay (default 100ms), doubling after each quick failure up
+	// to MaxRestartDelay (default 30s).
+	Restart         RestartPolicy
+	RestartDelay    time.Duration
+	MaxRestartDelay time.Duration
+
+	// HelloTimeout bounds the time from exec to a verified worker; 0
+	// means 10s.
+	HelloTimeout time.Duration
+}
+
+// Peer is a verified worker, as the parent's handlers see it.
+type Peer struct {
+	Role string
+	PID  int
+	UID  uint32
+	GID  uint32
+	// Groups are the worker's supplementary groups, as /proc (spawned
+	// workers) or SO_PEERGROUPS (named-socket workers) report them.
+	Groups []uint32
+	// PidFD refers to the worker process itself, immune to PID reuse; nil
+	// if the kernel gave none. It belongs to the supervisor: do not close.
+	PidFD *os.File
+	// Named is true for a process that connected to a named socket
+	// rather than being spawned.
+	Named bool
+}
+
+func (p *Peer) String() string {
+	return fmt.Sprintf("%s worker pid %d uid %d gid %d", p.Role, p.PID, p.UID, p.GID)
+}
+
+// Request is one call from a worker.
+type Request struct {
+	// Peer is the verified worker that called.
+	Peer *Peer
+	Op   string
+	// Payload is the request's data; it belongs to the handler.
+	Payload []byte
+	// Files are the descriptors sent with the request. They are closed
+	// when the handler returns; to keep one, set its entry to nil.
+	Files []*os.File
+}
+
+// A Handler serves a user-defined operation. It returns the reply payload and
+// descriptors to send back; the supervisor closes the descriptors once they
+// are sent (or could not be). An error is sent to the worker as a
+// [*CallError]; wrap [ErrDenied] to signal a policy refusal (logged at warn
+// level) rather than a failure. The context ends when the worker goes away
+// (with a cause wrapping [ErrWorkerGone]) or the supervisor shuts down.
+type Handler func(ctx context.Context, req *Request) (payload []byte, files []*os.File, err error)
+
+// CallError is the error a worker's call receives when the parent refused or
+// failed it.
+type CallError struct {
+	Op   string
+	Code uint16
+	Msg  string
+}
+
+func (e *CallError) Error() string {
+	return fmt.Sprintf("privsep: %s: %s", e.Op, e.Msg)
+}
+
+// Is matches the sentinel error of the code.
+func (e *CallError) Is(target error) bool {
+	switch e.Code {
+	case wire.CodeDenied:
+		return target == ErrDenied
+	case wire.CodeUnknownOp:
+		return target == ErrUnknownOp
+	case wire.CodeBadRequest:
+		return target == ErrBadRequest
+	case wire.CodeUnavailable:
+		return target == ErrUnavailable
+	}
+	return false
+}
+
+// limits returns the wire limits of c, or an error for impossible values.
+func (c *Config) limits() (wire.Limits, error) {
+	lim := wire.DefaultLimits
+	if c.MaxPayload != 0 {
+		lim.MaxPayload = c.MaxPayload
+	}
+	if c.MaxFiles != 0 {
+		lim.MaxFiles = c.MaxFiles
+	}
+	return lim, lim.Validate()
+}

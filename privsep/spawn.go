@@ -1,0 +1,639 @@
+//go:build linux
+
+package privsep
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/peercred/peercred"
+	"github.com/peercred/peercred/internal/wire"
+	"golang.org/x/sys/unix"
+)
+
+// spawner is one OS thread, locked for the supervisor's life, that forks
+// every worker. Two per-thread facts make it necessary: the parent-death
+// signal fires when the thread that forked the child exits (and Go retires
+// threads), and no_new_privs, set on this thread only, is inherited by the
+// children it forks and kept across exec.
+type spawner struct {
+	reqs chan func()
+	err  error // from prctl; every spawn fails with it
+	done chan struct{}
+}
+
+func newSpawner() *spawner {
+	sp := &spawner{reqs: make(chan func()), done: make(chan struct{})}
+	ready := make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		// Never unlocked: when this goroutine returns, the thread ends
+		// with it, so no other goroutine inherits no_new_privs.
+		defer close(sp.done)
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			sp.err = os.NewSyscallError("prctl PR_SET_NO_NEW_PRIVS", err)
+		}
+		close(ready)
+		for f := range sp.reqs {
+			f()
+		}
+	}()
+	<-ready
+	return sp
+}
+
+// start runs cmd.Start on the spawner thread.
+func (sp *spawner) start(cmd *exec.Cmd) error {
+	if sp.err != nil {
+		return sp.err
+	}
+	errc := make(chan error, 1)
+	sp.reqs <- func() { errc <- cmd.Start() }
+	return <-errc
+}
+
+// stop ends the thread. Workers it forked get their parent-death signal, so
+// call it only once they are gone.
+func (sp *spawner) stop() {
+	close(sp.reqs)
+	<-sp.done
+}
+
+// Process is a supervised worker. With a restart policy it outlives the
+// worker processes it starts one after another; PID reports the current one.
+type Process struct {
+	s    *Supervisor
+	spec Spec
+
+	mu       sync.Mutex
+	cur      *incarnation // nil while between restarts
+	restarts int
+	stopping bool          // Stop or Shutdown: no more restarts
+	wake     chan struct{} // interrupts a restart delay
+	err      error         // why the last incarnation ended
+	done     chan struct{} // closed when no incarnation will follow
+}
+
+// incarnation is one worker process.
+type incarnation struct {
+	cmd   *exec.Cmd
+	pidfd *os.File
+	sess  *session
+	start time.Time
+	exit  chan struct{} // closed when reaped
+	err   error         // exit status, valid after exit
+
+	forceRestart bool // Restart asked for a new process; guarded by Process.mu
+}
+
+// Role returns the worker's role.
+func (p *Process) Role() string { return p.spec.Role }
+
+// PID returns the PID of the current worker process, or 0 between restarts
+// and after the end.
+func (p *Process) PID() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cur == nil {
+		return 0
+	}
+	return p.cur.cmd.Process.Pid
+}
+
+// Restarts returns how many times the worker was started again.
+func (p *Process) Restarts() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.restarts
+}
+
+// Done is closed when the worker has exited for good: it was stopped, the
+// supervisor shut down, or it exited and its policy does not restart it.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Err returns why the last worker process ended (nil for status 0), once
+// Done is closed.
+func (p *Process) Err() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}
+
+// Signal sends sig to the current worker process through its pidfd.
+func (p *Process) Signal(sig syscall.Signal) error {
+	p.mu.Lock()
+	cur := p.cur
+	p.mu.Unlock()
+	if cur == nil {
+		return os.ErrProcessDone
+	}
+	return cur.signal(sig)
+}
+
+func (inc *incarnation) signal(sig syscall.Signal) error {
+	select {
+	case <-inc.exit:
+		return os.ErrProcessDone
+	default:
+	}
+	// cmd.Process signals through the pidfd Go keeps for it: it cannot
+	// reach a later process that reused the PID.
+	return inc.cmd.Process.Signal(sig)
+}
+
+// Stop asks the worker to stop (its context ends), waits for it until ctx
+// ends, then kills it. The worker is not restarted.
+func (p *Process) Stop(ctx context.Context) error {
+	p.mu.Lock()
+	p.stopping = true
+	cur := p.cur
+	p.mu.Unlock()
+	p.interrupt()
+	if cur != nil {
+		cur.stop(ctx)
+	}
+	select {
+	case <-p.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Restart stops the current worker process (gracefully, then by force when
+// ctx ends) and starts a new one at once, whatever the restart policy.
+func (p *Process) Restart(ctx context.Context) error {
+	p.mu.Lock()
+	if p.stopping {
+		p.mu.Unlock()
+		return fmt.Errorf("privsep: restart %s worker: %w", p.spec.Role, ErrUnavailable)
+	}
+	cur := p.cur
+	if cur != nil {
+		cur.forceRestart = true
+	}
+	p.mu.Unlock()
+	if cur == nil {
+		p.interrupt() // between restarts: start the next one now
+		return nil
+	}
+	// The supervising goroutine sees the exit and starts a new one.
+	cur.stop(ctx)
+	return nil
+}
+
+// stop asks for a graceful stop, then kills when ctx ends.
+func (inc *incarnation) stop(ctx context.Context) {
+	inc.sess.mc.write(&wire.Msg{Kind: wire.KindStop}, nil)
+	select {
+	case <-inc.exit:
+	case <-ctx.Done():
+		inc.signal(syscall.SIGKILL)
+		<-inc.exit
+	}
+}
+
+func (p *Process) interrupt() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.wake != nil {
+		close(p.wake)
+		p.wake = nil
+	}
+}
+
+// Spawn starts a worker as spec says and returns once it is verified and
+// serving. With a restart policy, the Process keeps starting new workers as
+// their predecessors exit, until stopped.
+func (s *Supervisor) Spawn(ctx context.Context, spec Spec) (*Process, error) {
+	if s.err != nil {
+		return nil, fmt.Errorf("privsep: spawn: %w", s.err)
+	}
+	if err := checkSpec(&spec); err != nil {
+		return nil, fmt.Errorf("privsep: spawn %s worker: %w", spec.Role, err)
+	}
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("privsep: spawn %s worker: %w", spec.Role, ErrUnavailable)
+	}
+	if s.spawner == nil {
+		s.spawner = newSpawner()
+	}
+	p := &Process{s: s, spec: spec, done: make(chan struct{})}
+	s.procs[p] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+
+	inc, err := s.start(ctx, &spec)
+	if err != nil {
+		s.mu.Lock()
+		delete(s.procs, p)
+		s.mu.Unlock()
+		close(p.done)
+		s.wg.Done()
+		return nil, err
+	}
+	p.mu.Lock()
+	p.cur = inc
+	stopping := p.stopping
+	p.mu.Unlock()
+	go p.supervise(inc)
+	if stopping {
+		// Shutdown began while we were starting it: it never serves.
+		inc.signal(syscall.SIGKILL)
+		<-p.done
+		return nil, fmt.Errorf("privsep: spawn %s worker: %w", spec.Role, ErrUnavailable)
+	}
+	return p, nil
+}
+
+// checkSpec validates spec and fills in defaults.
+func checkSpec(spec *Spec) error {
+	if !validName(spec.Role) {
+		return fmt.Errorf("invalid role name %q", spec.Role)
+	}
+	if !spec.AllowRoot && (spec.UID == 0 || spec.GID == 0) {
+		return fmt.Errorf("uid %d gid %d would leave the worker root; set AllowRoot to mean it", spec.UID, spec.GID)
+	}
+	if spec.UserNS && len(spec.Groups) > 0 {
+		return errors.New("a worker in a new user namespace has no supplementary groups")
+	}
+	if spec.Chroot != "" && spec.Path == "" {
+		return errors.New("with Chroot, Path must name the worker binary inside it")
+	}
+	if spec.HelloTimeout <= 0 {
+		spec.HelloTimeout = 10 * time.Second
+	}
+	if spec.RestartDelay <= 0 {
+		spec.RestartDelay = 100 * time.Millisecond
+	}
+	if spec.MaxRestartDelay <= 0 {
+		spec.MaxRestartDelay = 30 * time.Second
+	}
+	for _, kv := range spec.Env {
+		if !strings.Contains(kv, "=") || strings.HasPrefix(kv, "PEERCRED_PRIVSEP_") {
+			return fmt.Errorf("invalid environment entry %q", kv)
+		}
+	}
+	return nil
+}
+
+// start execs one worker and verifies it. On any failure the worker is
+// killed and reaped and every descriptor closed.
+func (s *Supervisor) start(ctx context.Context, spec *Spec) (*incarnation, error) {
+	local, remote, err := peercred.Socketpair(syscall.SOCK_SEQPACKET)
+	if err != nil {
+		return nil, fmt.Errorf("privsep: spawn %s worker: %w", spec.Role, err)
+	}
+	mc := newMsgConn(local, s.lim)
+	if err := mc.setPassCred(true); err != nil {
+		local.Close()
+		remote.Close()
+		return nil, fmt.Errorf("privsep: spawn %s worker: %w", spec.Role, err)
+	}
+	cmd, err := workerCmd(spec, remote)
+	if err != nil {
+		local.Close()
+		remote.Close()
+		return nil, fmt.Errorf("privsep: spawn %s worker: %w", spec.Role, err)
+	}
+	pidfd := -1
+	cmd.SysProcAttr.PidFD = &pidfd
+	err = s.spawner.start(cmd)
+	remote.Close()
+	if err != nil {
+		local.Close()
+		return nil, fmt.Errorf("privsep: spawn %s worker: %w", spec.Role, err)
+	}
+	inc := &incarnation{cmd: cmd, start: time.Now(), exit: make(chan struct{})}
+	if pidfd >= 0 {
+		inc.pidfd = os.NewFile(uintptr(pidfd), "pidfd")
+	}
+	fail := func(err error) (*incarnation, error) {
+		cmd.Process.Kill()
+		if werr := cmd.Wait(); werr != nil && !strings.Contains(werr.Error(), "signal: killed") {
+			err = fmt.Errorf("%w (worker: %v)", err, werr)
+		}
+		local.Close()
+		if inc.pidfd != nil {
+			inc.pidfd.Close()
+		}
+		return nil, err
+	}
+	peer, err := s.verify(ctx, mc, spec, cmd.Process.Pid)
+	if err != nil {
+		s.log().Warn("privsep: worker refused", "role", spec.Role, "pid", cmd.Process.Pid, "err", err)
+		return fail(err)
+	}
+	peer.PidFD = inc.pidfd
+	if err := mc.setPassCred(false); err != nil {
+		return fail(fmt.Errorf("privsep: spawn %s worker: %w", spec.Role, err))
+	}
+	sess, err := s.newSession(mc, peer, func() { inc.signal(syscall.SIGKILL) })
+	if err != nil {
+		return fail(fmt.Errorf("privsep: spawn %s worker: %w", spec.Role, err))
+	}
+	inc.sess = sess
+	if err := mc.write(s.welcome(), nil); err != nil {
+		sess.end(err)
+		s.mu.Lock()
+		delete(s.conns, sess)
+		s.mu.Unlock()
+		return fail(fmt.Errorf("privsep: spawn %s worker: welcome: %w", spec.Role, err))
+	}
+	s.log().Info("privsep: worker started", "role", spec.Role, "pid", peer.PID, "uid", peer.UID, "gid", peer.GID)
+	go sess.serve()
+	return inc, nil
+}
+
+// workerCmd builds the command that re-executes this binary as a worker.
+func workerCmd(spec *Spec, remote *os.File) (*exec.Cmd, error) {
+	path := spec.Path
+	if path == "" {
+		path = "/proc/self/exe"
+	}
+	env := []string{
+		envRole + "=" + spec.Role,
+		envParent + "=" + strconv.Itoa(os.Getpid()),
+		envArgs + "=" + strconv.Itoa(len(spec.Args)),
+	}
+	if spec.AllowRoot || spec.UserNS {
+		// In its own user namespace the worker is root there, and only
+		// there: the parent checks its identity outside.
+		env = append(env, envAllowRoot+"=1")
+	}
+	env = append(env, spec.Env...)
+	stdout, stderr := spec.Stdout, spec.Stderr
+	if stdout == nil {
+		stdout = os.Stderr
+	}
+	if stderr == nil {
+		stderr = os.Stderr
+	}
+	dir := spec.Dir
+	if dir == "" {
+		dir = "/"
+	}
+	cmd := &exec.Cmd{
+		Path:       path,
+		Args:       append([]string{"privsep-" + spec.Role}, spec.Args...),
+		Env:        env,
+		Dir:        dir,
+		Stdout:     stdout,
+		Stderr:     stderr,
+		ExtraFiles: []*os.File{remote},
+		SysProcAttr: &syscall.SysProcAttr{
+			Setsid:    true,
+			Pdeathsig: syscall.SIGKILL,
+			Chroot:    spec.Chroot,
+		},
+	}
+	sys := cmd.SysProcAttr
+	if spec.PIDNS {
+		sys.Cloneflags |= syscall.CLONE_NEWPID
+	}
+	if spec.UserNS {
+		sys.Cloneflags |= syscall.CLONE_NEWUSER
+		sys.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(spec.UID), Size: 1}}
+		sys.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(spec.GID), Size: 1}}
+		sys.GidMappingsEnableSetgroups = os.Geteuid() == 0
+		sys.Credential = &syscall.Credential{Uid: 0, Gid: 0, Groups: []uint32{}, NoSetGroups: os.Geteuid() != 0}
+		return cmd, nil
+	}
+	if os.Geteuid() != 0 {
+		// Without root the kernel lets us be only ourselves.
+		if spec.UID != uint32(os.Geteuid()) || spec.GID != uint32(os.Getegid()) {
+			return nil, fmt.Errorf("uid %d gid %d: a parent that is not root (euid %d) can only spawn workers as itself",
+				spec.UID, spec.GID, os.Geteuid())
+		}
+		return cmd, nil
+	}
+	sys.Credential = &syscall.Credential{Uid: spec.UID, Gid: spec.GID, Groups: append([]uint32{}, spec.Groups...)}
+	return cmd, nil
+}
+
+// verify waits for the worker's hello and checks, from what the kernel
+// says, that it is the child we started with the spec's identity.
+func (s *Supervisor) verify(ctx context.Context, mc *msgConn, spec *Spec, pid int) (*Peer, error) {
+	fail := func(format string, args ...any) (*Peer, error) {
+		return nil, fmt.Errorf("%w: %s worker pid %d: %s", ErrVerify, spec.Role, pid, fmt.Sprintf(format, args...))
+	}
+	deadline := time.Now().Add(spec.HelloTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	mc.c.SetReadDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { mc.c.SetReadDeadline(time.Now()) })
+	m, err := mc.read()
+	stop()
+	mc.c.SetReadDeadline(time.Time{})
+	if err != nil {
+		if ctx.Err() != nil {
+			return fail("no hello: %v", ctx.Err())
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return fail("no hello within %v", spec.HelloTimeout)
+		}
+		if isEOF(err) {
+			return fail("exited before its hello")
+		}
+		return fail("hello: %v", err)
+	}
+	defer m.closeFiles()
+	if m.Kind != wire.KindHello {
+		return fail("first message is %v, want hello", m.Kind)
+	}
+	if len(m.Files) != 0 {
+		return fail("hello carries %d descriptors", len(m.Files))
+	}
+	if m.Op != spec.Role {
+		return fail("hello is for role %q, want %q", m.Op, spec.Role)
+	}
+	if m.Cred == nil {
+		return fail("hello has no SCM_CREDENTIALS")
+	}
+	// SCM_CREDENTIALS: the kernel filled these in at send time (or checked
+	// them, had the sender supplied its own).
+	if int(m.Cred.Pid) != pid {
+		return fail("hello sent by pid %d, not the worker", m.Cred.Pid)
+	}
+	if m.Cred.Uid != spec.UID {
+		return fail("uid is %d, want %d", m.Cred.Uid, spec.UID)
+	}
+	if m.Cred.Gid != spec.GID {
+		return fail("gid is %d, want %d", m.Cred.Gid, spec.GID)
+	}
+	// /proc of our unreaped child: the PID is still its own. All four IDs
+	// (real, effective, saved, filesystem), groups and no_new_privs.
+	st, err := readStatus(pid)
+	if err != nil {
+		return fail("%v", err)
+	}
+	for _, f := range []struct {
+		field string
+		want  uint32
+	}{{"Uid", spec.UID}, {"Gid", spec.GID}} {
+		ids, err := parseIDs(st[f.field])
+		if err != nil || len(ids) != 4 {
+			return fail("/proc status %s: %q", f.field, st[f.field])
+		}
+		for _, id := range ids {
+			if id != f.want {
+				return fail("/proc status %s is %v, want %d in all four", f.field, ids, f.want)
+			}
+		}
+	}
+	groups, err := parseIDs(st["Groups"])
+	if err != nil {
+		return fail("/proc status Groups: %q", st["Groups"])
+	}
+	wantGroups := slices.Clone(spec.Groups)
+	if os.Geteuid() != 0 && !spec.UserNS {
+		wantGroups = nil // a non-root parent's workers keep its groups
+		if g, err := os.Getgroups(); err == nil {
+			for _, id := range g {
+				wantGroups = append(wantGroups, uint32(id))
+			}
+		}
+	}
+	slices.Sort(groups)
+	slices.Sort(wantGroups)
+	if !slices.Equal(groups, wantGroups) {
+		return fail("groups are %v, want %v", groups, wantGroups)
+	}
+	if st["NoNewPrivs"] != "1" {
+		return fail("NoNewPrivs is %q, want 1", st["NoNewPrivs"])
+	}
+	return &Peer{Role: spec.Role, PID: pid, UID: m.Cred.Uid, GID: m.Cred.Gid, Groups: groups}, nil
+}
+
+// readStatus reads /proc/PID/status into a map.
+func readStatus(pid int) (map[string]string, error) {
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st := make(map[string]string)
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok {
+			st[k] = strings.TrimSpace(v)
+		}
+	}
+	return st, sc.Err()
+}
+
+// parseIDs parses a whitespace-separated list of IDs.
+func parseIDs(s string) ([]uint32, error) {
+	var ids []uint32
+	for _, f := range strings.Fields(s) {
+		id, err := strconv.ParseUint(f, 10, 32)
+		if err != nil {
+			return nil, err
+		}
+		ids = append(ids, uint32(id))
+	}
+	return ids, nil
+}
+
+// supervise waits for each incarnation to exit and starts the next one as
+// the restart policy says.
+func (p *Process) supervise(inc *incarnation) {
+	s := p.s
+	defer s.wg.Done()
+	delay := p.spec.RestartDelay
+	for {
+		inc.err = inc.cmd.Wait()
+		if inc.pidfd != nil {
+			inc.pidfd.Close()
+		}
+		close(inc.exit)
+		cause := fmt.Errorf("%w: %s worker pid %d exited: %v", ErrWorkerGone, p.spec.Role, inc.cmd.Process.Pid, exitText(inc.err))
+		inc.sess.end(cause)
+		<-inc.sess.done
+		level := slog.LevelInfo
+		if inc.err != nil {
+			level = slog.LevelWarn
+		}
+		s.log().Log(context.Background(), level, "privsep: worker exited", "role", p.spec.Role,
+			"pid", inc.cmd.Process.Pid, "status", exitText(inc.err))
+
+		p.mu.Lock()
+		p.cur = nil
+		p.err = inc.err
+		forced := inc.forceRestart
+		restart := !p.stopping && (forced ||
+			p.spec.Restart == RestartAlways || p.spec.Restart == RestartOnFailure && inc.err != nil)
+		if !restart {
+			p.mu.Unlock()
+			break
+		}
+		p.restarts++
+		wake := make(chan struct{})
+		p.wake = wake
+		p.mu.Unlock()
+
+		if forced {
+			delay = 0
+		} else if time.Since(inc.start) > 10*p.spec.MaxRestartDelay {
+			delay = p.spec.RestartDelay // it ran long: not a crash loop
+		}
+		for {
+			if delay > 0 {
+				t := time.NewTimer(delay)
+				select {
+				case <-t.C:
+				case <-wake:
+				case <-s.ctx.Done():
+				}
+				t.Stop()
+			}
+			delay = min(max(2*delay, p.spec.RestartDelay), p.spec.MaxRestartDelay)
+			p.mu.Lock()
+			stopping := p.stopping
+			p.mu.Unlock()
+			if stopping || s.ctx.Err() != nil {
+				inc = nil
+				break
+			}
+			next, err := s.start(s.ctx, &p.spec)
+			if err != nil {
+				s.log().Error("privsep: restart failed", "role", p.spec.Role, "err", err)
+				continue
+			}
+			inc = next
+			break
+		}
+		if inc == nil {
+			break
+		}
+		p.mu.Lock()
+		p.cur = inc
+		p.mu.Unlock()
+	}
+	s.mu.Lock()
+	delete(s.procs, p)
+	s.mu.Unlock()
+	close(p.done)
+}
+
+func exitText(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
+}

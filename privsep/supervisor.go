@@ -1,0 +1,370 @@
+//go:build linux
+
+package privsep
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/peercred/peercred"
+	"github.com/peercred/peercred/internal/wire"
+)
+
+// Names of the built-in operations.
+const (
+	opOpen   = "open"
+	opListen = "listen"
+)
+
+// Supervisor is the privileged parent: it spawns and supervises workers,
+// verifies them, and serves their calls under each role's policy. Its methods
+// are safe for concurrent use. Call [Supervisor.Shutdown] when done.
+type Supervisor struct {
+	cfg Config
+	lim wire.Limits
+	err error // a Config error, reported by Spawn and ListenUnix
+
+	ctx    context.Context // ends at Shutdown: handlers' contexts derive from it
+	cancel context.CancelCauseFunc
+
+	spawner *spawner
+
+	mu        sync.Mutex
+	handlers  map[string]Handler
+	procs     map[*Process]struct{}
+	conns     map[*session]struct{}
+	listeners map[*peercred.Listener]struct{}
+	closing   bool
+	wg        sync.WaitGroup // every goroutine the supervisor starts
+}
+
+// New returns a Supervisor with the given configuration.
+func New(cfg Config) *Supervisor {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	s := &Supervisor{
+		cfg:       cfg,
+		ctx:       ctx,
+		cancel:    cancel,
+		handlers:  make(map[string]Handler),
+		procs:     make(map[*Process]struct{}),
+		conns:     make(map[*session]struct{}),
+		listeners: make(map[*peercred.Listener]struct{}),
+	}
+	s.lim, s.err = cfg.limits()
+	if cfg.MaxInFlight <= 0 {
+		s.cfg.MaxInFlight = 64
+	}
+	return s
+}
+
+// Handle registers h for the user-defined operation op. Which roles may call
+// it is up to their [Policy.Ops]. It panics on an invalid or built-in name.
+func (s *Supervisor) Handle(op string, h Handler) {
+	if !validName(op) || op == opOpen || op == opListen {
+		panic(fmt.Sprintf("privsep: Handle: invalid or built-in operation name %q", op))
+	}
+	if h == nil {
+		panic("privsep: Handle: nil handler for " + op)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.handlers[op] = h
+}
+
+func (s *Supervisor) log() *slog.Logger {
+	if s.cfg.Logger != nil {
+		return s.cfg.Logger
+	}
+	return slog.Default()
+}
+
+// policy returns the role's policy (the zero Policy for an unknown role).
+func (s *Supervisor) policy(role string) Policy {
+	return s.cfg.Roles[role]
+}
+
+// welcome is the message that admits a verified worker: it carries the
+// limits both sides hold to.
+func (s *Supervisor) welcome() *wire.Msg {
+	p := make([]byte, 8)
+	binary.LittleEndian.PutUint32(p[0:], uint32(s.lim.MaxPayload))
+	binary.LittleEndian.PutUint32(p[4:], uint32(s.lim.MaxFiles))
+	return &wire.Msg{Kind: wire.KindWelcome, Payload: p}
+}
+
+// session serves one verified worker connection.
+type session struct {
+	s      *Supervisor
+	mc     *msgConn
+	peer   *Peer
+	policy Policy
+
+	ctx    context.Context // ends when the session does
+	cancel context.CancelCauseFunc
+
+	sem chan struct{} // MaxInFlight
+
+	mu   sync.Mutex
+	used map[string]bool // operations and rules allowed once, and used
+	kill func()          // kills a spawned worker; nil for named ones
+	done chan struct{}   // closed when serve returns
+}
+
+// newSession registers a session; it fails once the supervisor is closing.
+func (s *Supervisor) newSession(mc *msgConn, peer *Peer, kill func()) (*session, error) {
+	ctx, cancel := context.WithCancelCause(s.ctx)
+	ss := &session{
+		s:      s,
+		mc:     mc,
+		peer:   peer,
+		policy: s.policy(peer.Role),
+		ctx:    ctx,
+		cancel: cancel,
+		sem:    make(chan struct{}, s.cfg.MaxInFlight),
+		used:   make(map[string]bool),
+		kill:   kill,
+		done:   make(chan struct{}),
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		cancel(ErrUnavailable)
+		return nil, ErrUnavailable
+	}
+	s.conns[ss] = struct{}{}
+	return ss, nil
+}
+
+// serve reads requests until the connection ends. A protocol violation
+// disconnects the worker, and kills it if it was spawned.
+func (ss *session) serve() {
+	defer close(ss.done)
+	s := ss.s
+	var handlers sync.WaitGroup
+	var cause error
+loop:
+	for {
+		m, err := ss.mc.read()
+		if err == nil && m.Kind != wire.KindRequest {
+			m.closeFiles()
+			err = violation("worker sent a %v message", m.Kind)
+		}
+		if err != nil {
+			var pe *protocolError
+			switch {
+			case errors.As(err, &pe):
+				s.log().Warn("privsep: protocol violation; worker disconnected",
+					"role", ss.peer.Role, "pid", ss.peer.PID, "uid", ss.peer.UID, "err", err)
+				if ss.kill != nil {
+					ss.kill()
+				}
+				cause = fmt.Errorf("%w: %s disconnected: %w", ErrWorkerGone, ss.peer, err)
+			case isEOF(err):
+				cause = fmt.Errorf("%w: %s closed its connection", ErrWorkerGone, ss.peer)
+				if ss.kill != nil {
+					// A spawned worker's socket closes as it exits: give
+					// the supervising goroutine a moment to end the
+					// session with the exit status, a better cause.
+					t := time.NewTimer(100 * time.Millisecond)
+					select {
+					case <-ss.ctx.Done():
+					case <-t.C:
+					}
+					t.Stop()
+				}
+			default:
+				cause = fmt.Errorf("%w: %s: read: %w", ErrWorkerGone, ss.peer, err)
+			}
+			break loop
+		}
+		req := &Request{Peer: ss.peer, Op: m.Op, Files: m.Files}
+		if len(m.Payload) > 0 {
+			req.Payload = append([]byte(nil), m.Payload...)
+		}
+		id := m.ID
+		ss.sem <- struct{}{}
+		handlers.Add(1)
+		go func() {
+			defer handlers.Done()
+			defer func() { <-ss.sem }()
+			ss.handle(id, req)
+		}()
+	}
+	// Fail the calls in flight fast, with the cause, and close.
+	ss.cancel(cause)
+	ss.mc.close()
+	handlers.Wait()
+	s.mu.Lock()
+	delete(s.conns, ss)
+	s.mu.Unlock()
+}
+
+// end closes the session's connection with cause; serve then returns.
+func (ss *session) end(cause error) {
+	ss.cancel(cause)
+	ss.mc.close()
+}
+
+// handle runs one request and sends its reply.
+func (ss *session) handle(id uint32, req *Request) {
+	s := ss.s
+	defer closeAll(req.Files)
+	payload, files, err := ss.call(req)
+	if err != nil {
+		code := wire.CodeFailed
+		level := slog.LevelInfo
+		switch {
+		case errors.Is(err, ErrDenied):
+			code, level = wire.CodeDenied, slog.LevelWarn
+		case errors.Is(err, ErrUnknownOp):
+			code, level = wire.CodeUnknownOp, slog.LevelWarn
+		case errors.Is(err, ErrBadRequest):
+			code, level = wire.CodeBadRequest, slog.LevelWarn
+		case errors.Is(err, ErrUnavailable):
+			code = wire.CodeUnavailable
+		}
+		msg := "privsep: call refused"
+		if level != slog.LevelWarn {
+			msg = "privsep: call failed"
+		}
+		s.log().Log(ss.ctx, level, msg, "role", ss.peer.Role, "pid", ss.peer.PID, "uid", ss.peer.UID,
+			"op", req.Op, "reason", err.Error())
+		ss.reply(&wire.Msg{Kind: wire.KindError, ID: id, Code: code, Payload: errPayload(err, s.lim)}, nil)
+		return
+	}
+	s.log().Debug("privsep: call", "role", ss.peer.Role, "pid", ss.peer.PID, "uid", ss.peer.UID, "op", req.Op)
+	ss.reply(&wire.Msg{Kind: wire.KindReply, ID: id, Payload: payload}, files)
+}
+
+// reply sends m with files and closes the files.
+func (ss *session) reply(m *wire.Msg, files []*os.File) {
+	defer closeAll(files)
+	if err := ss.mc.write(m, files); err != nil && ss.ctx.Err() == nil {
+		ss.s.log().Warn("privsep: reply not sent", "role", ss.peer.Role, "pid", ss.peer.PID, "op", m.Kind, "err", err)
+		if m.Kind == wire.KindReply && !isEOF(err) {
+			// The reply itself could not be encoded (too large):
+			// tell the worker instead of leaving its call hanging.
+			ss.mc.write(&wire.Msg{Kind: wire.KindError, ID: m.ID, Code: wire.CodeFailed,
+				Payload: errPayload(err, ss.s.lim)}, nil)
+		}
+	}
+}
+
+// call checks policy and runs the operation.
+func (ss *session) call(req *Request) (payload []byte, files []*os.File, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			ss.s.log().Error("privsep: handler panicked", "op", req.Op, "panic", r, "stack", string(debug.Stack()))
+			closeAll(files)
+			payload, files, err = nil, nil, fmt.Errorf("handler for %s panicked", req.Op)
+		}
+	}()
+	switch req.Op {
+	case opOpen:
+		return ss.open(req)
+	case opListen:
+		return ss.listen(req)
+	}
+	ss.s.mu.Lock()
+	h := ss.s.handlers[req.Op]
+	ss.s.mu.Unlock()
+	if h == nil {
+		return nil, nil, fmt.Errorf("%w %q", ErrUnknownOp, req.Op)
+	}
+	rule, ok := ss.policy.Ops[req.Op]
+	if !ok {
+		return nil, nil, fmt.Errorf("%w: role %q may not call %q", ErrDenied, ss.peer.Role, req.Op)
+	}
+	if rule.Once && !ss.useOnce("op:"+req.Op) {
+		return nil, nil, fmt.Errorf("%w: %q is allowed once and was used", ErrDenied, req.Op)
+	}
+	return h(ss.ctx, req)
+}
+
+// useOnce marks key used; false if it was already.
+func (ss *session) useOnce(key string) bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.used[key] {
+		return false
+	}
+	ss.used[key] = true
+	return true
+}
+
+// errPayload is the error text sent to a worker, cut to the payload limit.
+func errPayload(err error, lim wire.Limits) []byte {
+	b := []byte(err.Error())
+	if len(b) > lim.MaxPayload {
+		b = b[:lim.MaxPayload]
+	}
+	return b
+}
+
+// Shutdown stops the supervisor: named sockets close, every worker is asked
+// to stop (its context ends) and, if it has not exited when ctx ends, killed.
+// Handlers' contexts end. Shutdown returns when every worker is reaped and
+// every goroutine of the supervisor has ended; the error is ctx's if workers
+// had to be killed.
+func (s *Supervisor) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	procs := make([]*Process, 0, len(s.procs))
+	for p := range s.procs {
+		procs = append(procs, p)
+	}
+	listeners := make([]*peercred.Listener, 0, len(s.listeners))
+	for l := range s.listeners {
+		listeners = append(listeners, l)
+	}
+	conns := make([]*session, 0, len(s.conns))
+	for c := range s.conns {
+		if c.kill == nil { // named-socket sessions; spawned ones end with their process
+			conns = append(conns, c)
+		}
+	}
+	s.mu.Unlock()
+
+	for _, l := range listeners {
+		l.Close()
+	}
+	for _, c := range conns {
+		c.mc.write(&wire.Msg{Kind: wire.KindStop}, nil)
+		c.end(fmt.Errorf("%w: supervisor shutting down", ErrUnavailable))
+	}
+	var wg sync.WaitGroup
+	for _, p := range procs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.Stop(ctx)
+		}()
+	}
+	wg.Wait()
+	err := ctx.Err()
+	// Stop returns when ctx ends even if a worker is still being killed;
+	// wait for every process to be reaped, whatever ctx says.
+	for _, p := range procs {
+		<-p.done
+	}
+	s.cancel(fmt.Errorf("%w", ErrUnavailable))
+	s.wg.Wait()
+	s.mu.Lock()
+	sp := s.spawner
+	s.spawner = nil
+	s.mu.Unlock()
+	if sp != nil {
+		sp.stop()
+	}
+	if err != nil {
+		return fmt.Errorf("privsep: shutdown: workers killed: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,414 @@
+//go:build linux
+
+package privsep
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/peercred/peercred"
+	"github.com/peercred/peercred/internal/wire"
+	"golang.org/x/sys/unix"
+)
+
+// Environment of a worker process, set by the parent.
+const (
+	envRole      = "PEERCRED_PRIVSEP_ROLE"
+	envParent    = "PEERCRED_PRIVSEP_PARENT"     // the parent's PID, to detect a parent already gone
+	envAllowRoot = "PEERCRED_PRIVSEP_ALLOW_ROOT" // "1" when the spec allows root
+	envArgs      = "PEERCRED_PRIVSEP_NARGS"      // number of Args at the end of os.Args
+	workerFD     = 3                             // the worker's end of the socket pair
+)
+
+// RoleFunc is the code a worker runs. It returns when its work is done or
+// ctx ends (the parent asked it to stop, or is gone); a nil or context error
+// exits the worker with status 0, another error with status 1.
+type RoleFunc func(ctx context.Context, w *Worker) error
+
+var (
+	rolesMu sync.Mutex
+	roles   = map[string]RoleFunc{}
+)
+
+// Register makes fn available as role. Call it before [Main], from init or
+// the start of main. It panics on an empty or duplicate role or a nil fn.
+func Register(role string, fn RoleFunc) {
+	if !validName(role) {
+		panic(fmt.Sprintf("privsep: Register: invalid role name %q (want [a-z0-9._-], 1 to %d bytes)", role, wire.MaxOpLen))
+	}
+	if fn == nil {
+		panic("privsep: Register: nil function for role " + role)
+	}
+	rolesMu.Lock()
+	defer rolesMu.Unlock()
+	if _, dup := roles[role]; dup {
+		panic("privsep: Register: role registered twice: " + role)
+	}
+	roles[role] = fn
+}
+
+// Main runs the worker role when this process was started by
+// [Supervisor.Spawn], and then exits the process with the role's status: it
+// never returns in a worker. In any other process it returns at once. Call it
+// first thing in main, after registering the roles.
+func Main() {
+	role, ok := os.LookupEnv(envRole)
+	if !ok {
+		return
+	}
+	os.Exit(runWorker(role))
+}
+
+// runWorker is the worker's life: checks, hello, role, exit status.
+func runWorker(role string) int {
+	fail := func(format string, args ...any) int {
+		fmt.Fprintf(os.Stderr, "privsep: %s worker (pid %d): %s\n", role, os.Getpid(), fmt.Sprintf(format, args...))
+		return 2
+	}
+	parent, _ := strconv.Atoi(os.Getenv(envParent))
+	allowRoot := os.Getenv(envAllowRoot) == "1"
+	nargs, _ := strconv.Atoi(os.Getenv(envArgs))
+	for _, k := range []string{envRole, envParent, envAllowRoot, envArgs} {
+		os.Unsetenv(k) // not for the role's own children
+	}
+
+	// The parent spawns from a thread with no_new_privs set, so every
+	// thread of ours has it already; set it on this one regardless.
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return fail("prctl(PR_SET_NO_NEW_PRIVS): %v", err)
+	}
+	if !allowRoot && (os.Getuid() == 0 || os.Geteuid() == 0) {
+		return fail("refusing to run as root (uid %d euid %d): the spec does not allow it", os.Getuid(), os.Geteuid())
+	}
+	// The parent-death signal is armed only from the moment of exec: a
+	// parent that died before then left us orphaned already. In a new PID
+	// namespace our parent is outside it and getppid says 0.
+	if ppid := os.Getppid(); parent != 0 && ppid != 0 && ppid != parent {
+		return fail("parent %d is gone (parent is now %d)", parent, ppid)
+	}
+
+	rolesMu.Lock()
+	fn := roles[role]
+	rolesMu.Unlock()
+	if fn == nil {
+		return fail("role %q is not registered in this binary", role)
+	}
+
+	f := os.NewFile(workerFD, "privsep")
+	c, err := peercred.FileConn(f)
+	f.Close()
+	if err != nil {
+		return fail("socket to the parent: %v", err)
+	}
+	w, err := handshake(c, role, wire.Msg{Kind: wire.KindHello, Op: role})
+	if err != nil {
+		return fail("%v", err)
+	}
+	if nargs > 0 && nargs < len(os.Args) {
+		w.args = os.Args[len(os.Args)-nargs:]
+	}
+	roleDone := make(chan struct{})
+	go func() {
+		// EOF on the socket means the parent is gone (normally the
+		// parent-death signal has killed us already). Give the role a
+		// moment to notice its context, then go.
+		select {
+		case <-w.readDone:
+		case <-roleDone:
+			return
+		}
+		t := time.NewTimer(500 * time.Millisecond)
+		select {
+		case <-t.C:
+			fmt.Fprintf(os.Stderr, "privsep: %s worker (pid %d): parent gone, exiting\n", role, os.Getpid())
+			os.Exit(1)
+		case <-roleDone:
+		}
+	}()
+	err = fn(w.ctx, w)
+	close(roleDone)
+	w.Close()
+	if err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintf(os.Stderr, "privsep: %s worker (pid %d): %v\n", role, os.Getpid(), err)
+		return 1
+	}
+	return 0
+}
+
+// Worker is a worker's connection to its parent. Its methods are safe for
+// concurrent use; many calls may be in flight at once.
+type Worker struct {
+	role string
+	args []string
+	mc   *msgConn
+
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+
+	nextID  uint32
+	mu      sync.Mutex
+	pending map[uint32]chan reply
+	err     error // set when the connection is gone
+
+	readDone chan struct{}
+}
+
+type reply struct {
+	payload []byte
+	files   []*os.File
+	err     error
+}
+
+// handshake sends hello on c, waits for the welcome and starts the reader.
+// It closes c on error.
+func handshake(c *peercred.Conn, role string, hello wire.Msg) (*Worker, error) {
+	// Until the welcome says otherwise, the protocol's defaults apply.
+	mc := newMsgConn(c, wire.DefaultLimits)
+	if err := mc.write(&hello, nil); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("hello: %w", err)
+	}
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	m, err := mc.read()
+	c.SetReadDeadline(time.Time{})
+	if err != nil {
+		c.Close()
+		if isEOF(err) {
+			return nil, fmt.Errorf("not admitted as %q: the parent closed the connection: %w", role, ErrParentGone)
+		}
+		return nil, fmt.Errorf("welcome: %w", err)
+	}
+	if m.Kind != wire.KindWelcome || len(m.Payload) != 8 {
+		m.closeFiles()
+		c.Close()
+		return nil, fmt.Errorf("welcome: got %v message with %d bytes: %w", m.Kind, len(m.Payload), ErrProtocol)
+	}
+	lim := wire.Limits{
+		MaxPayload: int(binary.LittleEndian.Uint32(m.Payload[0:])),
+		MaxFiles:   int(binary.LittleEndian.Uint32(m.Payload[4:])),
+	}
+	if err := lim.Validate(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("welcome: %w", err)
+	}
+	if lim != mc.lim {
+		mc = newMsgConn(c, lim)
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	w := &Worker{
+		role:     role,
+		mc:       mc,
+		ctx:      ctx,
+		cancel:   cancel,
+		pending:  make(map[uint32]chan reply),
+		readDone: make(chan struct{}),
+	}
+	go w.readLoop()
+	return w, nil
+}
+
+// Dial connects to a supervisor's named socket ([Supervisor.ListenUnix]) and
+// asks to be admitted as role. The supervisor identifies this process with
+// SO_PEERCRED and admits it only if its Authorizer and the role's
+// [Policy.Claim] do. Close the Worker when done.
+func Dial(ctx context.Context, path, role string) (*Worker, error) {
+	if !validName(role) {
+		return nil, fmt.Errorf("privsep: dial: invalid role name %q", role)
+	}
+	c, err := peercred.DialNetwork(ctx, "unixpacket", path)
+	if err != nil {
+		return nil, fmt.Errorf("privsep: dial: %w", err)
+	}
+	w, err := handshake(c, role, wire.Msg{Kind: wire.KindHello, Op: role})
+	if err != nil {
+		return nil, fmt.Errorf("privsep: dial %s: %w", path, err)
+	}
+	return w, nil
+}
+
+// Role returns the worker's role.
+func (w *Worker) Role() string { return w.role }
+
+// Args returns the Spec's Args.
+func (w *Worker) Args() []string { return w.args }
+
+// Context returns a context that ends when the parent asks the worker to
+// stop or is gone.
+func (w *Worker) Context() context.Context { return w.ctx }
+
+// Close closes the connection to the parent; calls in flight fail.
+func (w *Worker) Close() error {
+	err := w.mc.close()
+	<-w.readDone
+	return err
+}
+
+// Call asks the parent to perform op with payload and files, and returns its
+// reply. The caller keeps files (they may be closed once Call returns) and
+// owns the returned files. A refusal is a [*CallError] that matches
+// [ErrDenied], [ErrUnknownOp] or [ErrBadRequest] with errors.Is.
+func (w *Worker) Call(ctx context.Context, op string, payload []byte, files ...*os.File) ([]byte, []*os.File, error) {
+	ch := make(chan reply, 1)
+	w.mu.Lock()
+	if w.err != nil {
+		err := w.err
+		w.mu.Unlock()
+		return nil, nil, err
+	}
+	w.nextID++
+	if w.nextID == 0 {
+		w.nextID = 1
+	}
+	id := w.nextID
+	w.pending[id] = ch
+	w.mu.Unlock()
+
+	m := wire.Msg{Kind: wire.KindRequest, ID: id, Op: op, Payload: payload}
+	if err := w.mc.write(&m, files); err != nil {
+		w.forget(id)
+		w.mu.Lock()
+		if w.err != nil {
+			err = w.err
+		}
+		w.mu.Unlock()
+		return nil, nil, fmt.Errorf("privsep: %s: %w", op, err)
+	}
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			var ce *CallError
+			if errors.As(r.err, &ce) {
+				ce.Op = op
+			}
+		}
+		return r.payload, r.files, r.err
+	case <-ctx.Done():
+		if !w.forget(id) {
+			// The reply came meanwhile: drop it.
+			r := <-ch
+			closeAll(r.files)
+		}
+		return nil, nil, fmt.Errorf("privsep: %s: %w", op, context.Cause(ctx))
+	}
+}
+
+// forget removes a pending call; false if the reader already took it.
+func (w *Worker) forget(id uint32) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, ok := w.pending[id]
+	delete(w.pending, id)
+	return ok
+}
+
+// readLoop delivers replies until the connection ends, then fails every
+// pending call and ends the worker's context.
+func (w *Worker) readLoop() {
+	defer close(w.readDone)
+	var err error
+	for {
+		var m inMsg
+		m, err = w.mc.read()
+		if err != nil {
+			break
+		}
+		switch m.Kind {
+		case wire.KindReply, wire.KindError:
+			w.mu.Lock()
+			ch, ok := w.pending[m.ID]
+			delete(w.pending, m.ID)
+			w.mu.Unlock()
+			if !ok {
+				m.closeFiles() // the caller gave up on it
+				continue
+			}
+			r := reply{files: m.Files}
+			if m.Kind == wire.KindError {
+				r.err = &CallError{Code: m.Code, Msg: string(m.Payload)}
+			} else if len(m.Payload) > 0 {
+				r.payload = append([]byte(nil), m.Payload...)
+			}
+			ch <- r
+		case wire.KindStop:
+			w.cancel(fmt.Errorf("privsep: the parent asked the worker to stop: %w", context.Canceled))
+		default:
+			m.closeFiles()
+			err = violation("parent sent a %v message", m.Kind)
+		}
+		if err != nil {
+			break
+		}
+	}
+	if isEOF(err) {
+		err = ErrParentGone
+	} else {
+		err = fmt.Errorf("%w: %w", ErrParentGone, err)
+	}
+	w.mu.Lock()
+	w.err = err
+	pending := w.pending
+	w.pending = map[uint32]chan reply{}
+	w.mu.Unlock()
+	for _, ch := range pending {
+		ch <- reply{err: err}
+	}
+	w.cancel(err)
+	w.mc.close()
+}
+
+// Open asks the parent to open path with flag (os.O_RDONLY, ...), as the
+// role's [OpenRule]s allow, and returns the file. The parent opens it with its
+// own privileges: a worker can read a root-only file this way, and nothing
+// else.
+func (w *Worker) Open(ctx context.Context, path string, flag int) (*os.File, error) {
+	_, files, err := w.Call(ctx, opOpen, wire.AppendOpen(nil, path, flag))
+	if err != nil {
+		return nil, err
+	}
+	if len(files) != 1 {
+		closeAll(files)
+		return nil, fmt.Errorf("privsep: open %s: parent sent %d descriptors, want 1: %w", path, len(files), ErrProtocol)
+	}
+	return files[0], nil
+}
+
+// Listen asks the parent for a listening socket on network and address, as
+// the role's [ListenRule]s allow: a worker can serve on port 80 without ever
+// being root.
+func (w *Worker) Listen(ctx context.Context, network, address string) (net.Listener, error) {
+	_, files, err := w.Call(ctx, opListen, wire.AppendListen(nil, network, address))
+	if err != nil {
+		return nil, err
+	}
+	if len(files) != 1 {
+		closeAll(files)
+		return nil, fmt.Errorf("privsep: listen %s %s: parent sent %d descriptors, want 1: %w", network, address, len(files), ErrProtocol)
+	}
+	l, err := net.FileListener(files[0])
+	files[0].Close()
+	if err != nil {
+		return nil, fmt.Errorf("privsep: listen %s %s: %w", network, address, err)
+	}
+	return l, nil
+}
+
+// validName reports whether s is a valid role or operation name.
+func validName(s string) bool {
+	if s == "" || len(s) > wire.MaxOpLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
