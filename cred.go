@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -99,22 +100,45 @@ func Get(c net.Conn) (*Cred, error) {
 	if !ok {
 		return nil, fmt.Errorf("peercred: get credentials: %T is not a socket", c)
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
+	cred := new(Cred)
+	if err := readCred(sc, cred); err != nil {
 		return nil, fmt.Errorf("peercred: get credentials: %w", err)
-	}
-	var cred *Cred
-	var cerr error
-	if err := rc.Control(func(fd uintptr) {
-		cred, cerr = peerCred(int(fd))
-	}); err != nil {
-		return nil, fmt.Errorf("peercred: get credentials: %w", err)
-	}
-	if cerr != nil {
-		return nil, fmt.Errorf("peercred: get credentials: %w", cerr)
 	}
 	return cred, nil
 }
+
+// readCred fills c with the credentials of the peer of sc's socket. It
+// appends groups to c.Groups[:0], so a caller can offer storage for them.
+func readCred(sc syscall.Conn, c *Cred) error {
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	// The closure given to Control would escape, and cost an allocation
+	// per call: use one bound once, from a pool.
+	r := credReaders.Get().(*credReader)
+	r.cred = c
+	err = rc.Control(r.fn)
+	cerr := r.err
+	r.cred, r.err = nil, nil
+	credReaders.Put(r)
+	if err != nil {
+		return err
+	}
+	return cerr
+}
+
+type credReader struct {
+	fn   func(fd uintptr)
+	cred *Cred
+	err  error
+}
+
+var credReaders = sync.Pool{New: func() any {
+	r := new(credReader)
+	r.fn = func(fd uintptr) { r.err = fillCred(int(fd), r.cred) }
+	return r
+}}
 
 // errNotUnix is returned for a descriptor that is not an AF_UNIX socket.
 var errNotUnix = errors.New("not a Unix-domain socket")

@@ -8,25 +8,38 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// peerCred reads SO_PEERCRED and SO_PEERGROUPS of fd.
-func peerCred(fd int) (*Cred, error) {
+// fillCred reads SO_PEERCRED and SO_PEERGROUPS of fd into c, with no
+// allocation when the groups fit in cap(c.Groups).
+func fillCred(fd int, c *Cred) error {
 	if err := checkUnix(fd); err != nil {
-		return nil, err
+		return err
 	}
-	uc, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED)
-	if err != nil {
-		return nil, os.NewSyscallError("getsockopt SO_PEERCRED", err)
+	var uc unix.Ucred
+	n := uint32(unix.SizeofUcred)
+	if err := getsockopt(fd, unix.SO_PEERCRED, unsafe.Pointer(&uc), &n); err != nil {
+		return os.NewSyscallError("getsockopt SO_PEERCRED", err)
 	}
 	// An unconnected socket "succeeds" with pid 0 and uid/gid -1: that is
 	// the kernel saying it has no peer, never a credential.
-	if uc.Uid == ^uint32(0) || uc.Gid == ^uint32(0) {
-		return nil, errNoPeer
+	if n != unix.SizeofUcred || uc.Uid == ^uint32(0) || uc.Gid == ^uint32(0) {
+		return errNoPeer
 	}
-	groups, err := peerGroups(fd)
+	groups, err := peerGroups(fd, c.Groups[:0])
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return &Cred{PID: int(uc.Pid), UID: uc.Uid, GID: uc.Gid, Groups: groups}, nil
+	*c = Cred{PID: int(uc.Pid), UID: uc.Uid, GID: uc.Gid, Groups: groups}
+	return nil
+}
+
+// getsockopt is getsockopt(2) at SOL_SOCKET into p, without allocating.
+func getsockopt(fd, opt int, p unsafe.Pointer, n *uint32) error {
+	_, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, uintptr(opt),
+		uintptr(p), uintptr(unsafe.Pointer(n)), 0)
+	if e != 0 {
+		return e
+	}
+	return nil
 }
 
 // checkUnix returns errNotUnix unless fd is an AF_UNIX socket.
@@ -44,32 +57,26 @@ func checkUnix(fd int) error {
 	return nil
 }
 
-// peerGroups reads SO_PEERGROUPS (Linux 4.13+). The kernel answers ERANGE
-// with the length it needs; the list may grow between calls only if the
-// peer's credentials were replaced, which they are not, so one retry with
-// the reported size suffices (we allow a few).
-func peerGroups(fd int) ([]uint32, error) {
+// peerGroups appends the peer's groups (SO_PEERGROUPS, Linux 4.13+) to
+// dst. The kernel answers ERANGE with the length it needs.
+func peerGroups(fd int, dst []uint32) ([]uint32, error) {
 	var small [32]uint32
 	buf := small[:]
 	for range 4 {
 		n := uint32(len(buf) * 4)
-		var p unsafe.Pointer
-		if len(buf) > 0 {
-			p = unsafe.Pointer(&buf[0])
-		}
-		_, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, unix.SO_PEERGROUPS,
-			uintptr(p), uintptr(unsafe.Pointer(&n)), 0)
-		switch e {
-		case 0:
-			groups := make([]uint32, n/4)
-			copy(groups, buf)
-			return groups, nil
+		err := getsockopt(fd, unix.SO_PEERGROUPS, unsafe.Pointer(&buf[0]), &n)
+		switch err {
+		case nil:
+			if dst == nil {
+				dst = []uint32{} // known to be none: not nil, which means unknown
+			}
+			return append(dst, buf[:n/4]...), nil
 		case unix.ERANGE:
 			buf = make([]uint32, (n+3)/4)
 		case unix.ENOPROTOOPT:
 			return nil, nil // kernel older than 4.13: groups unknown
 		default:
-			return nil, os.NewSyscallError("getsockopt SO_PEERGROUPS", e)
+			return nil, os.NewSyscallError("getsockopt SO_PEERGROUPS", err)
 		}
 	}
 	return nil, os.NewSyscallError("getsockopt SO_PEERGROUPS", syscall.ERANGE)

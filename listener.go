@@ -24,6 +24,13 @@ var (
 type Conn struct {
 	*net.UnixConn
 	cred *Cred
+
+	// inline holds the credentials, and a few groups, in the Conn's own
+	// allocation: accepting a conn costs one allocation over net's.
+	inline struct {
+		cred   Cred
+		groups [8]uint32
+	}
 }
 
 // Cred returns the peer's credentials, read from the kernel when the Conn was
@@ -35,11 +42,13 @@ func (c *Conn) Cred() *Cred { return c.cred }
 // newConn reads the peer credentials of uc and wraps it. It does not close
 // uc on error.
 func newConn(uc *net.UnixConn) (*Conn, error) {
-	cred, err := Get(uc)
-	if err != nil {
-		return nil, err
+	c := &Conn{UnixConn: uc}
+	c.cred = &c.inline.cred
+	c.cred.Groups = c.inline.groups[:0]
+	if err := readCred(uc, c.cred); err != nil {
+		return nil, fmt.Errorf("peercred: get credentials: %w", err)
 	}
-	return &Conn{UnixConn: uc, cred: cred}, nil
+	return c, nil
 }
 
 // ListenConfig holds the options for a credential-checking Unix listener.
