@@ -32,6 +32,9 @@
 // [Conn.ReadWithFiles] pass descriptors between processes, every one of them
 // close-on-exec. On Linux 6.5 and later [Conn.PidFD] pins the peer process
 // itself, so its PID can't be mistaken for a later process that reuses it.
+// [ListenConfig.ActivationListeners] takes listening sockets from systemd
+// (socket activation), with the same checks as Listen, and [DialFunc] lets an
+// http.Client refuse a server that is not who it expects.
 //
 // # What the kernel reports, and when
 //

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sync"
 	"syscall"
+	"testing"
 )
 
 // helperExe is the copy of the test binary that helpers run: go test builds
@@ -102,4 +103,41 @@ func copySelf() (dir, path string, err error) {
 		return "", "", err
 	}
 	return dir, path, nil
+}
+
+// HelperExec returns what another program needs to start the test binary as
+// a helper running role: the path of a copy of the binary that any user can
+// execute, and the environment entries that select the role (and, as Start
+// does, turn off the race detector's sleep at exit). Use it to start a helper
+// through a wrapper that then executes it, such as systemd-socket-activate,
+// env or sudo, run with [Command]. Command does not pass the role marker in
+// Options.Env, and some wrappers clear the environment, so give env to the
+// wrapper in its own way:
+//
+//	exe, env := testutil.HelperExec(t, "serve")
+//	args := []string{"-l", path}
+//	for _, kv := range env {
+//		args = append(args, "-E", kv) // systemd-socket-activate passes only these
+//	}
+//	p := testutil.Command(t, testutil.Options{}, "systemd-socket-activate", append(args, "--", exe)...)
+//
+// Main must be running the tests, and role must be registered. HelperExec
+// fails the test otherwise, or if the binary cannot be copied.
+func HelperExec(t testing.TB, role string) (path string, env []string) {
+	t.Helper()
+	if !mainStarted.Load() {
+		t.Fatalf("testutil: helper exec %q: testutil.Main is not running the tests: call it from TestMain", role)
+		return "", nil
+	}
+	if _, ok := lookupRole(role); !ok {
+		t.Fatalf("testutil: helper exec %q: no such role: Register it in init or in TestMain before Main", role)
+		return "", nil
+	}
+	path, err := helperBinary()
+	if err != nil {
+		t.Fatalf("testutil: helper exec %q: %v", role, err)
+		return "", nil
+	}
+	env = noRaceExitSleep([]string{"GORACE=" + os.Getenv("GORACE")})
+	return path, append(env, roleEnv+"="+role)
 }
