@@ -7,8 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"sync"
+	"syscall"
+	"unsafe"
 
 	"github.com/peercred/peercred"
 	"github.com/peercred/peercred/internal/scm"
@@ -20,25 +23,92 @@ import (
 // message per datagram, descriptors attached. Reads are done by one goroutine
 // at a time; writes may come from any number (the kernel keeps each datagram
 // whole).
+//
+// The receive buffer, large enough for the biggest message, is taken from a
+// pool only while a datagram is being read, not while the reader waits: an
+// idle worker costs the parent no buffer.
 type msgConn struct {
 	c   *peercred.Conn
+	rc  syscall.RawConn
 	lim wire.Limits
 
-	rbuf []byte // the reader's buffer; message payloads alias it
-	oob  []byte
+	// Reader state: one read at a time. readFn is bound once, so that
+	// RawConn.Read costs no closure allocation.
+	readFn func(fd uintptr) bool
+	rbuf   *[]byte
+	oob    []byte
+	rn     int
+	roobn  int
+	rflags int
+	rerr   error
 
 	wpool sync.Pool // *[]byte encode buffers
 }
 
-func newMsgConn(c *peercred.Conn, lim wire.Limits) *msgConn {
-	return &msgConn{
-		c:    c,
-		lim:  lim,
-		rbuf: make([]byte, lim.BufferSize()),
+// bufPools holds receive buffers by size (one size per wire.Limits).
+var bufPools sync.Map // int -> *sync.Pool of *[]byte
+
+func bufPool(size int) *sync.Pool {
+	if p, ok := bufPools.Load(size); ok {
+		return p.(*sync.Pool)
+	}
+	p, _ := bufPools.LoadOrStore(size, &sync.Pool{New: func() any {
+		b := make([]byte, size)
+		return &b
+	}})
+	return p.(*sync.Pool)
+}
+
+func newMsgConn(c *peercred.Conn, lim wire.Limits) (*msgConn, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	mc := &msgConn{
+		c:   c,
+		rc:  rc,
+		lim: lim,
 		// Room for one more descriptor than allowed, so that too many
 		// arrive as a count we can refuse rather than only MSG_CTRUNC,
 		// and for SCM_CREDENTIALS.
 		oob: make([]byte, scm.Space(lim.MaxFiles+1)+unix.CmsgSpace(unix.SizeofUcred)),
+	}
+	mc.readFn = mc.recv
+	return mc, nil
+}
+
+// recv is the RawConn.Read callback: one recvmsg(2), false to wait for the
+// socket to become readable.
+func (mc *msgConn) recv(fd uintptr) bool {
+	if mc.rbuf == nil {
+		mc.rbuf = bufPool(mc.lim.BufferSize()).Get().(*[]byte)
+	}
+	buf := *mc.rbuf
+	var iov unix.Iovec
+	iov.Base = &buf[0]
+	iov.SetLen(len(buf))
+	var msg unix.Msghdr
+	msg.Iov = &iov
+	msg.SetIovlen(1)
+	msg.Control = &mc.oob[0]
+	msg.SetControllen(len(mc.oob))
+	for {
+		n, _, e := unix.Syscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&msg)), unix.MSG_CMSG_CLOEXEC|unix.MSG_DONTWAIT)
+		switch e {
+		case 0:
+			mc.rn, mc.roobn, mc.rflags, mc.rerr = int(n), int(msg.Controllen), int(msg.Flags), nil
+			return true
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			// Nothing yet: hold no buffer while waiting.
+			bufPool(mc.lim.BufferSize()).Put(mc.rbuf)
+			mc.rbuf = nil
+			return false
+		default:
+			mc.rn, mc.roobn, mc.rflags, mc.rerr = 0, 0, 0, os.NewSyscallError("recvmsg", e)
+			return true
+		}
 	}
 }
 
@@ -73,10 +143,24 @@ func violation(format string, args ...any) error {
 }
 
 // read receives and decodes one message. Every descriptor that arrived is
-// either in the returned message or closed. io.EOF means the peer closed the
-// connection; a *protocolError means it broke the protocol.
+// either in the returned message or closed. The payload is the message's
+// own. io.EOF means the peer closed the connection; a *protocolError means it
+// broke the protocol.
 func (mc *msgConn) read() (inMsg, error) {
-	n, oobn, flags, _, err := mc.c.ReadMsgUnix(mc.rbuf, mc.oob)
+	err := mc.rc.Read(mc.readFn)
+	if err == nil {
+		err = mc.rerr
+	}
+	defer func() {
+		if mc.rbuf != nil {
+			bufPool(mc.lim.BufferSize()).Put(mc.rbuf)
+			mc.rbuf = nil
+		}
+	}()
+	n, oobn, flags := mc.rn, mc.roobn, mc.rflags
+	if err != nil {
+		n, oobn, flags = 0, 0, 0
+	}
 	fds, other, perr := scm.Parse(mc.oob[:oobn])
 	fail := func(err error) (inMsg, error) {
 		scm.CloseAll(fds)
@@ -90,7 +174,7 @@ func (mc *msgConn) read() (inMsg, error) {
 		// message of ours is at least a header long.
 		return fail(io.EOF)
 	case flags&unix.MSG_TRUNC != 0:
-		return fail(violation("message larger than %d bytes: %w", len(mc.rbuf)-1, wire.ErrTooLarge))
+		return fail(violation("message larger than %d bytes: %w", mc.lim.BufferSize()-1, wire.ErrTooLarge))
 	case flags&unix.MSG_CTRUNC != 0:
 		return fail(violation("control data truncated: more than %d descriptors", mc.lim.MaxFiles))
 	case perr != nil:
@@ -111,9 +195,12 @@ func (mc *msgConn) read() (inMsg, error) {
 	if len(fds) > mc.lim.MaxFiles {
 		return fail(violation("%d descriptors in one message, limit %d", len(fds), mc.lim.MaxFiles))
 	}
-	msg, err := wire.Decode(mc.rbuf[:n], len(fds), mc.lim)
+	msg, err := wire.Decode((*mc.rbuf)[:n], len(fds), mc.lim)
 	if err != nil {
 		return fail(violation("%w", err))
+	}
+	if len(msg.Payload) > 0 {
+		msg.Payload = append([]byte(nil), msg.Payload...) // the buffer goes back to the pool
 	}
 	m.Msg = msg
 	if len(fds) > 0 {
@@ -185,5 +272,5 @@ func closeAll(files []*os.File) {
 
 // isEOF reports whether err is the peer closing the connection.
 func isEOF(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, unix.ECONNRESET) || errors.Is(err, os.ErrClosed)
+	return errors.Is(err, io.EOF) || errors.Is(err, unix.ECONNRESET) || errors.Is(err, os.ErrClosed) || errors.Is(err, net.ErrClosed)
 }

@@ -79,11 +79,15 @@ func (s *Supervisor) ListenUnix(ctx context.Context, path string, auth peercred.
 // Claim allows.
 func (s *Supervisor) admit(c *peercred.Conn) {
 	cred := c.Cred()
-	mc := newMsgConn(c, s.lim)
 	refuse := func(reason string, args ...any) {
 		s.log().Warn("privsep: named-socket peer refused", "pid", cred.PID, "uid", cred.UID, "gid", cred.GID,
 			"reason", fmt.Sprintf(reason, args...))
 		c.Close()
+	}
+	mc, err := newMsgConn(c, s.lim)
+	if err != nil {
+		refuse("%v", err)
+		return
 	}
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	m, err := mc.read()

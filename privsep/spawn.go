@@ -298,8 +298,11 @@ func (s *Supervisor) start(ctx context.Context, spec *Spec) (*incarnation, error
 	if err != nil {
 		return nil, fmt.Errorf("privsep: spawn %s worker: %w", spec.Role, err)
 	}
-	mc := newMsgConn(local, s.lim)
-	if err := mc.setPassCred(true); err != nil {
+	mc, err := newMsgConn(local, s.lim)
+	if err == nil {
+		err = mc.setPassCred(true)
+	}
+	if err != nil {
 		local.Close()
 		remote.Close()
 		return nil, fmt.Errorf("privsep: spawn %s worker: %w", spec.Role, err)

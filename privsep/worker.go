@@ -170,8 +170,11 @@ type reply struct {
 // It closes c on error.
 func handshake(c *peercred.Conn, role string, hello wire.Msg) (*Worker, error) {
 	// Until the welcome says otherwise, the protocol's defaults apply.
-	mc := newMsgConn(c, wire.DefaultLimits)
-	if err := mc.write(&hello, nil); err != nil {
+	mc, err := newMsgConn(c, wire.DefaultLimits)
+	if err == nil {
+		err = mc.write(&hello, nil)
+	}
+	if err != nil {
 		c.Close()
 		return nil, fmt.Errorf("hello: %w", err)
 	}
@@ -199,7 +202,10 @@ func handshake(c *peercred.Conn, role string, hello wire.Msg) (*Worker, error) {
 		return nil, fmt.Errorf("welcome: %w", err)
 	}
 	if lim != mc.lim {
-		mc = newMsgConn(c, lim)
+		if mc, err = newMsgConn(c, lim); err != nil {
+			c.Close()
+			return nil, err
+		}
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
 	w := &Worker{
