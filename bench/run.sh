@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# bench/run.sh: run every benchmark beside its raw baseline COUNT times
+# (default 6), then print the medians and the ratio ours/baseline, and the
+# C ping-pong floor of this machine. Needs root (workers run as uid 1234).
+#
+#   bash bench/run.sh            # full run, a few minutes
+#   COUNT=10 BENCHTIME=5000x bash bench/run.sh
+#
+# benchstat is used for the detailed table when it is on PATH
+# (go install golang.org/x/perf/cmd/benchstat@latest).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+count=${COUNT:-6}
+benchtime=${BENCHTIME:-3000x}
+out=$(mktemp)
+trap 'rm -f "$out" "${floor:-}"' EXIT
+
+go test -run '^$' -bench '^BenchmarkAccept$' -benchmem -count "$count" . | tee -a "$out"
+go test -run '^$' -bench '^Benchmark(Call|Open|Throughput)$' -benchtime "$benchtime" -benchmem -count "$count" ./privsep/ | tee -a "$out"
+go test -run '^$' -bench '^BenchmarkSpawn$' -benchtime 200x -benchmem -count "$count" ./privsep/ | tee -a "$out"
+go test -run '^TestIdleWorkerMemory$' -v -count 1 ./privsep/ | grep 'per idle worker' || true
+
+if command -v benchstat >/dev/null 2>&1; then
+	echo
+	benchstat "$out"
+fi
+
+echo
+echo "medians over $count runs (ns/op; allocs/op in this process; worker-allocs/op in the worker):"
+awk '
+/^Benchmark/ {
+	name = $1; sub(/-[0-9]+$/, "", name)
+	for (i = 3; i < NF; i++) {
+		if ($(i+1) == "ns/op") ns[name] = ns[name] " " $i
+		if ($(i+1) == "allocs/op") al[name] = $i
+		if ($(i+1) == "worker-allocs/op") wa[name] = $i
+	}
+}
+function median(s,   a, n, i, j, t) {
+	n = split(s, a, " ")
+	for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+END {
+	split("Accept Call Open Throughput Spawn", groups, " ")
+	split("peercred privsep privsep privsep privsep", ours, " ")
+	split("raw raw raw raw exec", base, " ")
+	printf "%-12s %14s %14s %8s %10s %10s\n", "benchmark", "ours ns/op", "base ns/op", "ratio", "allocs", "w-allocs"
+	for (g = 1; g <= 5; g++) {
+		o = "Benchmark" groups[g] "/" ours[g]; b = "Benchmark" groups[g] "/" base[g]
+		if (!(o in ns) || !(b in ns)) continue
+		mo = median(ns[o]); mb = median(ns[b])
+		r = mo / mb
+		if (groups[g] == "Throughput") r = mb / mo  # calls/s, ours over baseline
+		printf "%-12s %14.0f %14.0f %8.2f %10s %10s\n", groups[g], mo, mb, r, al[o] "/" al[b], wa[o]
+	}
+}' "$out"
+echo "(Throughput's ratio is calls/s ours over baseline: higher is better.)"
+
+echo
+if command -v gcc >/dev/null 2>&1; then
+	floor=$(mktemp)
+	gcc -O2 -o "$floor" bench/pingpong.c
+	echo "machine floor (C, blocking read/write over a SOCK_SEQPACKET pair):"
+	for _ in 1 2 3; do "$floor" 200000; done
+else
+	echo "gcc not found: no C floor"
+fi
