@@ -71,9 +71,25 @@ func openBeneath(r OpenRule, rel string, flag int) (*os.File, error) {
 		return nil, fmt.Errorf("open %s: %w", filepath.Join(dir, rel), err)
 	}
 	defer root.Close()
-	f, err := root.OpenFile(rel, flag|syscall.O_CLOEXEC, 0o600)
+	// O_NONBLOCK so that a FIFO (or device) the worker planted cannot
+	// hang the parent in open(2); O_NOCTTY so that a terminal cannot
+	// become ours. Only regular files are handed out.
+	name := filepath.Join(dir, rel)
+	f, err := root.OpenFile(rel, flag|syscall.O_CLOEXEC|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", filepath.Join(dir, rel), err)
+		return nil, fmt.Errorf("open %s: %w", name, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open %s: %w", name, err)
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%w: open %s: not a regular file (%v)", ErrDenied, name, fi.Mode().Type())
+	}
+	if flag&syscall.O_NONBLOCK == 0 {
+		f.Fd() // puts the descriptor back in blocking mode, as asked
 	}
 	return f, nil
 }

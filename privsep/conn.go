@@ -11,6 +11,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"github.com/peercred/peercred"
@@ -230,6 +231,11 @@ func (mc *msgConn) write(m *wire.Msg, files []*os.File) error {
 	if err != nil {
 		return err
 	}
+	// A peer that stops reading fills its socket buffer and would block
+	// the writer for good: every write has a deadline. Concurrent writers
+	// each push it forward, so it fires only when no write has gone
+	// through for writeTimeout.
+	mc.c.SetWriteDeadline(time.Now().Add(writeTimeout))
 	if len(files) == 0 {
 		_, err = mc.c.Write(b)
 	} else {
@@ -237,6 +243,9 @@ func (mc *msgConn) write(m *wire.Msg, files []*os.File) error {
 	}
 	return err
 }
+
+// writeTimeout bounds how long a message may wait for the peer to make room.
+var writeTimeout = 5 * time.Second
 
 // setPassCred turns SO_PASSCRED on or off. It is on only while the parent
 // waits for a spawned worker's hello: on a socket that sends while it is on

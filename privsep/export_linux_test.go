@@ -1,6 +1,9 @@
 package privsep
 
-import "os"
+import (
+	"os"
+	"time"
+)
 
 // RawWrite sends b with files on the worker's connection as they are, so a
 // test can play a worker that breaks the protocol.
@@ -12,3 +15,15 @@ func RawWrite(w *Worker, b []byte, files ...*os.File) error {
 	_, err := w.mc.c.WriteWithFiles(b, files...)
 	return err
 }
+
+// SetWriteTimeout changes how long a write may block, for a test; it
+// returns a function that restores it.
+func SetWriteTimeout(d time.Duration) (restore func()) {
+	old := writeTimeout
+	writeTimeout = d
+	return func() { writeTimeout = old }
+}
+
+// StallReader stops w's reader from delivering anything more: it plays a
+// worker that no longer reads its socket.
+func StallReader(w *Worker) { w.mu.Lock() }

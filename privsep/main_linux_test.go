@@ -113,6 +113,37 @@ func init() {
 		return nil
 	})
 	privsep.Register("evil", evil)
+	privsep.Register("fds", func(ctx context.Context, w *privsep.Worker) error {
+		ents, _ := os.ReadDir("/proc/self/fd")
+		for _, e := range ents {
+			target, _ := os.Readlink("/proc/self/fd/" + e.Name())
+			fmt.Println(e.Name(), target)
+		}
+		return nil
+	})
+	privsep.Register("fifo", func(ctx context.Context, w *privsep.Worker) error {
+		dir := w.Args()[0]
+		if err := syscall.Mkfifo(dir+"/fifo", 0600); err != nil {
+			return err
+		}
+		_, err := w.Open(ctx, dir+"/fifo", os.O_RDONLY)
+		fmt.Printf("denied=%v %v\n", errors.Is(err, privsep.ErrDenied), err)
+		return nil
+	})
+	privsep.Register("flood", func(ctx context.Context, w *privsep.Worker) error {
+		// Requests, and never a read of the replies.
+		privsep.StallReader(w)
+		go func() {
+			for i := uint32(1); i < 5000; i++ {
+				if privsep.RawWrite(w, append(header(3, i, "echo", 1), 'y')) != nil {
+					return
+				}
+			}
+		}()
+		fmt.Println("flooding")
+		<-ctx.Done()
+		return nil
+	})
 	privsep.Register("stubborn", func(ctx context.Context, w *privsep.Worker) error {
 		fmt.Println("up")
 		select {} // ignores the request to stop

@@ -56,14 +56,36 @@ func (s *Supervisor) ListenUnix(ctx context.Context, path string, auth peercred.
 			s.mu.Unlock()
 			l.Close()
 		}()
+		var delay time.Duration
 		for {
 			c, err := l.AcceptPeerCred()
 			if err != nil {
 				var ne net.Error
 				if errors.As(err, &ne) && ne.Temporary() {
-					continue // one peer's credentials could not be read
+					// One peer's credentials could not be read, or we
+					// are out of descriptors (EMFILE): back off, as
+					// http.Server does, rather than spin.
+					delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+					s.log().Warn("privsep: accept on named socket", "path", path, "err", err, "retry_in", delay)
+					t := time.NewTimer(delay)
+					select {
+					case <-t.C:
+					case <-ctx.Done():
+					case <-s.closingCh:
+					}
+					t.Stop()
+					continue
 				}
 				return
+			}
+			delay = 0
+			select {
+			case s.preHello <- struct{}{}:
+			default:
+				s.log().Warn("privsep: named-socket peer refused", "pid", c.Cred().PID, "uid", c.Cred().UID,
+					"reason", fmt.Sprintf("too many connections waiting to say hello (%d)", cap(s.preHello)))
+				c.Close()
+				continue
 			}
 			s.wg.Add(1)
 			go func() {
@@ -90,8 +112,11 @@ func (s *Supervisor) admit(c *peercred.Conn) {
 		return
 	}
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	stop := context.AfterFunc(s.closingCtx, func() { c.SetReadDeadline(time.Now()) })
 	m, err := mc.read()
+	stop()
 	c.SetReadDeadline(time.Time{})
+	<-s.preHello
 	if err != nil {
 		refuse("hello: %v", err)
 		return

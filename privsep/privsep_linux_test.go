@@ -42,6 +42,7 @@ func TestSpawnRefusesRoot(t *testing.T) {
 		{Role: "id"},                    // zero UID and GID
 		{Role: "id", UID: 1234},         // GID 0
 		{Role: "id", UID: 0, GID: 1234}, // UID 0
+		{Role: "id", UID: 1234, GID: 1234, Groups: []uint32{5, 0}}, // group 0
 	} {
 		if _, err := s.Spawn(context.Background(), spec); err == nil || !strings.Contains(err.Error(), "root") {
 			t.Errorf("Spawn(uid %d gid %d) = %v, want a refusal to run as root", spec.UID, spec.GID, err)
@@ -519,4 +520,112 @@ func copyLibs(t *testing.T, exe, root string) {
 			}
 		}
 	}
+}
+
+// TestInheritedDescriptorsDoNotReachWorkers: a descriptor this process holds
+// without close-on-exec (as from a shell's redirection) is not passed on.
+func TestInheritedDescriptorsDoNotReachWorkers(t *testing.T) {
+	testutil.RequireRoot(t)
+	secret := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secret, []byte("root only"), 0600); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := syscall.Open(secret, syscall.O_RDONLY, 0) // no O_CLOEXEC
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	s, _ := newSupervisor(t, privsep.Config{})
+	p, out := spawn(t, s, privsep.Spec{Role: "fds", UID: 1234, GID: 1234})
+	waitDone(t, p)
+	if strings.Contains(out.String(), secret) {
+		t.Errorf("the worker holds a descriptor for %s:\n%s", secret, out)
+	}
+	if !strings.Contains(out.String(), " socket:") {
+		t.Errorf("the worker's listing lacks its socket:\n%s", out)
+	}
+}
+
+// TestOpenRefusesFIFO: a FIFO planted in an allowed directory is refused at
+// once instead of hanging the parent in open(2).
+func TestOpenRefusesFIFO(t *testing.T) {
+	testutil.RequireRoot(t)
+	dir := filepath.Join(testutil.SocketDir(t), "w")
+	if err := os.Mkdir(dir, 0700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(dir, 1234, 1234); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{
+		"fifo": {Open: []privsep.OpenRule{{Path: dir, Beneath: true}}},
+	}})
+	p, out := spawn(t, s, privsep.Spec{Role: "fifo", UID: 1234, GID: 1234, Args: []string{dir}})
+	waitDone(t, p)
+	if !strings.HasPrefix(out.String(), "denied=true") || !strings.Contains(out.String(), "not a regular file") {
+		t.Errorf("open of a FIFO: %q, want a refusal", out)
+	}
+}
+
+// TestWorkerThatDoesNotReadIsKilled: replies that cannot be delivered do not
+// pin the parent: the worker is killed and Shutdown stays prompt.
+func TestWorkerThatDoesNotReadIsKilled(t *testing.T) {
+	testutil.RequireRoot(t)
+	defer privsep.SetWriteTimeout(200 * time.Millisecond)()
+	s, log := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{
+		"flood": {Ops: map[string]privsep.OpRule{"echo": {}}},
+	}})
+	s.Handle("echo", echo)
+	p, _ := spawn(t, s, privsep.Spec{Role: "flood", UID: 1234, GID: 1234})
+	waitDone(t, p)
+	var ee *exec.ExitError
+	if err := p.Err(); !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Errorf("flooding worker ended with %v, want killed", err)
+	}
+	if !strings.Contains(log.String(), "does not read its replies") {
+		t.Errorf("no log line for the worker that does not read:\n%s", log)
+	}
+}
+
+// TestHandlerErrorClosesItsFiles: files a failing handler returns are
+// closed, not leaked.
+func TestHandlerErrorClosesItsFiles(t *testing.T) {
+	testutil.RequireRoot(t)
+	s, _ := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{
+		"serial": {Ops: map[string]privsep.OpRule{"echo": {}}},
+	}})
+	s.Handle("echo", func(ctx context.Context, r *privsep.Request) ([]byte, []*os.File, error) {
+		f, err := os.Open("/etc/hostname")
+		if err != nil {
+			return nil, nil, err
+		}
+		return nil, []*os.File{f}, errors.New("failed after opening")
+	})
+	before := openFDs(t)
+	p, _ := spawn(t, s, privsep.Spec{Role: "serial", UID: 1234, GID: 1234, Args: []string{"1"}})
+	waitDone(t, p)
+	if after := openFDs(t); after != before {
+		t.Errorf("descriptors: %d before, %d after a failing handler", before, after)
+	}
+}
+
+// TestNamedSocketCapsSilentClients: connections that never say hello are
+// capped and refused beyond the cap, with a log line.
+func TestNamedSocketCapsSilentClients(t *testing.T) {
+	testutil.RequireRoot(t)
+	s, log := newSupervisor(t, privsep.Config{})
+	path := testutil.SocketDir(t) + "/named.sock"
+	if err := s.ListenUnix(context.Background(), path, peercred.SameUser()); err != nil {
+		t.Fatal(err)
+	}
+	for range 80 {
+		c, err := net.Dial("unixpacket", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	waitFor(t, "the cap's log line", 5*time.Second, func() bool {
+		return strings.Contains(log.String(), "too many connections waiting to say hello")
+	})
 }

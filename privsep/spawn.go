@@ -196,7 +196,18 @@ func (p *Process) Restart(ctx context.Context) error {
 
 // stop asks for a graceful stop, then kills when ctx ends.
 func (inc *incarnation) stop(ctx context.Context) {
-	inc.sess.mc.write(&wire.Msg{Kind: wire.KindStop}, nil)
+	// Best effort, and never longer than ctx: a worker that does not read
+	// gets killed below all the same.
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		inc.sess.mc.write(&wire.Msg{Kind: wire.KindStop}, nil)
+	}()
+	select {
+	case <-sent:
+	case <-ctx.Done():
+	case <-inc.exit:
+	}
 	select {
 	case <-inc.exit:
 	case <-ctx.Done():
@@ -265,8 +276,9 @@ func checkSpec(spec *Spec) error {
 	if !validName(spec.Role) {
 		return fmt.Errorf("invalid role name %q", spec.Role)
 	}
-	if !spec.AllowRoot && (spec.UID == 0 || spec.GID == 0) {
-		return fmt.Errorf("uid %d gid %d would leave the worker root; set AllowRoot to mean it", spec.UID, spec.GID)
+	if !spec.AllowRoot && (spec.UID == 0 || spec.GID == 0 || slices.Contains(spec.Groups, 0)) {
+		return fmt.Errorf("uid %d gid %d groups %v would leave the worker root or in group 0; set AllowRoot to mean it",
+			spec.UID, spec.GID, spec.Groups)
 	}
 	if spec.UserNS && len(spec.Groups) > 0 {
 		return errors.New("a worker in a new user namespace has no supplementary groups")
@@ -315,6 +327,9 @@ func (s *Supervisor) start(ctx context.Context, spec *Spec) (*incarnation, error
 	}
 	pidfd := -1
 	cmd.SysProcAttr.PidFD = &pidfd
+	// Whatever this process inherited without close-on-exec (a shell's
+	// redirection, a supervisor's sockets) must not reach the worker.
+	markInherited(2)
 	err = s.spawner.start(cmd)
 	remote.Close()
 	if err != nil {
@@ -561,13 +576,13 @@ func (p *Process) supervise(inc *incarnation) {
 	delay := p.spec.RestartDelay
 	for {
 		inc.err = inc.cmd.Wait()
-		if inc.pidfd != nil {
-			inc.pidfd.Close()
-		}
 		close(inc.exit)
 		cause := fmt.Errorf("%w: %s worker pid %d exited: %v", ErrWorkerGone, p.spec.Role, inc.cmd.Process.Pid, exitText(inc.err))
 		inc.sess.end(cause)
 		<-inc.sess.done
+		if inc.pidfd != nil {
+			inc.pidfd.Close() // handlers, which may use Peer.PidFD, are done
+		}
 		level := slog.LevelInfo
 		if inc.err != nil {
 			level = slog.LevelWarn
@@ -626,7 +641,12 @@ func (p *Process) supervise(inc *incarnation) {
 		}
 		p.mu.Lock()
 		p.cur = inc
+		stopping := p.stopping
 		p.mu.Unlock()
+		if stopping {
+			// Stopped while the new worker was starting: it never serves.
+			inc.signal(syscall.SIGKILL)
+		}
 	}
 	s.mu.Lock()
 	delete(s.procs, p)

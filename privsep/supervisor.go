@@ -34,6 +34,12 @@ type Supervisor struct {
 	ctx    context.Context // ends at Shutdown: handlers' contexts derive from it
 	cancel context.CancelCauseFunc
 
+	// closingCtx ends when Shutdown begins (closingCh is its Done).
+	closingCtx context.Context
+	closeStart context.CancelFunc
+	closingCh  <-chan struct{}
+	preHello   chan struct{} // named-socket connections waiting for their hello
+
 	spawner *spawner
 
 	mu        sync.Mutex
@@ -57,6 +63,9 @@ func New(cfg Config) *Supervisor {
 		conns:     make(map[*session]struct{}),
 		listeners: make(map[*peercred.Listener]struct{}),
 	}
+	s.closingCtx, s.closeStart = context.WithCancel(context.Background())
+	s.closingCh = s.closingCtx.Done()
+	s.preHello = make(chan struct{}, maxPreHello)
 	s.lim, s.err = cfg.limits()
 	if cfg.MaxInFlight <= 0 {
 		s.cfg.MaxInFlight = 64
@@ -89,6 +98,10 @@ func (s *Supervisor) log() *slog.Logger {
 func (s *Supervisor) policy(role string) Policy {
 	return s.cfg.Roles[role]
 }
+
+// maxPreHello caps the named-socket connections that have not yet said
+// hello: each costs a goroutine and a descriptor for up to 10 seconds.
+const maxPreHello = 64
 
 // welcome is the message that admits a verified worker: it carries the
 // limits both sides hold to.
@@ -189,7 +202,13 @@ loop:
 			req.Payload = append([]byte(nil), m.Payload...)
 		}
 		id := m.ID
-		ss.sem <- struct{}{}
+		select {
+		case ss.sem <- struct{}{}:
+		case <-ss.ctx.Done():
+			closeAll(req.Files)
+			cause = context.Cause(ss.ctx)
+			break loop
+		}
 		handlers.Add(1)
 		go func() {
 			defer handlers.Done()
@@ -218,6 +237,7 @@ func (ss *session) handle(id uint32, req *Request) {
 	defer closeAll(req.Files)
 	payload, files, err := ss.call(req)
 	if err != nil {
+		closeAll(files) // a handler that fails gives nothing back
 		code := wire.CodeFailed
 		level := slog.LevelInfo
 		switch {
@@ -248,6 +268,16 @@ func (ss *session) reply(m *wire.Msg, files []*os.File) {
 	defer closeAll(files)
 	if err := ss.mc.write(m, files); err != nil && ss.ctx.Err() == nil {
 		ss.s.log().Warn("privsep: reply not sent", "role", ss.peer.Role, "pid", ss.peer.PID, "op", m.Kind, "err", err)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// The worker does not read its replies: fail closed.
+			ss.s.log().Warn("privsep: worker does not read its replies; disconnected",
+				"role", ss.peer.Role, "pid", ss.peer.PID, "uid", ss.peer.UID)
+			if ss.kill != nil {
+				ss.kill()
+			}
+			ss.end(fmt.Errorf("%w: %s does not read its replies", ErrWorkerGone, ss.peer))
+			return
+		}
 		if m.Kind == wire.KindReply && !isEOF(err) {
 			// The reply itself could not be encoded (too large):
 			// tell the worker instead of leaving its call hanging.
@@ -314,6 +344,7 @@ func errPayload(err error, lim wire.Limits) []byte {
 // every goroutine of the supervisor has ended; the error is ctx's if workers
 // had to be killed.
 func (s *Supervisor) Shutdown(ctx context.Context) error {
+	s.closeStart()
 	s.mu.Lock()
 	s.closing = true
 	procs := make([]*Process, 0, len(s.procs))

@@ -79,13 +79,20 @@ func runWorker(role string) int {
 		os.Unsetenv(k) // not for the role's own children
 	}
 
+	// Descriptors the parent inherited without close-on-exec would come
+	// along through exec. The parent marks them close-on-exec before it
+	// spawns; close any that still got here, before anything else. Only
+	// 0-2 and our socket are meant for us. (In a chroot without /proc this
+	// second line of defence is skipped.)
+	closeInherited(workerFD)
 	// The parent spawns from a thread with no_new_privs set, so every
 	// thread of ours has it already; set it on this one regardless.
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return fail("prctl(PR_SET_NO_NEW_PRIVS): %v", err)
 	}
-	if !allowRoot && (os.Getuid() == 0 || os.Geteuid() == 0) {
-		return fail("refusing to run as root (uid %d euid %d): the spec does not allow it", os.Getuid(), os.Geteuid())
+	if !allowRoot && (os.Getuid() == 0 || os.Geteuid() == 0 || os.Getgid() == 0 || os.Getegid() == 0) {
+		return fail("refusing to run as root (uid %d euid %d gid %d egid %d): the spec does not allow it",
+			os.Getuid(), os.Geteuid(), os.Getgid(), os.Getegid())
 	}
 	// The parent-death signal is armed only from the moment of exec: a
 	// parent that died before then left us orphaned already. In a new PID
@@ -417,4 +424,36 @@ func validName(s string) bool {
 		}
 	}
 	return true
+}
+
+// closeInherited closes every descriptor above keep that is not
+// close-on-exec. The Go runtime's own descriptors are all close-on-exec, so
+// they stay.
+func closeInherited(keep int) {
+	forInherited(keep, func(fd int) { unix.Close(fd) })
+}
+
+// markInherited makes every descriptor above keep close-on-exec: the
+// parent's guard against passing what it inherited to its workers.
+func markInherited(keep int) {
+	forInherited(keep, func(fd int) { unix.CloseOnExec(fd) })
+}
+
+// forInherited calls fn for each open descriptor above keep that is not
+// close-on-exec, as /proc/self/fd lists them.
+func forInherited(keep int, fn func(fd int)) {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd <= keep {
+			continue
+		}
+		flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+		if err == nil && flags&unix.FD_CLOEXEC == 0 {
+			fn(fd)
+		}
+	}
 }
