@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // listenFile listens on the socket file path. When a mode or owner is asked
@@ -42,13 +44,15 @@ func listenFile(ctx context.Context, network, path string, mode os.FileMode, uid
 		return bindAt(ctx, network, path)
 	}
 
-	dir, err := os.MkdirTemp(filepath.Dir(path), ".pc")
+	pd, err := newPrivateDir(filepath.Dir(path))
 	if err != nil {
 		return nil, nil, listenError(path, fmt.Errorf("private directory for the socket: %w", err))
 	}
-	defer os.RemoveAll(dir)
-	tmp := filepath.Join(dir, "s")
-	ul, fi, err := bindAt(ctx, network, tmp)
+	defer pd.remove()
+	// bind(2) takes a path; if someone swapped the directory under that
+	// name since we opened it, the socket lands in theirs, and the checks
+	// below, made through our descriptor of our directory, fail.
+	ul, _, err := bindAt(ctx, network, filepath.Join(pd.path, "s"))
 	if err != nil {
 		return nil, nil, listenError(path, err)
 	}
@@ -56,14 +60,20 @@ func listenFile(ctx context.Context, network, path string, mode os.FileMode, uid
 		ul.Close()
 		return nil, nil, listenError(path, err)
 	}
+	var st unix.Stat_t
+	if err := unix.Fstatat(pd.fd, "s", &st, unix.AT_SYMLINK_NOFOLLOW); err != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		return fail(fmt.Errorf("the socket is not in the private directory %s (replaced?): %v", pd.path, err))
+	}
+	// Every change goes through the directory's descriptor: nobody else
+	// can write in it, so "s" is our socket, whatever happens to paths.
 	if uid != -1 || gid != -1 {
-		if err := os.Lchown(tmp, uid, gid); err != nil {
-			return fail(err)
+		if err := unix.Fchownat(pd.fd, "s", uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fail(os.NewSyscallError("fchownat", err))
 		}
 	}
 	if mode != 0 {
-		if err := os.Chmod(tmp, mode); err != nil {
-			return fail(err)
+		if err := unix.Fchmodat(pd.fd, "s", uint32(mode.Perm()), 0); err != nil {
+			return fail(os.NewSyscallError("fchmodat", err))
 		}
 	}
 	if stale != nil {
@@ -72,15 +82,23 @@ func listenFile(ctx context.Context, network, path string, mode os.FileMode, uid
 			return nil, nil, err
 		}
 	}
-	if err := os.Link(tmp, path); err != nil {
-		if errors.Is(err, fs.ErrExist) {
+	if err := unix.Linkat(pd.fd, "s", unix.AT_FDCWD, path, 0); err != nil {
+		if err == unix.EEXIST {
 			// Someone created the path since we looked.
-			err = fmt.Errorf("%s appeared while listening: %w", path, syscall.EADDRINUSE)
+			return fail(fmt.Errorf("%s appeared while listening: %w", path, syscall.EADDRINUSE))
 		}
+		return fail(&os.LinkError{Op: "link", Old: filepath.Join(pd.path, "s"), New: path, Err: err})
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
 		return fail(err)
 	}
+	if st2, ok := fi.Sys().(*syscall.Stat_t); !ok || uint64(st2.Ino) != uint64(st.Ino) || uint64(st2.Dev) != uint64(st.Dev) {
+		// Not ours after all: leave what is there alone.
+		return fail(fmt.Errorf("%s was replaced while listening: %w", path, syscall.EADDRINUSE))
+	}
 	// The listener's own name is the temporary one; it is unlinked with
-	// dir, and Close removes path itself.
+	// the private directory, and Close removes path itself.
 	return ul, fi, nil
 }
 
@@ -150,4 +168,47 @@ func removeStale(path string, stale os.FileInfo) error {
 		return listenError(path, fmt.Errorf("remove stale socket: %w", err))
 	}
 	return nil
+}
+
+// privateDir is a fresh 0700 directory of ours, held open so that later
+// operations do not depend on what its path resolves to.
+type privateDir struct {
+	path string
+	fd   int
+	st   unix.Stat_t
+}
+
+// newPrivateDir makes a private directory in parent and checks, through
+// its descriptor, that it is ours and closed to others.
+func newPrivateDir(parent string) (*privateDir, error) {
+	path, err := os.MkdirTemp(parent, ".pc")
+	if err != nil {
+		return nil, err
+	}
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		os.Remove(path)
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	pd := &privateDir{path: path, fd: fd}
+	if err := unix.Fstat(fd, &pd.st); err != nil {
+		unix.Close(fd)
+		return nil, os.NewSyscallError("fstat", err)
+	}
+	if int(pd.st.Uid) != os.Geteuid() || pd.st.Mode&0o077 != 0 {
+		unix.Close(fd)
+		return nil, fmt.Errorf("%s is not a private directory of ours (uid %d, mode %#o)", path, pd.st.Uid, pd.st.Mode&0o7777)
+	}
+	return pd, nil
+}
+
+// remove empties and removes the directory, by path only if the path
+// still names it.
+func (pd *privateDir) remove() {
+	unix.Unlinkat(pd.fd, "s", 0)
+	var st unix.Stat_t
+	if unix.Lstat(pd.path, &st) == nil && st.Dev == pd.st.Dev && st.Ino == pd.st.Ino {
+		unix.Rmdir(pd.path)
+	}
+	unix.Close(pd.fd)
 }

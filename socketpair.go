@@ -101,8 +101,9 @@ func withFDs(files []*os.File, fds []int, fn func([]int) error) error {
 // with it (at most [MaxFiles]), received close-on-exec (MSG_CMSG_CLOEXEC).
 // The caller owns the returned files. If the control data was truncated
 // (MSG_CTRUNC: too many descriptors, or this process is at its
-// RLIMIT_NOFILE) or cannot be parsed, every descriptor that did arrive is
-// closed and an error returned.
+// RLIMIT_NOFILE) or cannot be parsed, or the message itself was longer than
+// b (MSG_TRUNC, on datagram and seqpacket sockets), every descriptor that did
+// arrive is closed and an error returned.
 func (c *Conn) ReadWithFiles(b []byte) (n int, files []*os.File, err error) {
 	oob := make([]byte, scm.Space(MaxFiles))
 	n, oobn, flags, _, err := c.UnixConn.ReadMsgUnix(b, oob)
@@ -111,6 +112,9 @@ func (c *Conn) ReadWithFiles(b []byte) (n int, files []*os.File, err error) {
 	case err != nil:
 	case flags&unix.MSG_CTRUNC != 0:
 		err = scm.ErrTruncated
+	case flags&unix.MSG_TRUNC != 0:
+		// A datagram or seqpacket message longer than b: the rest is lost.
+		err = fmt.Errorf("message truncated (MSG_TRUNC): longer than the %d-byte buffer", len(b))
 	case perr != nil:
 		err = perr
 	case len(other) > 0:

@@ -147,6 +147,21 @@ func TestReadWithFiles(t *testing.T) {
 			t.Fatalf("ReadWithFiles = %q, %v, %v", buf[:n], files, err)
 		}
 	})
+	t.Run("a message longer than the buffer is an error", func(t *testing.T) {
+		a, b := socketpair(t, syscall.SOCK_SEQPACKET)
+		before := openFDs(t)
+		if _, err := a.WriteWithFiles([]byte("longer than four"), tempFiles(t, 1)...); err != nil {
+			t.Fatal(err)
+		}
+		before++ // the file tempFiles opened
+		_, got, err := b.ReadWithFiles(make([]byte, 4))
+		if err == nil || !strings.Contains(err.Error(), "MSG_TRUNC") || got != nil {
+			t.Fatalf("ReadWithFiles = %v, %v; want a truncation error", got, err)
+		}
+		if after := openFDs(t); after != before {
+			t.Errorf("open descriptors: %d expected, %d after", before, after)
+		}
+	})
 	t.Run("files need data", func(t *testing.T) {
 		a, _ := socketpair(t, syscall.SOCK_STREAM)
 		if _, err := a.WriteWithFiles(nil, tempFiles(t, 1)...); err == nil {
