@@ -67,6 +67,20 @@
 // killed, with a log line; the parent and other workers carry on. A
 // well-formed request that policy refuses gets an error reply.
 //
+// # Limits worth knowing
+//
+// The parent-death signal belongs to the thread that exec'd: a worker that
+// itself execs another program from a thread other than its main one hands
+// that program a process without it. Such a program should arm it again
+// (prctl(PR_SET_PDEATHSIG) and a getppid check); the parent kills its workers
+// on Shutdown regardless.
+//
+// An [OpenRule] with Beneath on a directory the worker can write lets the
+// worker choose what the parent opens there, within the directory. Hard
+// links to files elsewhere are what the kernel's fs.protected_hardlinks
+// (on by default) keeps a worker from making to files it could not read or
+// write itself; rules on worker-writable directories rely on it.
+//
 // privsep works on Linux only: it depends on SCM_CREDENTIALS, pidfds and
 // prctl. On other systems the package is empty.
 package privsep

@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/peercred/peercred"
@@ -99,6 +100,13 @@ func (s *Supervisor) policy(role string) Policy {
 	return s.cfg.Roles[role]
 }
 
+// A session logs its first refusalLogBurst failed or refused calls, then one
+// in refusalLogEvery.
+const (
+	refusalLogBurst = 20
+	refusalLogEvery = 100
+)
+
 // maxPreHello caps the named-socket connections that have not yet said
 // hello: each costs a goroutine and a descriptor for up to 10 seconds.
 const maxPreHello = 64
@@ -123,6 +131,8 @@ type session struct {
 	cancel context.CancelCauseFunc
 
 	sem chan struct{} // MaxInFlight
+
+	refusals atomic.Uint64 // failed or refused calls, for log rate limiting
 
 	mu   sync.Mutex
 	used map[string]bool // operations and rules allowed once, and used
@@ -254,8 +264,12 @@ func (ss *session) handle(id uint32, req *Request) {
 		if level != slog.LevelWarn {
 			msg = "privsep: call failed"
 		}
-		s.log().Log(ss.ctx, level, msg, "role", ss.peer.Role, "pid", ss.peer.PID, "uid", ss.peer.UID,
-			"op", req.Op, "reason", err.Error())
+		if n := ss.refusals.Add(1); n <= refusalLogBurst || n%refusalLogEvery == 0 {
+			// A worker that hammers refused calls must not flood the
+			// log: the first few are logged, then one in a hundred.
+			s.log().Log(ss.ctx, level, msg, "role", ss.peer.Role, "pid", ss.peer.PID, "uid", ss.peer.UID,
+				"op", req.Op, "reason", err.Error(), "count", n)
+		}
 		ss.reply(&wire.Msg{Kind: wire.KindError, ID: id, Code: code, Payload: errPayload(err, s.lim)}, nil)
 		return
 	}
