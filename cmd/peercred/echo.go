@@ -1,0 +1,125 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/peercred/peercred"
+	"github.com/peercred/peercred/cmd/internal/ids"
+)
+
+func echoCommand(log *slog.Logger) *command {
+	fs := flag.NewFlagSet("echo", flag.ContinueOnError)
+	var lf listenFlags
+	lf.define(fs)
+	allowUIDs := &ids.List{Kind: ids.Users}
+	allowGIDs := &ids.List{Kind: ids.Groups}
+	fs.Var(allowUIDs, "allow-uid", "admit `USER` (a name or UID); repeatable, or comma-separated")
+	fs.Var(allowGIDs, "allow-gid", "admit members of `GROUP` (a name or GID; primary or supplementary);\nrepeatable, or comma-separated")
+	return &command{
+		name: "echo", args: "SOCKET", fs: fs,
+		about: `Serve SOCKET as a line echo server for allowed users: every line a client
+sends comes back to it. Allowed are the users of -allow-uid and the members of
+the groups of -allow-gid; without either, the user who started the server.
+Any other client receives "Unauthorized access" and is disconnected, and the
+refusal is logged on stderr with its pid, uid and gid, as the kernel reports
+them.
+`,
+		run: func(ctx context.Context, addr string) error {
+			auth, who := echoPolicy(allowUIDs.IDs, allowGIDs.IDs)
+			l, err := lf.listen(ctx, addr, &peercred.ListenConfig{Logger: log})
+			if err != nil {
+				return err
+			}
+			defer l.Close() // removes the socket file
+			stop := context.AfterFunc(ctx, func() { l.Close() })
+			defer stop()
+			log.Info("echo server listening; connect with "+connectHint(addr), "socket", addr, "pid", os.Getpid(), "allowed", who)
+
+			// On return, cancel ends the clients' conns, then wg waits
+			// for their goroutines.
+			ctx, cancel := context.WithCancel(ctx)
+			var wg sync.WaitGroup
+			defer wg.Wait()
+			defer cancel()
+			for {
+				c, err := l.AcceptPeerCred()
+				if err != nil {
+					if ctx.Err() != nil {
+						log.Info("stopped", "socket", addr)
+						return nil
+					}
+					if isTemporary(err) {
+						continue
+					}
+					return err
+				}
+				wg.Go(func() { echo(ctx, c, auth, log) })
+			}
+		},
+	}
+}
+
+// echoPolicy returns the Authorizer for the allow lists, and a description
+// of it for the log.
+func echoPolicy(uids, gids []uint32) (peercred.Authorizer, string) {
+	if len(uids) == 0 && len(gids) == 0 {
+		return peercred.SameUser(), "uid " + ids.WithName(uint32(os.Geteuid()))
+	}
+	var list []peercred.Authorizer
+	who := ""
+	if len(uids) > 0 {
+		list = append(list, peercred.AllowUIDs(uids...))
+		who = "uids " + ids.Join(uids)
+	}
+	if len(gids) > 0 {
+		list = append(list, peercred.AllowGIDs(gids...))
+		if who != "" {
+			who += ", "
+		}
+		who += "gids " + ids.Join(gids)
+	}
+	return peercred.AnyOf(list...), who
+}
+
+// echo serves one client: refused with a message, or echoed line by line
+// until it closes or the server stops.
+func echo(ctx context.Context, c *peercred.Conn, auth peercred.Authorizer, log *slog.Logger) {
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	cred := c.Cred()
+	attrs := []any{"pid", cred.PID, "uid", cred.UID, "gid", cred.GID}
+	if err := auth(cred); err != nil {
+		log.Warn("refused", append(attrs, "reason", err.Error())...)
+		c.SetWriteDeadline(time.Now().Add(time.Second))
+		io.WriteString(c, "Unauthorized access\n")
+		lingeringClose(c)
+		return
+	}
+	defer c.Close()
+	log.Info("admitted", attrs...)
+	r := bufio.NewReader(c)
+	for {
+		// A line longer than the buffer is echoed in pieces, as it comes.
+		b, err := r.ReadSlice('\n')
+		if len(b) > 0 {
+			if _, werr := c.Write(b); werr != nil {
+				err = werr
+			}
+		}
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			if ctx.Err() == nil && !errors.Is(err, io.EOF) {
+				log.Info("client error", append(attrs, "err", err.Error())...)
+			}
+			break
+		}
+	}
+	log.Info("closed", attrs...)
+}

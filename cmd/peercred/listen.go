@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/peercred/peercred"
+	"github.com/peercred/peercred/cmd/internal/ids"
+)
+
+// listenFlags are the socket-file flags of the servers.
+type listenFlags struct {
+	mode  octalMode
+	owner string
+	group string
+	fs    *flag.FlagSet
+}
+
+func (lf *listenFlags) define(fs *flag.FlagSet) {
+	lf.fs = fs
+	lf.mode = 0o666
+	fs.Var(&lf.mode, "mode", "permissions of the socket file, in octal `MODE`; connecting needs write\n"+
+		"permission, so the default lets every user try (0: the kernel's default, less the umask)")
+	fs.StringVar(&lf.owner, "owner", "", "give the socket file to `USER` (a name or UID; needs root)")
+	fs.StringVar(&lf.group, "group", "", "give the socket file to `GROUP` (a name or GID; needs root or membership)")
+}
+
+// listen listens on addr as the flags say. For an abstract address the
+// default mode is dropped (there is no file), and an explicit -mode, -owner
+// or -group is an error.
+func (lf *listenFlags) listen(ctx context.Context, addr string, lc *peercred.ListenConfig) (*peercred.Listener, error) {
+	lc.Mode = os.FileMode(lf.mode)
+	lc.UID, lc.GID = -1, -1
+	if lf.owner != "" {
+		uid, _, err := ids.UID(lf.owner)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("-owner: %w", err)}
+		}
+		lc.UID = int(uid)
+	}
+	if lf.group != "" {
+		gid, err := ids.GID(lf.group)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("-group: %w", err)}
+		}
+		lc.GID = int(gid)
+	}
+	if strings.HasPrefix(addr, "@") {
+		explicit := false
+		lf.fs.Visit(func(f *flag.Flag) {
+			explicit = explicit || f.Name == "mode" || f.Name == "owner" || f.Name == "group"
+		})
+		if explicit {
+			return nil, usageError{errors.New("-mode, -owner and -group need a socket file; " + addr + " is abstract")}
+		}
+		lc.Mode, lc.UID, lc.GID = 0, -1, -1
+	}
+	return lc.Listen(ctx, addr)
+}
+
+// octalMode is a flag.Value for a file mode written in octal.
+type octalMode os.FileMode
+
+func (m *octalMode) String() string { return fmt.Sprintf("%#o", uint32(*m)) }
+
+func (m *octalMode) Set(s string) error {
+	n, err := strconv.ParseUint(s, 8, 32)
+	if err != nil || n&^0o777 != 0 {
+		return fmt.Errorf("%q is not an octal permission such as 0660", s)
+	}
+	*m = octalMode(n)
+	return nil
+}

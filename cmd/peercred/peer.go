@@ -1,0 +1,87 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/peercred/peercred"
+	"github.com/peercred/peercred/cmd/internal/ids"
+)
+
+// peer is what serve and dial print about the other end of a conn.
+type peer struct {
+	Time   time.Time `json:"time,omitzero"`
+	PID    int       `json:"pid"`
+	UID    uint32    `json:"uid"`
+	User   string    `json:"user,omitempty"`
+	GID    uint32    `json:"gid"`
+	Groups []uint32  `json:"groups"` // null where the OS does not report them
+	Exe    string    `json:"exe,omitempty"`
+}
+
+// describe gathers what is known about the peer of c. The credentials are
+// the kernel's; the user name and executable are looked up now, and may be
+// missing.
+func describe(c *peercred.Conn, now time.Time) *peer {
+	cred := c.Cred()
+	return &peer{
+		Time:   now,
+		PID:    cred.PID,
+		UID:    cred.UID,
+		User:   ids.UserName(cred.UID),
+		GID:    cred.GID,
+		Groups: cred.Groups,
+		Exe:    peerExe(c),
+	}
+}
+
+// line formats p as
+//
+//	2026-11-23T13:20:01Z pid=4121 uid=1000(alice) gid=1000 groups=1000,27 exe=/usr/bin/nc
+//
+// without the time when it is zero. Unknown groups or executable read "?",
+// no supplementary groups "-".
+func (p *peer) line() string {
+	var b strings.Builder
+	if !p.Time.IsZero() {
+		b.WriteString(p.Time.Format(time.RFC3339))
+		b.WriteByte(' ')
+	}
+	b.WriteString("pid=")
+	b.WriteString(strconv.Itoa(p.PID))
+	b.WriteString(" uid=")
+	b.WriteString(strconv.FormatUint(uint64(p.UID), 10))
+	if p.User != "" {
+		b.WriteString("(" + p.User + ")")
+	}
+	b.WriteString(" gid=")
+	b.WriteString(strconv.FormatUint(uint64(p.GID), 10))
+	b.WriteString(" groups=")
+	switch {
+	case p.Groups == nil:
+		b.WriteByte('?')
+	case len(p.Groups) == 0:
+		b.WriteByte('-')
+	default:
+		b.WriteString(ids.Join(p.Groups))
+	}
+	b.WriteString(" exe=")
+	if p.Exe == "" {
+		b.WriteByte('?')
+	} else {
+		b.WriteString(p.Exe)
+	}
+	return b.String()
+}
+
+// print writes p to w as a line of text or of JSON.
+func (p *peer) print(w io.Writer, asJSON bool) error {
+	if asJSON {
+		return json.NewEncoder(w).Encode(p)
+	}
+	_, err := io.WriteString(w, p.line()+"\n")
+	return err
+}

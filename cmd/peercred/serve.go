@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/peercred/peercred"
+)
+
+func serveCommand(stdout io.Writer, log *slog.Logger) *command {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	var lf listenFlags
+	lf.define(fs)
+	asJSON := fs.Bool("json", false, "print one JSON object per client, with the fields\ntime, pid, uid, user, gid, groups, exe")
+	return &command{
+		name: "serve", args: "SOCKET", fs: fs,
+		about: `Listen on SOCKET and print one line per client, as the kernel reports it:
+  2026-11-23T13:20:01Z pid=4121 uid=1000(alice) gid=1000 groups=1000,27 exe=/usr/bin/nc
+The client is sent the same line (as text, with -json too), and the
+connection closed. The user name is
+omitted when the user database has none, groups read "-" when there are no
+supplementary groups and "?" where the OS does not report them, and exe is "?"
+when /proc/PID/exe cannot be read (another user's process, and we are not root;
+a process that has exited; a PID namespace we cannot see into).
+`,
+		run: func(ctx context.Context, addr string) error {
+			return serve(ctx, addr, &lf, *asJSON, stdout, log)
+		},
+	}
+}
+
+func serve(ctx context.Context, addr string, lf *listenFlags, asJSON bool, stdout io.Writer, log *slog.Logger) error {
+	l, err := lf.listen(ctx, addr, &peercred.ListenConfig{Logger: log})
+	if err != nil {
+		return err
+	}
+	defer l.Close() // removes the socket file
+	stop := context.AfterFunc(ctx, func() { l.Close() })
+	defer stop()
+	log.Info("listening; connect with "+connectHint(addr), "socket", addr, "pid", os.Getpid())
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		c, err := l.AcceptPeerCred()
+		if err != nil {
+			if ctx.Err() != nil {
+				log.Info("stopped", "socket", addr)
+				return nil
+			}
+			if isTemporary(err) {
+				continue // one client's credentials could not be read (logged)
+			}
+			return err
+		}
+		p := describe(c, time.Now())
+		if err := p.print(stdout, asJSON); err != nil {
+			c.Close()
+			return err
+		}
+		wg.Go(func() {
+			c.SetWriteDeadline(time.Now().Add(time.Second))
+			io.WriteString(c, p.line()+"\n")
+			lingeringClose(c)
+		})
+	}
+}
+
+// lingeringClose ends c without turning what the client may have sent and we
+// did not read into a reset (ECONNRESET) that would hide our answer: it shuts
+// down our side, and reads until the client closes its own, for a moment.
+func lingeringClose(c *peercred.Conn) {
+	defer c.Close()
+	if err := c.CloseWrite(); err != nil {
+		return
+	}
+	c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	io.Copy(io.Discard, io.LimitReader(c, 1<<20))
+}
+
+// connectHint says how to connect to addr from a shell.
+func connectHint(addr string) string {
+	if name, ok := strings.CutPrefix(addr, "@"); ok {
+		return "socat - ABSTRACT-CONNECT:" + name
+	}
+	return "nc -U " + addr
+}
+
+// isTemporary reports whether an Accept error concerns one conn only, such
+// as a client whose credentials could not be read.
+func isTemporary(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Temporary()
+}

@@ -1,0 +1,303 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/peercred/peercred"
+	"github.com/peercred/peercred/cmd/internal/ids"
+	"github.com/peercred/peercred/privsep"
+)
+
+// Timeouts of the daemon.
+const (
+	readyTimeout = 15 * time.Second // from spawn to a worker serving HTTP
+	stopTimeout  = 5 * time.Second  // a worker's graceful stop, then SIGKILL
+)
+
+// errWorkerEnded ends the daemon when its worker exits for good.
+var errWorkerEnded = errors.New("the web worker exited and will not be restarted")
+
+// daemon is the privileged parent.
+type daemon struct {
+	cfg    *config
+	log    *slog.Logger
+	start  time.Time
+	url    string
+	secret string // the secret file's path
+	worker privsep.Spec
+	admins []uint32
+
+	sup *privsep.Supervisor
+	web *privsep.Process
+
+	mu       sync.Mutex
+	readyPID int           // the last worker that said it serves
+	readyCh  chan struct{} // closed and replaced when readyPID changes
+
+	restartMu sync.Mutex // one restart at a time
+	cancel    context.CancelCauseFunc
+}
+
+// runDaemon runs the daemon until a signal, a "stop" command or a fatal
+// error, and returns the exit status.
+func runDaemon(cfg *config, stderr io.Writer) int {
+	log := newLogger(stderr, cfg.logJSON, cfg.verbose)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		select {
+		case sig := <-sigs:
+			cancel(fmt.Errorf("signal %v", sig))
+		case <-ctx.Done():
+		}
+	}()
+
+	d := &daemon{cfg: cfg, log: log, start: time.Now(), cancel: cancel, readyCh: make(chan struct{})}
+	if err := d.run(ctx); err != nil {
+		log.Error("privsepd: " + err.Error())
+		return exitFail
+	}
+	log.Info("privsepd stopped")
+	return exitOK
+}
+
+func (d *daemon) run(ctx context.Context) error {
+	if err := d.setUp(); err != nil {
+		return err
+	}
+	l, err := d.listenControl(ctx)
+	if err != nil {
+		return err
+	}
+	defer l.Close() // removes the socket file
+
+	d.sup = privsep.New(privsep.Config{
+		Logger: d.log,
+		Roles: map[string]privsep.Policy{
+			"web": {
+				// Each worker process may get the secret and its
+				// listener once: a second request is refused.
+				Open:   []privsep.OpenRule{{Path: d.secret, Once: true}},
+				Listen: []privsep.ListenRule{{Network: "tcp", Address: d.cfg.httpAddr, Once: true}},
+				Ops:    map[string]privsep.OpRule{"ready": {Once: true}},
+			},
+		},
+	})
+	d.sup.Handle("ready", d.ready)
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), stopTimeout+time.Second)
+		defer cancel()
+		if err := d.sup.Shutdown(sctx); err != nil {
+			d.log.Warn("privsepd: " + err.Error())
+		}
+	}()
+	sctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	d.web, err = d.sup.Spawn(sctx, d.worker)
+	cancel()
+	if err == nil {
+		_, err = d.waitReady(ctx, 0, 0)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			d.log.Info("stopped before the worker was ready", "reason", context.Cause(ctx).Error())
+			return nil
+		}
+		return err
+	}
+	go func() {
+		select {
+		case <-d.web.Done():
+			d.cancel(errWorkerEnded)
+		case <-ctx.Done():
+		}
+	}()
+
+	var wg sync.WaitGroup
+	wg.Go(func() { d.serveControl(ctx, l) })
+	d.log.Info("privsepd ready: try curl "+d.url+" and privsepd ctl status",
+		"url", d.url, "control", d.cfg.control)
+
+	<-ctx.Done()
+	cause := context.Cause(ctx)
+	d.log.Info("shutting down", "reason", cause.Error())
+	l.Close()
+	wg.Wait()
+	if errors.Is(cause, errWorkerEnded) {
+		return fmt.Errorf("%w: %v", cause, d.web.Err())
+	}
+	return nil
+}
+
+// setUp decides who the worker runs as and prepares the state directory.
+func (d *daemon) setUp() error {
+	euid, egid := uint32(os.Geteuid()), uint32(os.Getegid())
+	d.worker = privsep.Spec{
+		Role:         "web",
+		Restart:      privsep.RestartOnFailure,
+		HelloTimeout: readyTimeout,
+	}
+	if euid == 0 {
+		uid, gid, err := ids.UID(d.cfg.user)
+		if err != nil {
+			return fmt.Errorf("-user: %w", err)
+		}
+		if uid == 0 || gid == 0 {
+			return fmt.Errorf("-user %s: uid %d gid %d: refusing to run the worker as root or in group 0", d.cfg.user, uid, gid)
+		}
+		d.worker.UID, d.worker.GID = uid, gid
+		d.worker.Groups = []uint32{} // no supplementary groups
+		d.admins = append(d.admins, 0)
+	} else {
+		if d.cfg.userSet {
+			uid, _, err := ids.UID(d.cfg.user)
+			if err != nil {
+				return fmt.Errorf("-user: %w", err)
+			}
+			if uid != euid {
+				return fmt.Errorf("-user %s: only root can run the worker as another user (we are uid %d)", d.cfg.user, euid)
+			}
+		}
+		d.worker.UID, d.worker.GID = euid, egid
+		// Without root the kernel lets us start processes only as
+		// ourselves, and our own user administers the daemon.
+		d.admins = append(d.admins, 0, euid)
+	}
+	d.admins = append(d.admins, d.cfg.admins.IDs...)
+	if v, ok := os.LookupEnv("GORACE"); ok {
+		// A worker's environment is empty but for what the spec lists;
+		// keep the race detector's settings (tests set
+		// atexit_sleep_ms=0) for a binary built with -race.
+		d.worker.Env = append(d.worker.Env, "GORACE="+v)
+	}
+	logFormat := "text"
+	if d.cfg.logJSON {
+		logFormat = "json"
+	}
+	host, port, err := net.SplitHostPort(d.cfg.httpAddr)
+	if err != nil {
+		return fmt.Errorf("-http %s: %w", d.cfg.httpAddr, err)
+	}
+	if host == "" {
+		host = "localhost"
+	}
+	d.url = "http://" + net.JoinHostPort(host, port) + "/"
+
+	d.log.Info("privsepd starting", "pid", os.Getpid(), "uid", euid,
+		"worker_uid", d.worker.UID, "worker_gid", d.worker.GID, "worker_user", ids.UserName(d.worker.UID),
+		"http", d.cfg.httpAddr, "state", d.cfg.stateDir, "control", d.cfg.control)
+	if euid != 0 {
+		d.log.Warn("not running as root: no privilege drop; the web worker runs as uid "+ids.WithName(euid)+
+			", like the daemon, and could read the secret itself (run as root to see the separation)",
+			"uid", euid)
+	}
+	secret, err := prepareState(d.cfg.stateDir, d.log)
+	if err != nil {
+		return err
+	}
+	d.secret = secret
+	d.worker.Args = []string{d.cfg.httpAddr, d.secret, logFormat}
+	return nil
+}
+
+// listenControl listens on the control socket. The file is mode 0666: the
+// Authorizer, on the kernel's credentials, decides who may connect.
+func (d *daemon) listenControl(ctx context.Context) (*peercred.Listener, error) {
+	uids := append([]uint32{}, d.admins...)
+	uids = append(uids, d.cfg.allow.IDs...)
+	auth := []peercred.Authorizer{peercred.AllowUIDs(uids...)}
+	if len(d.cfg.allowGID.IDs) > 0 {
+		auth = append(auth, peercred.AllowGIDs(d.cfg.allowGID.IDs...))
+	}
+	lc := peercred.ListenConfig{Mode: 0o666, Authorize: peercred.AnyOf(auth...), Logger: d.log}
+	if strings.HasPrefix(d.cfg.control, "@") {
+		lc.Mode = 0 // an abstract socket has no file; the Authorizer is all there is
+	}
+	l, err := lc.Listen(ctx, d.cfg.control)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return nil, fmt.Errorf("control socket %s: another privsepd is running (try privsepd ctl -control %[1]s status): %w", d.cfg.control, err)
+		}
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	d.log.Info("control socket listening", "path", d.cfg.control, "allow_uids", ids.Join(uids),
+		"allow_gids", ids.Join(d.cfg.allowGID.IDs), "admin_uids", ids.Join(d.admins))
+	return l, nil
+}
+
+// ready serves the worker's "ready" call: it has its socket and secret and
+// serves HTTP.
+func (d *daemon) ready(ctx context.Context, req *privsep.Request) ([]byte, []*os.File, error) {
+	d.log.Info("web worker serving", "pid", req.Peer.PID, "uid", req.Peer.UID, "gid", req.Peer.GID, "url", d.url)
+	d.mu.Lock()
+	d.readyPID = req.Peer.PID
+	close(d.readyCh)
+	d.readyCh = make(chan struct{})
+	d.mu.Unlock()
+	return nil, nil, nil
+}
+
+// waitReady waits until a worker process other than notPID is current and
+// has said it serves, and returns its PID. It fails if the worker is
+// restarted more than maxRestarts times in total meanwhile (it failed), or
+// ends for good.
+func (d *daemon) waitReady(ctx context.Context, notPID, maxRestarts int) (int, error) {
+	timeout := time.NewTimer(readyTimeout)
+	defer timeout.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		d.mu.Lock()
+		pid, changed := d.readyPID, d.readyCh
+		d.mu.Unlock()
+		if pid != 0 && pid != notPID && pid == d.web.PID() {
+			return pid, nil
+		}
+		if d.web.Restarts() > maxRestarts {
+			return 0, errors.New("the web worker failed to start (its error is above)")
+		}
+		select {
+		case <-changed:
+		case <-tick.C:
+		case <-d.web.Done():
+			return 0, fmt.Errorf("the web worker exited: %v", d.web.Err())
+		case <-timeout.C:
+			return 0, fmt.Errorf("the web worker is not serving after %v", readyTimeout)
+		case <-ctx.Done():
+			return 0, context.Cause(ctx)
+		}
+	}
+}
+
+// restartWorker replaces the worker process and waits for the new one to
+// serve.
+func (d *daemon) restartWorker(ctx context.Context) (old, pid int, err error) {
+	d.restartMu.Lock()
+	defer d.restartMu.Unlock()
+	old, restarts := d.web.PID(), d.web.Restarts()
+	sctx, cancel := context.WithTimeout(ctx, stopTimeout)
+	err = d.web.Restart(sctx)
+	cancel()
+	if err != nil {
+		return old, 0, err
+	}
+	pid, err = d.waitReady(ctx, old, restarts+1)
+	return old, pid, err
+}
+
+// isAdmin reports whether uid may restart the worker and stop the daemon.
+func (d *daemon) isAdmin(uid uint32) bool { return slices.Contains(d.admins, uid) }

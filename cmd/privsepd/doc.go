@@ -1,0 +1,25 @@
+// Command privsepd is a small privilege-separated web server: the peercred
+// toolkit end to end, in one program.
+//
+// The parent process keeps root and owns the policy. It starts a "web"
+// worker as an unprivileged user (nobody by default) with [privsep], proves
+// who the worker is from what the kernel says, and then answers the
+// worker's capability calls, and only those its policy lists: a listening
+// socket on the HTTP address (port 80 when root), and a root-only secret file
+// (mode 0600, created in the state directory on first start). The worker
+// serves a page that shows its own PID and UID, the secret it obtained through
+// the parent, and how many requests it served.
+//
+// A control socket answers "status" to allowed users and "restart-worker"
+// and "stop" to admins only, decided by the caller's kernel-reported
+// credentials; "privsepd ctl COMMAND" is its client, and checks first that the
+// socket is served by root or by the calling user.
+//
+// Without root, privsepd runs the same flow as the calling user, with no
+// privilege drop, on an unprivileged port, and says so in its log.
+//
+//	go run ./cmd/privsepd          # then: curl http://127.0.0.1:8080/ (or :80 as root)
+//	go run ./cmd/privsepd ctl status
+//
+// Run "privsepd -h" for the flags. privsepd needs Linux.
+package main
