@@ -135,11 +135,13 @@ func Start(t testing.TB, role string, opts Options) *Proc {
 }
 
 // Command starts the external program name (looked up in PATH when it has no
-// slash) with args followed by opts.Args, the same way Start starts a helper.
+// slash) with args followed by opts.Args, the same way Start starts a helper,
+// with the same environment (less the role marker): a Go program built with
+// -race also exits without the race detector's one-second sleep.
 func Command(t testing.TB, opts Options, name string, args ...string) *Proc {
 	t.Helper()
 	cmd := exec.Command(name, append(args, opts.Args...)...)
-	cmd.Env = environ(opts.Env)
+	cmd.Env = noRaceExitSleep(environ(opts.Env))
 	return start(t, fmt.Sprintf("command %q", name), cmd, &opts)
 }
 
