@@ -83,10 +83,17 @@ func cloexecFDs(first, n int) (int, error) {
 	return n, nil
 }
 
-// closeFDs closes the n descriptors from first on.
+// closeFDs closes the sockets among the n descriptors from first on. A
+// LISTEN_FDS that claims more than systemd passed would otherwise make us
+// close descriptors the program opened itself; those are never sockets
+// from systemd, so non-sockets are left alone (they were only marked
+// close-on-exec).
 func closeFDs(first, n int) {
 	for fd := first; fd < first+n; fd++ {
-		unix.Close(fd)
+		var st unix.Stat_t
+		if unix.Fstat(fd, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFSOCK {
+			unix.Close(fd)
+		}
 	}
 }
 

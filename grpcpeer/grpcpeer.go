@@ -115,9 +115,16 @@ func WrapServerCredentials(inner credentials.TransportCredentials) credentials.T
 // targets). The handshake reads the server's [peercred.Cred], as of its
 // listen, and fails unless authorize admits it, before anything is sent on
 // the connection; the call then fails with codes.Unavailable and a message
-// that says why. A nil authorize admits every server. The server's Cred is
-// in the [AuthInfo] of the call's peer (see [grpc.Peer] and [FromPeer]).
+// that says why. authorize must not be nil: these credentials report a
+// security level that lets gRPC send per-call secrets (tokens), which must
+// not reach whoever squats the socket; pass an Authorizer that says which
+// server to trust (peercred.AllowUIDs(0), peercred.SameUser(), ...). The
+// server's Cred is in the [AuthInfo] of the call's peer (see [grpc.Peer] and
+// [FromPeer]).
 func NewClientCredentials(authorize peercred.Authorizer) credentials.TransportCredentials {
+	if authorize == nil {
+		panic("grpcpeer: NewClientCredentials: nil Authorizer: say which server to trust")
+	}
 	return &transportCreds{side: "client", authorize: authorize}
 }
 
@@ -127,6 +134,9 @@ func NewClientCredentials(authorize peercred.Authorizer) credentials.TransportCr
 func WrapClientCredentials(inner credentials.TransportCredentials, authorize peercred.Authorizer) credentials.TransportCredentials {
 	if inner == nil {
 		panic("grpcpeer: WrapClientCredentials: nil credentials")
+	}
+	if authorize == nil {
+		panic("grpcpeer: WrapClientCredentials: nil Authorizer: say which server to trust")
 	}
 	return &transportCreds{side: "client", inner: inner, authorize: authorize}
 }

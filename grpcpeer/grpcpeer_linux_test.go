@@ -199,7 +199,7 @@ func TestStreamInterceptor(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			path, _ := serve(t, grpcpeer.NewServerCredentials(), tt.admit)
-			conn, err := grpc.NewClient("unix://"+path, grpc.WithTransportCredentials(grpcpeer.NewClientCredentials(nil)))
+			conn, err := grpc.NewClient("unix://"+path, grpc.WithTransportCredentials(grpcpeer.NewClientCredentials(anyServer)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -244,7 +244,7 @@ func TestServerRefusesTCP(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if _, _, err := grpcpeer.NewClientCredentials(nil).ClientHandshake(context.Background(), "x", c); err == nil {
+	if _, _, err := grpcpeer.NewClientCredentials(anyServer).ClientHandshake(context.Background(), "x", c); err == nil {
 		t.Error("ClientHandshake on a TCP conn succeeded")
 	}
 	if err := <-done; err == nil || !strings.Contains(err.Error(), "not a Unix-domain socket") {
@@ -281,7 +281,7 @@ func TestWrapTLS(t *testing.T) {
 	}
 
 	// A plain client does not get through the TLS server.
-	if _, err := check(path, grpcpeer.NewClientCredentials(nil)); status.Code(err) != codes.Unavailable {
+	if _, err := check(path, grpcpeer.NewClientCredentials(anyServer)); status.Code(err) != codes.Unavailable {
 		t.Errorf("client without TLS: %v, want Unavailable", err)
 	}
 }
@@ -353,3 +353,7 @@ func tlsConfigs(t *testing.T) (server, client *tls.Config) {
 	client = &tls.Config{RootCAs: pool, ServerName: "localhost"}
 	return server, client
 }
+
+// anyServer trusts whoever serves the socket: tests that are not about the
+// server check.
+func anyServer(*peercred.Cred) error { return nil }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"github.com/peercred/peercred/cmd/internal/backoff"
 	"io"
 	"log/slog"
 	"os"
@@ -49,6 +50,7 @@ them.
 			var wg sync.WaitGroup
 			defer wg.Wait()
 			defer cancel()
+			var delay time.Duration
 			for {
 				c, err := l.AcceptPeerCred()
 				if err != nil {
@@ -56,11 +58,12 @@ them.
 						log.Info("stopped", "socket", addr)
 						return nil
 					}
-					if isTemporary(err) {
+					if backoff.Accept(ctx, err, &delay) {
 						continue
 					}
 					return err
 				}
+				delay = 0
 				wg.Go(func() { echo(ctx, c, auth, log) })
 			}
 		},

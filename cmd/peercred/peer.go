@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/peercred/peercred"
 	"github.com/peercred/peercred/cmd/internal/ids"
@@ -55,7 +56,7 @@ func (p *peer) line() string {
 	b.WriteString(" uid=")
 	b.WriteString(strconv.FormatUint(uint64(p.UID), 10))
 	if p.User != "" {
-		b.WriteString("(" + p.User + ")")
+		b.WriteString("(" + safe(p.User) + ")")
 	}
 	b.WriteString(" gid=")
 	b.WriteString(strconv.FormatUint(uint64(p.GID), 10))
@@ -72,9 +73,21 @@ func (p *peer) line() string {
 	if p.Exe == "" {
 		b.WriteByte('?')
 	} else {
-		b.WriteString(p.Exe)
+		b.WriteString(safe(p.Exe))
 	}
 	return b.String()
+}
+
+// safe returns s as it is when it is plain printable text without spaces,
+// and Go-quoted otherwise: a peer chooses its executable's path, and a path
+// with a newline must not forge a second line of our output.
+func safe(s string) string {
+	for _, r := range s {
+		if r <= ' ' || r == '"' || r == 0x7f || !unicode.IsPrint(r) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
 }
 
 // print writes p to w as a line of text or of JSON.

@@ -2,11 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
+	"github.com/peercred/peercred/cmd/internal/backoff"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"strings"
 	"sync"
@@ -49,6 +48,7 @@ func serve(ctx context.Context, addr string, lf *listenFlags, asJSON bool, stdou
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	var delay time.Duration
 	for {
 		c, err := l.AcceptPeerCred()
 		if err != nil {
@@ -56,11 +56,12 @@ func serve(ctx context.Context, addr string, lf *listenFlags, asJSON bool, stdou
 				log.Info("stopped", "socket", addr)
 				return nil
 			}
-			if isTemporary(err) {
-				continue // one client's credentials could not be read (logged)
+			if backoff.Accept(ctx, err, &delay) {
+				continue // one client's credentials could not be read (logged), or EMFILE
 			}
 			return err
 		}
+		delay = 0
 		p := describe(c, time.Now())
 		if err := p.print(stdout, asJSON); err != nil {
 			c.Close()
@@ -92,11 +93,4 @@ func connectHint(addr string) string {
 		return "socat - ABSTRACT-CONNECT:" + name
 	}
 	return "nc -U " + addr
-}
-
-// isTemporary reports whether an Accept error concerns one conn only, such
-// as a client whose credentials could not be read.
-func isTemporary(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Temporary()
 }
