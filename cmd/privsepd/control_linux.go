@@ -6,8 +6,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/peercred/peercred/cmd/internal/backoff"
 	"io"
-	"net"
 	"os"
 	"strings"
 	"sync"
@@ -32,21 +32,43 @@ func (d *daemon) serveControl(ctx context.Context, l *peercred.Listener) {
 	defer stop()
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	var delay time.Duration
+	perUID := map[uint32]int{} // connections open, per caller uid
+	var mu sync.Mutex
 	for {
 		c, err := l.AcceptPeerCred()
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Temporary() {
-				continue // one peer's credentials could not be read (logged)
+			if ctx.Err() == nil && backoff.Accept(ctx, err, &delay) {
+				continue // one peer's credentials could not be read (logged), or EMFILE
 			}
 			if ctx.Err() == nil {
 				d.log.Error("control socket: " + err.Error())
 			}
 			return
 		}
-		wg.Go(func() { d.control(ctx, c) })
+		delay = 0
+		uid := c.Cred().UID
+		mu.Lock()
+		if perUID[uid] >= maxControlConnsPerUID {
+			mu.Unlock()
+			d.log.Warn("control: too many connections from one user", "pid", c.Cred().PID, "uid", uid)
+			c.Close()
+			continue
+		}
+		perUID[uid]++
+		mu.Unlock()
+		wg.Go(func() {
+			d.control(ctx, c)
+			mu.Lock()
+			perUID[uid]--
+			mu.Unlock()
+		})
 	}
 }
+
+// maxControlConnsPerUID keeps one allowed user from holding every
+// connection (and descriptor) of the control socket.
+const maxControlConnsPerUID = 4
 
 // control serves one control connection: the listener's Authorizer has
 // admitted the caller; each command is checked again, and logged, with the
@@ -54,7 +76,11 @@ func (d *daemon) serveControl(ctx context.Context, l *peercred.Listener) {
 func (d *daemon) control(ctx context.Context, c *peercred.Conn) {
 	defer c.Close()
 	cred := c.Cred()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	// A command is one short line: a caller gets two seconds to send it,
+	// and shutdown cuts any wait short.
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
+	defer stop()
 	line, err := bufio.NewReader(io.LimitReader(c, 256)).ReadString('\n')
 	if err != nil {
 		d.log.Warn("control: no command", "pid", cred.PID, "uid", cred.UID, "gid", cred.GID, "err", err.Error())

@@ -31,19 +31,29 @@ func prepareState(dir string, log *slog.Logger) (string, error) {
 		return "", fmt.Errorf("state directory: %w", err)
 	}
 	path := filepath.Join(dir, secretName)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+	// Written in full under a temporary name, then linked into place: a
+	// crash never leaves an empty secret behind, and link(2) never
+	// replaces one that appeared meanwhile.
+	tmp, err := os.CreateTemp(dir, ".secret-*")
+	if err != nil {
+		return "", fmt.Errorf("secret: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	b := make([]byte, 32)
+	rand.Read(b) // never fails (crypto/rand)
+	_, err = tmp.WriteString(hex.EncodeToString(b) + "\n")
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", fmt.Errorf("secret: %w", err)
+	}
+	err = os.Link(tmp.Name(), path) // CreateTemp made it 0600
 	switch {
 	case err == nil:
-		b := make([]byte, 32)
-		rand.Read(b) // never fails (crypto/rand)
-		_, err = f.WriteString(hex.EncodeToString(b) + "\n")
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			os.Remove(path)
-			return "", fmt.Errorf("secret: %w", err)
-		}
 		log.Info("created the secret file", "path", path, "mode", "0600", "uid", os.Geteuid())
 	case errors.Is(err, fs.ErrExist):
 		if err := checkOwned(path, 0, 0o077); err != nil {
