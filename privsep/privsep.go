@@ -72,6 +72,9 @@ type Policy struct {
 	// Ops lists the user-defined operations (see [Supervisor.Handle]) the
 	// role may call.
 	Ops map[string]OpRule
+	// Files lists what the role may do through the file broker
+	// ([Worker.Broker]).
+	Files []FileRule
 	// Claim decides which processes connecting to a named socket
 	// ([Supervisor.ListenUnix]) may take this role. Nil: none; the role
 	// is only for workers the supervisor spawns.
@@ -169,6 +172,14 @@ type Spec struct {
 	// HelloTimeout bounds the time from exec to a verified worker; 0
 	// means 10s.
 	HelloTimeout time.Duration
+
+	// Confine, if set, confines the worker (Landlock, seccomp, limits,
+	// namespaces) before its hello; the parent verifies it before
+	// admitting the worker. See [Confine].
+	Confine *Confine
+	// confineEnv is the Confine as the worker gets it, with its compiled
+	// filter (confine.go), set by checkSpec.
+	confineEnv []string
 }
 
 // Peer is a verified worker, as the parent's handlers see it.
@@ -186,6 +197,9 @@ type Peer struct {
 	// Named is true for a process that connected to a named socket
 	// rather than being spawned.
 	Named bool
+	// Confinement is what the parent verified and the worker reported
+	// of its confinement; nil without [Spec.Confine].
+	Confinement *Confinement
 }
 
 func (p *Peer) String() string {

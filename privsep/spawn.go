@@ -286,6 +286,9 @@ func checkSpec(spec *Spec) error {
 	if spec.Chroot != "" && spec.Path == "" {
 		return errors.New("with Chroot, Path must name the worker binary inside it")
 	}
+	if err := spec.planConfine(); err != nil { // confine.go
+		return err
+	}
 	if spec.HelloTimeout <= 0 {
 		spec.HelloTimeout = 10 * time.Second
 	}
@@ -393,6 +396,7 @@ func workerCmd(spec *Spec, remote *os.File) (*exec.Cmd, error) {
 		// there: the parent checks its identity outside.
 		env = append(env, envAllowRoot+"=1")
 	}
+	env = append(env, spec.confineEnv...) // confine.go
 	env = append(env, spec.Env...)
 	stdout, stderr := spec.Stdout, spec.Stderr
 	if stdout == nil {
@@ -420,6 +424,7 @@ func workerCmd(spec *Spec, remote *os.File) (*exec.Cmd, error) {
 		},
 	}
 	sys := cmd.SysProcAttr
+	sys.Cloneflags |= confineCloneFlags(spec) // confine_linux.go
 	if spec.PIDNS {
 		sys.Cloneflags |= syscall.CLONE_NEWPID
 	}
@@ -535,7 +540,15 @@ func (s *Supervisor) verify(ctx context.Context, mc *msgConn, spec *Spec, pid in
 	if st["NoNewPrivs"] != "1" {
 		return fail("NoNewPrivs is %q, want 1", st["NoNewPrivs"])
 	}
-	return &Peer{Role: spec.Role, PID: pid, UID: m.Cred.Uid, GID: m.Cred.Gid, Groups: groups}, nil
+	peer := &Peer{Role: spec.Role, PID: pid, UID: m.Cred.Uid, GID: m.Cred.Gid, Groups: groups}
+	if spec.Confine != nil {
+		// Every thread's seccomp and no_new_privs, limits, namespaces,
+		// and the worker's report in the hello (confine_verify_linux.go).
+		if peer.Confinement, err = s.verifyConfinement(spec, pid, m.Payload); err != nil {
+			return fail("%v", err)
+		}
+	}
+	return peer, nil
 }
 
 // readStatus reads /proc/PID/status into a map.

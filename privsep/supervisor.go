@@ -77,7 +77,7 @@ func New(cfg Config) *Supervisor {
 // Handle registers h for the user-defined operation op. Which roles may call
 // it is up to their [Policy.Ops]. It panics on an invalid or built-in name.
 func (s *Supervisor) Handle(op string, h Handler) {
-	if !validName(op) || op == opOpen || op == opListen {
+	if !validName(op) || op == opOpen || op == opListen || isFileOp(op) {
 		panic(fmt.Sprintf("privsep: Handle: invalid or built-in operation name %q", op))
 	}
 	if h == nil {
@@ -315,6 +315,9 @@ func (ss *session) call(req *Request) (payload []byte, files []*os.File, err err
 		return ss.open(req)
 	case opListen:
 		return ss.listen(req)
+	}
+	if isFileOp(req.Op) {
+		return ss.file(req) // broker.go
 	}
 	ss.s.mu.Lock()
 	h := ss.s.handlers[req.Op]

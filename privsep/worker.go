@@ -108,13 +108,21 @@ func runWorker(role string) int {
 		return fail("role %q is not registered in this binary", role)
 	}
 
+	// Confinement (confine_linux.go), before the hello, which carries
+	// the report of it; if it failed, the report says why and the parent
+	// refuses the worker.
+	confinement, cerr := confineSelf()
+	if cerr != nil {
+		fail("%v", cerr)
+	}
+
 	f := os.NewFile(workerFD, "privsep")
 	c, err := peercred.FileConn(f)
 	f.Close()
 	if err != nil {
 		return fail("socket to the parent: %v", err)
 	}
-	w, err := handshake(c, role, wire.Msg{Kind: wire.KindHello, Op: role})
+	w, err := handshake(c, role, wire.Msg{Kind: wire.KindHello, Op: role, Payload: confinement})
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -165,6 +173,8 @@ type Worker struct {
 	err     error // set when the connection is gone
 
 	readDone chan struct{}
+
+	broker brokerChannel // the file broker's channel (broker_channel.go)
 }
 
 type reply struct {

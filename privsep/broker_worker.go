@@ -1,0 +1,236 @@
+//go:build linux
+
+package privsep
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"syscall"
+	"time"
+
+	"github.com/peercred/peercred/internal/wire"
+)
+
+// Broker is a worker's access to files through its parent, in the manner of
+// Chromium's syscall broker: the parent opens, stats, creates... the file
+// as its role's [Policy.Files] allow, and sends back the result (an open
+// file, metadata). A worker confined with Landlock and seccomp reaches no
+// other file, and this one only as the policy says.
+//
+// Its methods mirror package os. Paths must be absolute and clean. Errors
+// are *fs.PathError (*os.LinkError for Rename); a policy refusal matches
+// fs.ErrPermission and [ErrDenied] with errors.Is, the kernel's answer its
+// errno (fs.ErrNotExist, ...). Symbolic links are never followed: Stat,
+// Open and the others refuse a path with one, Lstat and Readlink see it.
+// A Broker is safe for concurrent use; its calls end with the worker's
+// context.
+type Broker struct {
+	w *Worker
+}
+
+// Broker returns the worker's file broker.
+func (w *Worker) Broker() *Broker { return &Broker{w: w} }
+
+// Open opens name for reading.
+func (b *Broker) Open(name string) (*os.File, error) { return b.OpenFile(name, os.O_RDONLY, 0) }
+
+// Create creates or truncates name, mode 0666 (before the parent's umask).
+func (b *Broker) Create(name string) (*os.File, error) {
+	return b.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o666)
+}
+
+// OpenFile opens name with flag (os.O_RDONLY, ...), creating it with perm
+// if the flags and the policy say so.
+func (b *Broker) OpenFile(name string, flag int, perm fs.FileMode) (*os.File, error) {
+	_, files, err := b.call("open", opFileOpen, &wire.FileRequest{Flag: flag | syscall.O_CLOEXEC, Mode: uint32(perm.Perm()), Path: name})
+	if err != nil {
+		return nil, err
+	}
+	if len(files) != 1 {
+		closeAll(files)
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fmt.Errorf("parent sent %d descriptors, want 1: %w", len(files), ErrProtocol)}
+	}
+	return files[0], nil
+}
+
+// ReadFile reads the whole of name.
+func (b *Broker) ReadFile(name string) ([]byte, error) {
+	f, err := b.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
+}
+
+// Stat returns name's metadata.
+func (b *Broker) Stat(name string) (fs.FileInfo, error) { return b.stat("stat", opFileStat, name) }
+
+// Lstat returns name's metadata, of the link itself if it is one.
+func (b *Broker) Lstat(name string) (fs.FileInfo, error) { return b.stat("lstat", opFileLstat, name) }
+
+func (b *Broker) stat(opName, op, name string) (fs.FileInfo, error) {
+	data, _, err := b.call(opName, op, &wire.FileRequest{Path: name})
+	if err != nil {
+		return nil, err
+	}
+	st, err := wire.DecodeStat(data)
+	if err != nil {
+		return nil, &fs.PathError{Op: opName, Path: name, Err: fmt.Errorf("%w: %w", ErrProtocol, err)}
+	}
+	return newFileInfo(path.Base(name), &st), nil
+}
+
+// Access reports (nil) whether name exists and the policy allows mode on
+// it: a combination of R_OK (4) and W_OK (2), or F_OK (0). The broker grants
+// no execution: X_OK is refused.
+func (b *Broker) Access(name string, mode uint32) error {
+	_, _, err := b.call("access", opFileAccess, &wire.FileRequest{Flag: int(mode), Path: name})
+	return err
+}
+
+// Readlink returns the target of the symbolic link name.
+func (b *Broker) Readlink(name string) (string, error) {
+	data, _, err := b.call("readlink", opFileReadlink, &wire.FileRequest{Path: name})
+	return string(data), err
+}
+
+// Mkdir makes the directory name with perm.
+func (b *Broker) Mkdir(name string, perm fs.FileMode) error {
+	_, _, err := b.call("mkdir", opFileMkdir, &wire.FileRequest{Mode: uint32(perm.Perm()), Path: name})
+	return err
+}
+
+// Remove removes the file or empty directory name.
+func (b *Broker) Remove(name string) error {
+	_, _, err := b.call("remove", opFileRemove, &wire.FileRequest{Path: name})
+	return err
+}
+
+// Rename renames oldpath to newpath; both need a read-write-create rule.
+func (b *Broker) Rename(oldpath, newpath string) error {
+	_, _, err := b.call("rename", opFileRename, &wire.FileRequest{Path: oldpath, Path2: newpath})
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: pe.Err}
+	}
+	return err
+}
+
+// call runs a broker operation and returns the result's data and files, or
+// a *fs.PathError.
+func (b *Broker) call(opName, op string, r *wire.FileRequest) ([]byte, []*os.File, error) {
+	fail := func(err error) ([]byte, []*os.File, error) {
+		return nil, nil, &fs.PathError{Op: opName, Path: r.Path, Err: err}
+	}
+	var (
+		payload []byte
+		files   []*os.File
+		err     error
+	)
+	req := wire.AppendFile(nil, r)
+	if ch := b.w.brokerChan(); ch != nil && ch.mu.TryLock() {
+		payload, files, err = ch.call(op, req)
+		ch.mu.Unlock()
+	} else {
+		// No channel, or it is busy: the main connection takes calls
+		// in parallel.
+		payload, files, err = b.w.Call(b.w.ctx, op, req)
+	}
+	if err != nil {
+		var ce *CallError
+		if errors.As(err, &ce) && ce.Code == wire.CodeDenied {
+			return fail(&brokerDenied{ce})
+		}
+		return fail(err)
+	}
+	errno, data, err := wire.DecodeFileResult(payload)
+	if err != nil || errno != 0 && len(files) != 0 {
+		closeAll(files)
+		if err == nil {
+			err = fmt.Errorf("errno %d with %d descriptors", errno, len(files))
+		}
+		return fail(fmt.Errorf("%w: %w", ErrProtocol, err))
+	}
+	if errno != 0 {
+		return fail(syscall.Errno(errno))
+	}
+	return data, files, nil
+}
+
+// brokerDenied is a policy refusal: fs.ErrPermission, and the *CallError
+// (ErrDenied) beneath.
+type brokerDenied struct{ ce *CallError }
+
+func (e *brokerDenied) Error() string        { return e.ce.Msg }
+func (e *brokerDenied) Unwrap() error        { return e.ce }
+func (e *brokerDenied) Is(target error) bool { return target == fs.ErrPermission }
+
+// fileInfo is a fs.FileInfo from a broker's stat; Sys returns a
+// *syscall.Stat_t.
+type fileInfo struct {
+	name string
+	mode fs.FileMode
+	sys  syscall.Stat_t
+}
+
+func newFileInfo(name string, st *wire.Stat) *fileInfo {
+	fi := &fileInfo{name: name, mode: fs.FileMode(st.Mode & 0o777)}
+	switch st.Mode & syscall.S_IFMT {
+	case syscall.S_IFBLK:
+		fi.mode |= fs.ModeDevice
+	case syscall.S_IFCHR:
+		fi.mode |= fs.ModeDevice | fs.ModeCharDevice
+	case syscall.S_IFDIR:
+		fi.mode |= fs.ModeDir
+	case syscall.S_IFIFO:
+		fi.mode |= fs.ModeNamedPipe
+	case syscall.S_IFLNK:
+		fi.mode |= fs.ModeSymlink
+	case syscall.S_IFSOCK:
+		fi.mode |= fs.ModeSocket
+	}
+	if st.Mode&syscall.S_ISGID != 0 {
+		fi.mode |= fs.ModeSetgid
+	}
+	if st.Mode&syscall.S_ISUID != 0 {
+		fi.mode |= fs.ModeSetuid
+	}
+	if st.Mode&syscall.S_ISVTX != 0 {
+		fi.mode |= fs.ModeSticky
+	}
+	s := &fi.sys
+	// The field types of syscall.Stat_t differ between architectures.
+	set(&s.Dev, st.Dev)
+	set(&s.Ino, st.Ino)
+	set(&s.Nlink, st.Nlink)
+	set(&s.Mode, st.Mode)
+	set(&s.Uid, st.UID)
+	set(&s.Gid, st.GID)
+	set(&s.Rdev, st.Rdev)
+	set(&s.Size, st.Size)
+	set(&s.Blksize, st.Blksize)
+	set(&s.Blocks, st.Blocks)
+	set(&s.Atim.Sec, st.Atime.Sec)
+	set(&s.Atim.Nsec, st.Atime.Nsec)
+	set(&s.Mtim.Sec, st.Mtime.Sec)
+	set(&s.Mtim.Nsec, st.Mtime.Nsec)
+	set(&s.Ctim.Sec, st.Ctime.Sec)
+	set(&s.Ctim.Nsec, st.Ctime.Nsec)
+	return fi
+}
+
+func set[T, V ~int32 | ~int64 | ~uint32 | ~uint64](p *T, v V) { *p = T(v) }
+
+func (fi *fileInfo) Name() string      { return fi.name }
+func (fi *fileInfo) Size() int64       { return int64(fi.sys.Size) }
+func (fi *fileInfo) Mode() fs.FileMode { return fi.mode }
+func (fi *fileInfo) IsDir() bool       { return fi.mode.IsDir() }
+func (fi *fileInfo) Sys() any          { return &fi.sys }
+func (fi *fileInfo) ModTime() time.Time {
+	return time.Unix(int64(fi.sys.Mtim.Sec), int64(fi.sys.Mtim.Nsec))
+}

@@ -1,0 +1,423 @@
+//go:build linux
+
+package privsep
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/peercred/peercred/internal/seccomp"
+)
+
+// Confine is how a spawned worker confines itself ([Spec.Confine]). The
+// worker applies it after the kernel has set its credentials and before its
+// hello, on every thread of the process: resource limits, then a Landlock
+// domain, then a seccomp filter; the parent sets up the namespaces at clone.
+// The parent then checks what the kernel shows of it (/proc: no_new_privs
+// and the seccomp filter on every thread, the limits, the namespaces) before
+// the worker gets anything, and records what the worker reports of the rest
+// (its Landlock domain, which /proc does not show): see [Confinement].
+//
+// A worker confined with the zero Confine can read and write the
+// descriptors it has, run Go, accept on listeners it is given and call its
+// parent, and nothing else: no file, no new socket (bar socketpair), no
+// process, no signal to another process. Each field grants or restricts
+// something more.
+//
+// Landlock does not cover stat(2), chdir(2), pathname Unix sockets (before
+// Landlock ABI 9), UDP (before ABI 10), Multipath TCP, netlink and other
+// socket families, or io_uring: the seccomp filter keeps those out unless a
+// promise lets them in. Landlock applies to paths and ports whatever the
+// descriptor they are reached through: a directory descriptor the worker
+// gets from the parent opens nothing beneath it that its rules do not allow.
+type Confine struct {
+	// BestEffort applies what the running kernel supports and reports
+	// what it could not ([ConfinementReport.Skipped]). Without it
+	// (strict), Spawn fails with an error naming the missing kernel
+	// feature, or a rule's path that does not exist.
+	BestEffort bool
+
+	// LandlockABI is the Landlock ABI version whose restrictions apply,
+	// 1 to 11; 0 means 6 (Linux 6.12): files, TCP ports, and scoping of
+	// abstract Unix sockets and signals to the worker's domain. Strict,
+	// the kernel must support at least this version (check it with
+	// landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION));
+	// best effort, the kernel's version applies if lower.
+	LandlockABI int
+	// Landlock lists the paths the worker may access, and how. It can
+	// access no other file (bar those it holds open).
+	Landlock []LandlockRule
+	// BindTCP and ConnectTCP list the TCP ports the worker may bind and
+	// connect to (Landlock ABI 4). Others are refused with EACCES. Binding
+	// port 0 (any) needs port 0 listed.
+	BindTCP, ConnectTCP []uint16
+
+	// Promises add system calls to the filter, in the manner of
+	// OpenBSD's pledge(2); [PromiseStdio] is always in.
+	Promises []Promise
+	// AllowSyscalls are system calls allowed whatever their arguments;
+	// DenySyscalls are refused even if a promise allows them. Names are
+	// those of the architecture's table ("openat", "ptrace").
+	AllowSyscalls, DenySyscalls []string
+	// OnDenied is what a refused system call does; the default fails
+	// it with EPERM.
+	OnDenied DenyAction
+
+	// NoFile, FileSize and AddressSpace set RLIMIT_NOFILE, RLIMIT_FSIZE
+	// and RLIMIT_AS (soft and hard limit) if nonzero. RLIMIT_CORE is
+	// always 0. RLIMIT_NPROC is never set: the Go runtime needs threads.
+	// The race detector reserves terabytes of address space: do not set
+	// AddressSpace for a worker built with -race.
+	NoFile, FileSize, AddressSpace uint64
+
+	// NewNet, NewMount and NewIPC start the worker in new network (no
+	// interface but a down loopback: the worker reaches nothing but its
+	// parent and the sockets it is given), mount and IPC namespaces. They
+	// need a root parent or [Spec.UserNS].
+	NewNet, NewMount, NewIPC bool
+}
+
+// LandlockRule allows access to a file, or to a directory and everything
+// beneath it.
+type LandlockRule struct {
+	// Path is absolute. It is opened by the worker, after its credentials
+	// are set, to add the rule; symbolic links in it are followed then.
+	Path   string
+	Access LandlockAccess
+	// IgnoreMissing skips the rule if Path does not exist. Otherwise a
+	// missing path fails a strict Spawn and is reported as skipped in
+	// best effort.
+	IgnoreMissing bool
+}
+
+// LandlockAccess is a set of rights a [LandlockRule] grants beneath its path.
+type LandlockAccess uint8
+
+// Landlock rights. On a file rather than a directory, only reading,
+// writing (and truncating) and executing the file apply.
+const (
+	// LandlockRead: read files, list directories.
+	LandlockRead LandlockAccess = 1 << iota
+	// LandlockWrite: write and truncate files; create and remove files,
+	// directories, symbolic links, sockets and FIFOs (no device nodes, no
+	// moving a file to another directory).
+	LandlockWrite
+	// LandlockExec: execute files.
+	LandlockExec
+)
+
+func (a LandlockAccess) String() string {
+	var s []string
+	for _, x := range []struct {
+		bit  LandlockAccess
+		name string
+	}{{LandlockRead, "read"}, {LandlockWrite, "write"}, {LandlockExec, "exec"}} {
+		if a&x.bit != 0 {
+			s = append(s, x.name)
+		}
+	}
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, "+")
+}
+
+// Promise names a set of system calls, in the spirit of OpenBSD's
+// pledge(2) promises. File and network promises open the system calls
+// only: Landlock still decides which paths and ports.
+type Promise string
+
+// Promises.
+const (
+	// PromiseStdio: what the Go runtime needs (threads, memory, futexes,
+	// timers, signals to its own threads, epoll), I/O on descriptors the
+	// worker holds, accept on listeners it holds, socketpair, and calls
+	// to the parent. Always in.
+	PromiseStdio Promise = "stdio"
+	// PromiseRpath: open files for reading, stat, access, readlink,
+	// chdir.
+	PromiseRpath Promise = "rpath"
+	// PromiseWpath: open files for writing, truncate.
+	PromiseWpath Promise = "wpath"
+	// PromiseCpath: create files (O_CREAT), make and remove directories,
+	// unlink, rename, link, symlink.
+	PromiseCpath Promise = "cpath"
+	// PromiseFattr: change file modes, owners and times.
+	PromiseFattr Promise = "fattr"
+	// PromiseUnix: create, bind and connect Unix-domain sockets. Landlock
+	// scopes abstract names (ABI 6); pathname sockets are covered from
+	// ABI 9 only.
+	PromiseUnix Promise = "unix"
+	// PromiseInet: TCP over IPv4 and IPv6, bind and connect; Landlock
+	// says which ports (ABI 4). Multipath TCP is refused: Landlock does
+	// not see it (Go's net falls back to TCP).
+	PromiseInet Promise = "inet"
+	// PromiseUDP: UDP over IPv4 and IPv6, to any port: Landlock does not
+	// restrict UDP before ABI 10.
+	PromiseUDP Promise = "udp"
+	// PromiseProc: fork, wait, signal other processes (Landlock scopes
+	// signals to the worker's domain, ABI 6), sessions and process groups.
+	PromiseProc Promise = "proc"
+	// PromiseExec: execve. The executable needs a [LandlockExec] rule.
+	PromiseExec Promise = "exec"
+)
+
+var promises = []Promise{PromiseStdio, PromiseRpath, PromiseWpath, PromiseCpath, PromiseFattr,
+	PromiseUnix, PromiseInet, PromiseUDP, PromiseProc, PromiseExec}
+
+// DenyAction is what a system call the filter refuses does.
+type DenyAction int
+
+const (
+	// DenyEPERM fails the call with EPERM.
+	DenyEPERM DenyAction = iota
+	// DenyKill kills the worker (SIGSYS): a call outside the policy is a
+	// bug or an attack.
+	DenyKill
+	// DenyLog allows the call and has the kernel log it (audit,
+	// SECCOMP_RET_LOG): to find the calls a worker needs, not to confine
+	// it. The parent logs a warning for such a worker.
+	DenyLog
+)
+
+func (d DenyAction) String() string {
+	switch d {
+	case DenyEPERM:
+		return "eperm"
+	case DenyKill:
+		return "kill"
+	case DenyLog:
+		return "log"
+	}
+	return fmt.Sprintf("DenyAction(%d)", int(d))
+}
+
+// Confinement is what the parent knows of a spawned worker's confinement:
+// what it verified itself in /proc, and what the worker reported.
+type Confinement struct {
+	// Verified was read by the parent from /proc/PID (the worker's child
+	// process, unreaped, so the PID is its own) after the worker's hello
+	// and before it was admitted.
+	Verified ConfinementVerified
+	// SelfReported is what the worker said in its hello about what it
+	// applied. The kernel shows no Landlock domain in /proc, so this is
+	// the worker's word; it was spoken before any code of the role ran.
+	SelfReported ConfinementReport
+}
+
+// ConfinementVerified is what /proc showed of a worker.
+type ConfinementVerified struct {
+	// Threads is how many threads were checked (/proc/PID/task).
+	Threads int
+	// NoNewPrivs: NoNewPrivs is 1 on every thread.
+	NoNewPrivs bool
+	// Seccomp: Seccomp is 2 (filter) on every thread, with at least
+	// SeccompFilters filters, one more than the parent's own.
+	Seccomp        bool
+	SeccompFilters int
+	// Limits are the worker's soft limits (its hard limits are equal
+	// where the Confine set them); Unlimited means none.
+	NoFile, Core, FileSize, AddressSpace uint64
+	// Namespaces lists the new namespaces the Confine asked for ("ipc",
+	// "mnt", "net"), each checked to differ from the parent's.
+	Namespaces []string
+}
+
+// Unlimited is an unlimited resource limit (RLIM_INFINITY).
+const Unlimited = ^uint64(0)
+
+// ConfinementReport is a worker's report of what it applied. It is also
+// the hello payload of a confined worker (JSON).
+type ConfinementReport struct {
+	// LandlockKernelABI is the kernel's Landlock ABI version (0: none;
+	// an ABI 6 with the signal-scoping bug counts as 5).
+	LandlockKernelABI int `json:"kernel_abi"`
+	// LandlockABI is the version whose restrictions were applied; 0
+	// means no Landlock domain.
+	LandlockABI int `json:"abi"`
+	// Landlock describes the handled rights, as go-landlock does.
+	Landlock string `json:"landlock,omitempty"`
+	// LandlockRules is how many path and port rules were added.
+	LandlockRules int `json:"rules"`
+	// Seccomp: the filter was installed on all threads (TSYNC), with
+	// SeccompInsns BPF instructions, refusing with OnDenied.
+	Seccomp      bool   `json:"seccomp"`
+	SeccompInsns int    `json:"insns,omitempty"`
+	OnDenied     string `json:"on_denied,omitempty"`
+	// Skipped lists what was asked but not applied (best effort), and
+	// why.
+	Skipped []string `json:"skipped,omitempty"`
+	// Err is why the worker could not confine itself; it exits.
+	Err string `json:"err,omitempty"`
+}
+
+func (c *Confinement) String() string {
+	if c == nil {
+		return "none"
+	}
+	v, r := &c.Verified, &c.SelfReported
+	var b strings.Builder
+	fmt.Fprintf(&b, "verified: no_new_privs=%v seccomp=%v filters=%d threads=%d nofile=%s core=%s fsize=%s as=%s",
+		v.NoNewPrivs, v.Seccomp, v.SeccompFilters, v.Threads, limitText(v.NoFile), limitText(v.Core), limitText(v.FileSize), limitText(v.AddressSpace))
+	if len(v.Namespaces) > 0 {
+		fmt.Fprintf(&b, " ns=%s", strings.Join(v.Namespaces, ","))
+	}
+	fmt.Fprintf(&b, "; self-reported: landlock ABI %d (kernel %d) %s rules=%d seccomp=%v insns=%d on_denied=%s",
+		r.LandlockABI, r.LandlockKernelABI, r.Landlock, r.LandlockRules, r.Seccomp, r.SeccompInsns, r.OnDenied)
+	if len(r.Skipped) > 0 {
+		fmt.Fprintf(&b, " skipped=%q", r.Skipped)
+	}
+	return b.String()
+}
+
+func limitText(v uint64) string {
+	if v == Unlimited {
+		return "unlimited"
+	}
+	return fmt.Sprint(v)
+}
+
+// Confinement returns what the parent verified and the worker reported of
+// the current worker process's confinement; nil if its Spec has no Confine,
+// or between restarts.
+func (p *Process) Confinement() *Confinement {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cur == nil || p.cur.sess == nil {
+		return nil
+	}
+	return p.cur.sess.peer.Confinement
+}
+
+// defaultLandlockABI is the Landlock version a zero LandlockABI means.
+const defaultLandlockABI = 6
+
+// maxLandlockABI is the newest Landlock version this package (through
+// go-landlock) knows.
+const maxLandlockABI = 11
+
+// landlockABI is the version c asks for.
+func (c *Confine) landlockABI() int {
+	if c.LandlockABI == 0 {
+		return defaultLandlockABI
+	}
+	return c.LandlockABI
+}
+
+// planConfine validates spec's Confine in the parent, before any process is
+// started, and prepares what the worker gets: the Confine and its compiled
+// seccomp filter, in its environment. The filter is compiled here, once per
+// Spawn, rather than in each worker (where it cost a fresh process more):
+// the worker only puts its PID in it.
+func (spec *Spec) planConfine() error {
+	c := spec.Confine
+	spec.confineEnv = nil
+	if c == nil {
+		return nil
+	}
+	if c.LandlockABI < 0 || c.LandlockABI > maxLandlockABI {
+		return fmt.Errorf("confine: Landlock ABI %d: this package knows versions 1 to %d", c.LandlockABI, maxLandlockABI)
+	}
+	for _, r := range c.Landlock {
+		if !filepath.IsAbs(r.Path) {
+			return fmt.Errorf("confine: Landlock path %q is not absolute", r.Path)
+		}
+		if r.Access == 0 || r.Access&^(LandlockRead|LandlockWrite|LandlockExec) != 0 {
+			return fmt.Errorf("confine: Landlock path %s: invalid access %#x", r.Path, uint8(r.Access))
+		}
+	}
+	for _, p := range c.Promises {
+		if !slices.Contains(promises, p) {
+			return fmt.Errorf("confine: unknown promise %q", p)
+		}
+	}
+	if c.OnDenied < DenyEPERM || c.OnDenied > DenyLog {
+		return fmt.Errorf("confine: invalid OnDenied %d", int(c.OnDenied))
+	}
+	wc := workerConfine{Confine: *c}
+	f, err := buildFilter(c, pidPlaceholder)
+	var prog []seccomp.Insn
+	if err == nil {
+		prog, err = f.Assemble()
+	}
+	switch {
+	case err == nil:
+		wc.Filter = seccomp.Encode(prog)
+	case errors.Is(err, errors.ErrUnsupported) && c.BestEffort:
+		wc.NoFilter = err.Error()
+	default:
+		return fmt.Errorf("confine: %w", err)
+	}
+	if !c.BestEffort {
+		if have, want := landlockKernelABI(), c.landlockABI(); have < want {
+			return fmt.Errorf("confine: %w", missingABI(want, have))
+		}
+	}
+	b, err := json.Marshal(&wc)
+	if err != nil {
+		return fmt.Errorf("confine: %w", err)
+	}
+	spec.confineEnv = []string{envConfine + "=" + string(b)}
+	return nil
+}
+
+// workerConfine is what a confined worker gets from its parent (JSON, in
+// envConfine).
+type workerConfine struct {
+	Confine
+	// Filter is the compiled seccomp filter (seccomp.Encode), with
+	// pidPlaceholder where the worker's PID goes.
+	Filter []byte `json:",omitempty"`
+	// NoFilter says why there is none (best effort only).
+	NoFilter string `json:",omitempty"`
+}
+
+// envConfine carries a worker's workerConfine from the parent.
+const envConfine = "PEERCRED_PRIVSEP_CONFINE"
+
+// pidPlaceholder stands for the worker's PID in a filter compiled by the
+// parent, which cannot know it: no PID is that large (PID_MAX_LIMIT is
+// 2^22), and no other constant of the filter is this one.
+const pidPlaceholder = 0xfffffff0
+
+// missingABI is the error of a strict confinement on a kernel with an older
+// Landlock.
+func missingABI(want, have int) error {
+	if have == 0 {
+		return fmt.Errorf("Landlock ABI %d needed, the kernel has no Landlock (not built in, or not in the lsm= boot list): %w", want, errors.ErrUnsupported)
+	}
+	return fmt.Errorf("Landlock ABI %d needed (%s), the kernel has ABI %d: %w", want, abiFeature(want), have, errors.ErrUnsupported)
+}
+
+// abiFeature names what a Landlock ABI version added.
+func abiFeature(v int) string {
+	switch v {
+	case 1:
+		return "filesystem rules"
+	case 2:
+		return "moving files between directories"
+	case 3:
+		return "truncation"
+	case 4:
+		return "TCP bind and connect ports"
+	case 5:
+		return "ioctl on device files"
+	case 6:
+		return "scoping of abstract Unix sockets and signals"
+	case 7:
+		return "audit logging flags"
+	case 8:
+		return "enforcement on all threads at once (TSYNC)"
+	case 9:
+		return "pathname Unix socket connect"
+	case 10:
+		return "UDP bind and send"
+	case 11:
+		return "ABI 11"
+	}
+	return fmt.Sprintf("ABI %d", v)
+}
