@@ -134,6 +134,7 @@ func (d *daemon) status(caller *peercred.Cred) string {
 	} else {
 		fmt.Fprintf(&b, "worker:  web, restarting (restarts %d)\n", d.web.Restarts())
 	}
+	fmt.Fprintf(&b, "confine: %s\n", d.web.Confinement())
 	fmt.Fprintf(&b, "http:    %s\n", d.url)
 	fmt.Fprintf(&b, "secret:  %s\n", d.secret)
 	fmt.Fprintf(&b, "control: %s\n", d.cfg.control)

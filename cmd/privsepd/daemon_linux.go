@@ -186,6 +186,23 @@ func (d *daemon) setUp() error {
 		// atexit_sleep_ms=0) for a binary built with -race.
 		d.worker.Env = append(d.worker.Env, "GORACE="+v)
 	}
+	if d.cfg.confine {
+		// No file access but what is read below, no sockets but Unix
+		// ones (the HTTP listener comes from the parent), and as root
+		// no network or IPC namespace of the host's.
+		d.worker.Confine = &privsep.Confine{
+			Promises: []privsep.Promise{privsep.PromiseRpath, privsep.PromiseUnix},
+			Landlock: []privsep.LandlockRule{
+				{Path: "/proc", Access: privsep.LandlockRead}, // its own and its parent's status, for the page
+				{Path: "/etc/passwd", Access: privsep.LandlockRead, IgnoreMissing: true},
+				{Path: "/etc/group", Access: privsep.LandlockRead, IgnoreMissing: true},
+				{Path: "/etc/nsswitch.conf", Access: privsep.LandlockRead, IgnoreMissing: true},
+			},
+			NoFile: 1024,
+			NewNet: euid == 0,
+			NewIPC: euid == 0,
+		}
+	}
 	logFormat := "text"
 	if d.cfg.logJSON {
 		logFormat = "json"
@@ -250,7 +267,12 @@ func (d *daemon) ready(ctx context.Context, req *privsep.Request) ([]byte, []*os
 	close(d.readyCh)
 	d.readyCh = make(chan struct{})
 	d.mu.Unlock()
-	return nil, nil, nil
+	// The worker shows on its page what the parent verified of it.
+	if c := req.Peer.Confinement; c != nil {
+		d.log.Info("web worker confinement", "pid", req.Peer.PID, "confinement", c.String())
+		return []byte(c.String()), nil, nil
+	}
+	return []byte("none (-confine=false)"), nil, nil
 }
 
 // waitReady waits until a worker process other than notPID is current and

@@ -128,8 +128,12 @@ func testRoot(t *testing.T, bin string) {
 			t.Errorf("worker pid %d: /proc status %s %q, want %q", pid, f, got, nobody)
 		}
 	}
-	if got := procField(t, pid, "NoNewPrivs"); got != "1" {
-		t.Errorf("worker pid %d: NoNewPrivs %s, want 1", pid, got)
+	// Confined by default: no_new_privs and a seccomp filter, as the
+	// kernel shows them.
+	for f, want := range map[string]string{"NoNewPrivs": "1", "Seccomp": "2"} {
+		if got := procField(t, pid, f); got != want {
+			t.Errorf("worker pid %d: %s %s, want %s", pid, f, got, want)
+		}
 	}
 	secret, err := os.ReadFile(filepath.Join(d.state, "secret"))
 	if err != nil {
@@ -150,6 +154,8 @@ func testRoot(t *testing.T, bin string) {
 		"the worker opening it itself: open " + filepath.Join(d.state, "secret") + ": permission denied\n",
 		`through the parent ("open" call): ` + strings.TrimSpace(string(secret)) + "\n",
 		"requests  2 served by this worker process", // waitPage's was the first
+		"confine   verified: no_new_privs=true seccomp=true",
+		"ns=ipc,net", // as root: no network or IPC namespace of the host's
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %q:\n%s", want, page)

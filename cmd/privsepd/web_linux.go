@@ -71,11 +71,13 @@ func web(ctx context.Context, w *privsep.Worker) error {
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l) }()
-	if _, _, err := w.Call(ctx, "ready", nil); err != nil {
+	confinement, _, err := w.Call(ctx, "ready", nil)
+	if err != nil {
 		srv.Close()
 		<-served
 		return err
 	}
+	pg.confinement.Store(string(confinement))
 	log.Info("serving", "addr", addr, "uid", pg.uid, "gid", pg.gid)
 
 	select {
@@ -104,6 +106,7 @@ type page struct {
 	secret      string
 	secretMode  os.FileMode
 	secretOwner uint32
+	confinement atomic.Value // string: what the parent verified, from its "ready" reply
 
 	requests atomic.Int64
 }
@@ -126,6 +129,7 @@ socket    %s, bound by the parent and passed to the worker ("listen" call)
 secret    %s (mode %#o, owner uid %d)
           the worker opening it itself: %s
           through the parent ("open" call): %s
+confine   %s
 requests  %d served by this worker process, this one included
 `,
 		pg.pid, ids.WithName(pg.uid), pg.gid,
@@ -135,6 +139,7 @@ requests  %d served by this worker process, this one included
 		pg.secretPath, pg.secretMode, pg.secretOwner,
 		pg.direct,
 		pg.secret,
+		pg.confinementText(),
 		n)
 }
 
@@ -181,4 +186,12 @@ func realUID(field string) string {
 		return "?"
 	}
 	return ids.WithName(uint32(n))
+}
+
+// confinementText is the confinement the parent verified, as it said.
+func (pg *page) confinementText() string {
+	if s, ok := pg.confinement.Load().(string); ok && s != "" {
+		return s
+	}
+	return "unknown"
 }
