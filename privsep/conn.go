@@ -32,6 +32,7 @@ type msgConn struct {
 	c   *peercred.Conn
 	rc  syscall.RawConn
 	lim wire.Limits
+	wto time.Duration // write timeout; 0: writeTimeout
 
 	// Reader state: one read at a time. readFn is bound once, so that
 	// RawConn.Read costs no closure allocation.
@@ -235,7 +236,11 @@ func (mc *msgConn) write(m *wire.Msg, files []*os.File) error {
 	// the writer for good: every write has a deadline. Concurrent writers
 	// each push it forward, so it fires only when no write has gone
 	// through for writeTimeout.
-	mc.c.SetWriteDeadline(time.Now().Add(writeTimeout))
+	wto := mc.wto
+	if wto <= 0 {
+		wto = writeTimeout
+	}
+	mc.c.SetWriteDeadline(time.Now().Add(wto))
 	if len(files) == 0 {
 		_, err = mc.c.Write(b)
 	} else {
@@ -244,7 +249,8 @@ func (mc *msgConn) write(m *wire.Msg, files []*os.File) error {
 	return err
 }
 
-// writeTimeout bounds how long a message may wait for the peer to make room.
+// writeTimeout bounds how long a message may wait for the peer to make room,
+// unless Config.WriteTimeout says otherwise.
 var writeTimeout = 5 * time.Second
 
 // setPassCred turns SO_PASSCRED on or off. It is on only while the parent

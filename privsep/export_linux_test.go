@@ -1,9 +1,6 @@
 package privsep
 
-import (
-	"os"
-	"time"
-)
+import "os"
 
 // RawWrite sends b with files on the worker's connection as they are, so a
 // test can play a worker that breaks the protocol.
@@ -14,14 +11,6 @@ func RawWrite(w *Worker, b []byte, files ...*os.File) error {
 	}
 	_, err := w.mc.c.WriteWithFiles(b, files...)
 	return err
-}
-
-// SetWriteTimeout changes how long a write may block, for a test; it
-// returns a function that restores it.
-func SetWriteTimeout(d time.Duration) (restore func()) {
-	old := writeTimeout
-	writeTimeout = d
-	return func() { writeTimeout = old }
 }
 
 // StallReader stops w's reader from delivering anything more: it plays a

@@ -79,11 +79,9 @@ func (s *Supervisor) ListenUnix(ctx context.Context, path string, auth peercred.
 				return
 			}
 			delay = 0
-			select {
-			case s.preHello <- struct{}{}:
-			default:
-				s.log().Warn("privsep: named-socket peer refused", "pid", c.Cred().PID, "uid", c.Cred().UID,
-					"reason", fmt.Sprintf("too many connections waiting to say hello (%d)", cap(s.preHello)))
+			uid := c.Cred().UID
+			if reason := s.takePreHello(uid); reason != "" {
+				s.log().Warn("privsep: named-socket peer refused", "pid", c.Cred().PID, "uid", uid, "reason", reason)
 				c.Close()
 				continue
 			}
@@ -107,16 +105,19 @@ func (s *Supervisor) admit(c *peercred.Conn) {
 		c.Close()
 	}
 	mc, err := newMsgConn(c, s.lim)
+	if mc != nil {
+		mc.wto = s.cfg.WriteTimeout
+	}
 	if err != nil {
 		refuse("%v", err)
 		return
 	}
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	c.SetReadDeadline(time.Now().Add(helloTimeout))
 	stop := context.AfterFunc(s.closingCtx, func() { c.SetReadDeadline(time.Now()) })
 	m, err := mc.read()
 	stop()
 	c.SetReadDeadline(time.Time{})
-	<-s.preHello
+	s.releasePreHello(cred.UID)
 	if err != nil {
 		refuse("hello: %v", err)
 		return
@@ -151,4 +152,38 @@ func (s *Supervisor) admit(c *peercred.Conn) {
 	}
 	s.log().Info("privsep: named-socket worker admitted", "role", role, "pid", cred.PID, "uid", cred.UID)
 	ss.serve()
+}
+
+// Connections that have not said hello cost a goroutine and a descriptor
+// each, for up to helloTimeout: at most maxPreHello in all, and
+// maxPreHelloPerUID per user, so that one user cannot lock out the others.
+const (
+	helloTimeout      = 3 * time.Second
+	maxPreHelloPerUID = 8
+)
+
+// takePreHello reserves a place for a connection of uid waiting for its
+// hello, or says why there is none.
+func (s *Supervisor) takePreHello(uid uint32) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.preHelloUID[uid] >= maxPreHelloPerUID {
+		return fmt.Sprintf("uid %d has %d connections waiting to say hello already", uid, maxPreHelloPerUID)
+	}
+	select {
+	case s.preHello <- struct{}{}:
+	default:
+		return fmt.Sprintf("too many connections waiting to say hello (%d)", cap(s.preHello))
+	}
+	s.preHelloUID[uid]++
+	return ""
+}
+
+func (s *Supervisor) releasePreHello(uid uint32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	<-s.preHello
+	if s.preHelloUID[uid]--; s.preHelloUID[uid] <= 0 {
+		delete(s.preHelloUID, uid)
+	}
 }

@@ -60,6 +60,13 @@ type Config struct {
 	// MaxInFlight is how many requests of one worker are handled at the
 	// same time; further requests wait. 0 means 64.
 	MaxInFlight int
+
+	// WriteTimeout is how long a reply may wait for a worker to make room
+	// in its socket before the worker is taken for one that stopped
+	// reading, and killed (a named-socket peer: disconnected). 0 means 5s;
+	// raise it for workers that may be stopped for a while (a debugger, a
+	// frozen cgroup).
+	WriteTimeout time.Duration
 }
 
 // Policy is what one role may do. It denies everything it does not list.

@@ -571,10 +571,10 @@ func TestOpenRefusesFIFO(t *testing.T) {
 // pin the parent: the worker is killed and Shutdown stays prompt.
 func TestWorkerThatDoesNotReadIsKilled(t *testing.T) {
 	testutil.RequireRoot(t)
-	defer privsep.SetWriteTimeout(200 * time.Millisecond)()
-	s, log := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{
-		"flood": {Ops: map[string]privsep.OpRule{"echo": {}}},
-	}})
+	s, log := newSupervisor(t, privsep.Config{
+		WriteTimeout: 200 * time.Millisecond,
+		Roles:        map[string]privsep.Policy{"flood": {Ops: map[string]privsep.OpRule{"echo": {}}}},
+	})
 	s.Handle("echo", echo)
 	p, _ := spawn(t, s, privsep.Spec{Role: "flood", UID: 1234, GID: 1234})
 	waitDone(t, p)
@@ -610,12 +610,15 @@ func TestHandlerErrorClosesItsFiles(t *testing.T) {
 }
 
 // TestNamedSocketCapsSilentClients: connections that never say hello are
-// capped and refused beyond the cap, with a log line.
+// capped per user, with a log line, and do not lock out another user.
 func TestNamedSocketCapsSilentClients(t *testing.T) {
 	testutil.RequireRoot(t)
-	s, log := newSupervisor(t, privsep.Config{})
+	s, log := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{
+		"client": {Ops: map[string]privsep.OpRule{"echo": {}}, Claim: peercred.AllowUIDs(1234)},
+	}})
+	s.Handle("echo", echo)
 	path := testutil.SocketDir(t) + "/named.sock"
-	if err := s.ListenUnix(context.Background(), path, peercred.SameUser()); err != nil {
+	if err := s.ListenUnix(context.Background(), path, peercred.AnyOf(peercred.SameUser(), peercred.AllowUIDs(1234))); err != nil {
 		t.Fatal(err)
 	}
 	for range 80 {
@@ -626,6 +629,11 @@ func TestNamedSocketCapsSilentClients(t *testing.T) {
 		defer c.Close()
 	}
 	waitFor(t, "the cap's log line", 5*time.Second, func() bool {
-		return strings.Contains(log.String(), "too many connections waiting to say hello")
+		return strings.Contains(log.String(), "connections waiting to say hello already")
 	})
+	c := testutil.Start(t, "named-client", testutil.Options{Args: []string{path, "client"}, As: &testutil.User{UID: 1234, GID: 1234}})
+	c.Wait()
+	if got := strings.TrimSpace(c.Stdout()); got != "named" {
+		t.Errorf("another user's client while root hogs its share: %q, want named", got)
+	}
 }

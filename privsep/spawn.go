@@ -248,7 +248,7 @@ func (s *Supervisor) Spawn(ctx context.Context, spec Spec) (*Process, error) {
 	s.wg.Add(1)
 	s.mu.Unlock()
 
-	inc, err := s.start(ctx, &spec)
+	inc, err := s.start(ctx, &spec, p)
 	if err != nil {
 		s.mu.Lock()
 		delete(s.procs, p)
@@ -307,13 +307,16 @@ func checkSpec(spec *Spec) error {
 }
 
 // start execs one worker and verifies it. On any failure the worker is
-// killed and reaped and every descriptor closed.
-func (s *Supervisor) start(ctx context.Context, spec *Spec) (*incarnation, error) {
+// killed and reaped and every descriptor closed. It starts serving the worker only if p is not being stopped by then.
+func (s *Supervisor) start(ctx context.Context, spec *Spec, p *Process) (*incarnation, error) {
 	local, remote, err := peercred.Socketpair(syscall.SOCK_SEQPACKET)
 	if err != nil {
 		return nil, fmt.Errorf("privsep: spawn %s worker: %w", spec.Role, err)
 	}
 	mc, err := newMsgConn(local, s.lim)
+	if mc != nil {
+		mc.wto = s.cfg.WriteTimeout
+	}
 	if err == nil {
 		err = mc.setPassCred(true)
 	}
@@ -374,6 +377,17 @@ func (s *Supervisor) start(ctx context.Context, spec *Spec) (*incarnation, error
 		delete(s.conns, sess)
 		s.mu.Unlock()
 		return fail(fmt.Errorf("privsep: spawn %s worker: welcome: %w", spec.Role, err))
+	}
+	p.mu.Lock()
+	stopping := p.stopping
+	p.mu.Unlock()
+	if stopping {
+		// Stopped while this worker was starting: it never serves.
+		sess.end(ErrUnavailable)
+		s.mu.Lock()
+		delete(s.conns, sess)
+		s.mu.Unlock()
+		return fail(fmt.Errorf("privsep: spawn %s worker: %w", spec.Role, ErrUnavailable))
 	}
 	s.log().Info("privsep: worker started", "role", spec.Role, "pid", peer.PID, "uid", peer.UID, "gid", peer.GID)
 	go sess.serve()
@@ -641,7 +655,7 @@ func (p *Process) supervise(inc *incarnation) {
 				inc = nil
 				break
 			}
-			next, err := s.start(s.ctx, &p.spec)
+			next, err := s.start(s.ctx, &p.spec, p)
 			if err != nil {
 				s.log().Error("privsep: restart failed", "role", p.spec.Role, "err", err)
 				continue

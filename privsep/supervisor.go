@@ -40,6 +40,8 @@ type Supervisor struct {
 	closeStart context.CancelFunc
 	closingCh  <-chan struct{}
 	preHello   chan struct{} // named-socket connections waiting for their hello
+	// preHelloUID counts them per user; guarded by mu.
+	preHelloUID map[uint32]int
 
 	spawner *spawner
 
@@ -67,6 +69,7 @@ func New(cfg Config) *Supervisor {
 	s.closingCtx, s.closeStart = context.WithCancel(context.Background())
 	s.closingCh = s.closingCtx.Done()
 	s.preHello = make(chan struct{}, maxPreHello)
+	s.preHelloUID = make(map[uint32]int)
 	s.lim, s.err = cfg.limits()
 	if cfg.MaxInFlight <= 0 {
 		s.cfg.MaxInFlight = 64
