@@ -228,6 +228,11 @@ func (p *Process) interrupt() {
 // Spawn starts a worker as spec says and returns once it is verified and
 // serving. With a restart policy, the Process keeps starting new workers as
 // their predecessors exit, until stopped.
+//
+// Before each start, descriptors this process holds without close-on-exec
+// (inherited from a shell or a service manager) are marked close-on-exec for
+// good, so that no worker receives them: a program that relies on passing
+// such descriptors to other children must pass them explicitly.
 func (s *Supervisor) Spawn(ctx context.Context, spec Spec) (*Process, error) {
 	if s.err != nil {
 		return nil, fmt.Errorf("privsep: spawn: %w", s.err)

@@ -44,6 +44,9 @@ Commands:
 SOCKET is a file path, or @name for a Linux abstract socket (no file, and so no
 permissions: anyone in the network namespace can connect or take the name).
 Servers remove their socket file when they stop on SIGINT or SIGTERM.
+The executable shown is what /proc/PID/exe says of the process that
+connected: a process can connect, then fork and exec another program that
+keeps the connection, so treat it as information, never as authorization.
 Run "peercred COMMAND -h" for the flags of a command.
 
 Examples:
