@@ -146,7 +146,9 @@ const (
 	// PromiseCpath: create files (O_CREAT), make and remove directories,
 	// unlink, rename, link, symlink.
 	PromiseCpath Promise = "cpath"
-	// PromiseFattr: change file modes, owners and times.
+	// PromiseFattr: change file modes, owners and times. Landlock has no
+	// right for these: a worker with fattr can chmod, chown and touch any
+	// file its UID owns, anywhere, whatever its Landlock rules say.
 	PromiseFattr Promise = "fattr"
 	// PromiseUnix: create, bind and connect Unix-domain sockets. Landlock
 	// scopes abstract names (ABI 6); pathname sockets are covered from

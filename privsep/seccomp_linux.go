@@ -197,7 +197,17 @@ func buildFilter(c *Confine, pid uint32) (*seccomp.Filter, error) {
 	// protocols the promises name. Multipath TCP (IPPROTO_MPTCP),
 	// netlink, packet and raw sockets are never allowed: Landlock does
 	// not see them.
-	add("socketpair", allow, seccomp.Eq(0, unix.AF_UNIX))
+	// Without unix, a datagram pair is refused: sendto(2) with an address
+	// on an AF_UNIX datagram socket reaches any socket path the worker's
+	// UID may write to (/dev/log, the journal), and Landlock before ABI 9
+	// does not see pathname sockets.
+	if has(PromiseUnix) {
+		add("socketpair", allow, seccomp.Eq(0, unix.AF_UNIX))
+	} else {
+		for _, t := range []uint32{unix.SOCK_STREAM, unix.SOCK_SEQPACKET} {
+			add("socketpair", allow, seccomp.Eq(0, unix.AF_UNIX), seccomp.Masked(1, 0xf, t))
+		}
+	}
 	if has(PromiseUnix) {
 		add("socket", allow, seccomp.Eq(0, unix.AF_UNIX))
 	}

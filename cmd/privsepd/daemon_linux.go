@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -193,7 +194,11 @@ func (d *daemon) setUp() error {
 		d.worker.Confine = &privsep.Confine{
 			Promises: []privsep.Promise{privsep.PromiseRpath, privsep.PromiseUnix},
 			Landlock: []privsep.LandlockRule{
-				{Path: "/proc", Access: privsep.LandlockRead}, // its own and its parent's status, for the page
+				// Its own and its parent's status, for the page: not
+				// the rest of /proc (/proc/self resolves, in the
+				// worker, to the worker).
+				{Path: "/proc/self", Access: privsep.LandlockRead},
+				{Path: "/proc/" + strconv.Itoa(os.Getpid()) + "/status", Access: privsep.LandlockRead},
 				{Path: "/etc/passwd", Access: privsep.LandlockRead, IgnoreMissing: true},
 				{Path: "/etc/group", Access: privsep.LandlockRead, IgnoreMissing: true},
 				{Path: "/etc/nsswitch.conf", Access: privsep.LandlockRead, IgnoreMissing: true},

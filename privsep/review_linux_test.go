@@ -1,0 +1,114 @@
+package privsep_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/peercred/peercred/privsep"
+	"github.com/peercred/peercred/testutil"
+	"golang.org/x/sys/unix"
+)
+
+// Regression tests for holes a review found in confinement and the broker.
+
+func init() {
+	privsep.Register("review-probe", func(ctx context.Context, w *privsep.Worker) error {
+		for _, arg := range w.Args() {
+			name, param, _ := strings.Cut(arg, ":")
+			fmt.Printf("%s: %s\n", name, reviewProbe(w, name, param))
+		}
+		return nil
+	})
+}
+
+func reviewProbe(w *privsep.Worker, name, param string) string {
+	switch name {
+	case "dgram-sendto":
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return "socketpair " + errText(err)
+		}
+		defer unix.Close(fds[0])
+		defer unix.Close(fds[1])
+		return "sent " + errText(unix.Sendto(fds[0], []byte("INJECTED"), 0, &unix.SockaddrUnix{Name: param}))
+	case "stream-pair":
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return errText(err)
+		}
+		unix.Close(fds[0])
+		unix.Close(fds[1])
+		return "ok"
+	case "broker-open":
+		start := time.Now()
+		f, err := w.Broker().Open(param)
+		if err == nil {
+			f.Close()
+		}
+		return fmt.Sprintf("%s fast=%v", errText(err), time.Since(start) < 2*time.Second)
+	}
+	return "?"
+}
+
+// TestConfinedWorkerCannotSendToSocketPaths: without the unix promise, a
+// datagram socket pair (whose sendto can name any socket path) is refused;
+// a stream pair still works.
+func TestConfinedWorkerCannotSendToSocketPaths(t *testing.T) {
+	testutil.RequireRoot(t)
+	requireLandlock(t)
+	sock := filepath.Join(testutil.SocketDir(t), "log.sock")
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: sock}); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(sock, 0o666)
+	s, _ := newSupervisor(t, privsep.Config{})
+	p, out := spawn(t, s, confinedSpec("review-probe", &privsep.Confine{}, "dgram-sendto:"+sock, "stream-pair:"))
+	waitDone(t, p)
+	if !strings.Contains(out.String(), "dgram-sendto: socketpair ") {
+		t.Errorf("a confined worker made a datagram pair:\n%s", out)
+	}
+	if !strings.Contains(out.String(), "stream-pair: ok") {
+		t.Errorf("a confined worker could not make a stream pair:\n%s", out)
+	}
+	buf := make([]byte, 64)
+	if n, _, err := unix.Recvfrom(fd, buf, unix.MSG_DONTWAIT); err == nil {
+		t.Errorf("the socket received %q from the worker", buf[:n])
+	}
+}
+
+// TestBrokerRefusesFIFO: a FIFO in an allowed tree is refused at once, and
+// Shutdown stays prompt.
+func TestBrokerRefusesFIFO(t *testing.T) {
+	testutil.RequireRoot(t)
+	requireLandlock(t)
+	base := t.TempDir()
+	fifo := filepath.Join(base, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := privsep.New(privsep.Config{Roles: map[string]privsep.Policy{
+		"review-probe": {Files: []privsep.FileRule{{Path: base, Recursive: true}}},
+	}})
+	p, out := spawn(t, s, confinedSpec("review-probe", nil, "broker-open:"+fifo))
+	waitDone(t, p)
+	if got := out.String(); !strings.Contains(got, "fast=true") || strings.Contains(got, "broker-open: ok") {
+		t.Errorf("broker open of a FIFO: %q, want a prompt refusal", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := s.Shutdown(ctx); err != nil || time.Since(start) > 2*time.Second {
+		t.Errorf("Shutdown: %v after %v", err, time.Since(start))
+	}
+}
