@@ -421,6 +421,21 @@ func chownNew(dir int, name string, peer *Peer) error {
 		return err
 	}
 	defer unix.Close(fd)
+	// A rename racing with us could have put another directory under
+	// this name: give away only an empty directory of ours, as mkdir
+	// made it.
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	buf := make([]byte, 4096)
+	n, err := unix.ReadDirent(fd, buf)
+	if err != nil {
+		return err
+	}
+	if _, count, _ := unix.ParseDirent(buf[:n], -1, nil); st.Uid != 0 || st.Nlink != 2 || count != 0 {
+		return &deniedPath{name, "was replaced while being created"}
+	}
 	return unix.Fchown(fd, int(peer.UID), int(peer.GID))
 }
 
