@@ -786,6 +786,10 @@ func brokerLoop(ctx context.Context, w *privsep.Worker) error {
 	for err := range errs {
 		return err
 	}
+	// Goroutines that finished their work take a moment to exit.
+	for deadline := time.Now().Add(time.Second); runtime.NumGoroutine() > gbefore && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	fmt.Printf("fds %d %d goroutines %d %d\n", before, fds(), gbefore, runtime.NumGoroutine())
 	return nil
 }
