@@ -6,8 +6,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -19,30 +17,11 @@ import (
 
 func TestMain(m *testing.M) { testutil.Main(m) }
 
-// build compiles the command in the current directory into a directory that
-// every user can search (go test's own is private to its owner, and the
-// tests run the command under other UIDs), removed at the test's end. With
-// the race detector on, the command is built with it too.
+// build compiles the command in the current directory for the tests,
+// into a directory other UIDs can reach (see testutil.Build).
 func build(t *testing.T, name string) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "privsepd-cmd-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, name)
-	args := []string{"build", "-o", bin}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	cmd := exec.Command("go", append(args, ".")...)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
+	return testutil.Build(t, ".", name)
 }
 
 // waitFor polls cond every 10ms until it holds, and fails the test after
@@ -74,11 +53,10 @@ func waitSocket(t *testing.T, p *testutil.Proc, path string) {
 	}
 }
 
-// startCmd starts bin as testutil.Command does, with the race detector's
-// sleep of a second at exit turned off, for binaries built with -race.
+// startCmd starts bin with testutil.Command (which turns off the race
+// detector's one-second sleep at exit of binaries built with -race).
 func startCmd(t *testing.T, opts testutil.Options, bin string, args ...string) *testutil.Proc {
 	t.Helper()
-	opts.Env = append(opts.Env, "GORACE=atexit_sleep_ms=0")
 	return testutil.Command(t, opts, bin, args...)
 }
 

@@ -1,6 +1,0 @@
-//go:build race
-
-package main
-
-// raceEnabled: the tests build the command with -race too.
-const raceEnabled = true

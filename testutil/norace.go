@@ -1,0 +1,6 @@
+//go:build !race
+
+package testutil
+
+// raceEnabled: Build builds commands with -race too.
+const raceEnabled = false
