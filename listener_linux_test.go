@@ -1,7 +1,6 @@
 package peercred_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,7 +14,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -500,24 +498,6 @@ func acceptOne(l *peercred.Listener) (*peercred.Conn, error) {
 	return c, err
 }
 
-// syncBuffer is a bytes.Buffer safe for the logger and the test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func itoa(i int) string { return strconv.Itoa(i) }
 
 // TestExternalClients checks peers that are not Go programs: nc and socat,
@@ -574,3 +554,6 @@ func TestSeqpacketListener(t *testing.T) {
 		t.Error("Listen with network tcp succeeded")
 	}
 }
+
+// syncBuffer is a buffer the test and a writer can share.
+type syncBuffer = testutil.Buffer

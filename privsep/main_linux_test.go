@@ -1,7 +1,6 @@
 package privsep_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -252,36 +251,6 @@ func TestMain(m *testing.M) {
 	testutil.Main(m)
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writers and readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // waitLine waits until buf has a line containing want.
 func waitLine(t *testing.T, buf *syncBuffer, want string) {
 	t.Helper()
@@ -362,3 +331,9 @@ func openFDs(t *testing.T) int {
 	}
 	return len(ents) - 1
 }
+
+// syncBuffer is a buffer the test and a writer can share.
+type syncBuffer = testutil.Buffer
+
+// waitFor polls a condition until it holds or the test fails.
+var waitFor = testutil.WaitFor

@@ -17,19 +17,6 @@ func build(t *testing.T, name string) string {
 	return testutil.Build(t, ".", name)
 }
 
-// waitFor polls cond every 10ms until it holds, and fails the test after
-// timeout.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // waitSocket waits for the socket file path to appear: the servers link it
 // only once they listen.
 func waitSocket(t *testing.T, p *testutil.Proc, path string) {
@@ -46,13 +33,6 @@ func waitSocket(t *testing.T, p *testutil.Proc, path string) {
 	}
 }
 
-// startCmd starts bin with testutil.Command (which turns off the race
-// detector's one-second sleep at exit of binaries built with -race).
-func startCmd(t *testing.T, opts testutil.Options, bin string, args ...string) *testutil.Proc {
-	t.Helper()
-	return testutil.Command(t, opts, bin, args...)
-}
-
 // runCmd runs bin to its end, as startCmd starts it, and returns its exit
 // code, stdout and stderr.
 func runCmd(t *testing.T, opts testutil.Options, bin string, args ...string) (code int, stdout, stderr string) {
@@ -61,3 +41,10 @@ func runCmd(t *testing.T, opts testutil.Options, bin string, args ...string) (co
 	p.Wait()
 	return p.ExitCode(), p.Stdout(), p.Stderr()
 }
+
+// waitFor polls a condition until it holds or the test fails.
+var waitFor = testutil.WaitFor
+
+// startCmd starts a built command (testutil.Command spares -race
+// binaries the race detector's exit sleep).
+var startCmd = testutil.Command
