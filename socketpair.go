@@ -67,34 +67,14 @@ func (c *Conn) WriteWithFiles(b []byte, files ...*os.File) (int, error) {
 		return 0, fmt.Errorf("peercred: write with files: %d descriptors, the kernel takes at most %d", len(files), scm.MaxRights)
 	}
 	var n int
-	err := withFDs(files, make([]int, 0, len(files)), func(fds []int) error {
-		var err error
-		n, _, err = c.UnixConn.WriteMsgUnix(b, scm.Rights(fds...), nil)
-		return err
-	})
-	return n, err
-}
-
-// withFDs calls fn with the descriptors of files, holding each through its
-// RawConn.Control so none can be closed (and its number reused) meanwhile.
-func withFDs(files []*os.File, fds []int, fn func([]int) error) error {
-	if len(files) == 0 {
-		return fn(fds)
-	}
-	if files[0] == nil {
-		return errors.New("peercred: write with files: nil *os.File")
-	}
-	rc, err := files[0].SyscallConn()
-	if err != nil {
-		return fmt.Errorf("peercred: write with files: %s: %w", files[0].Name(), err)
-	}
-	var ferr error
-	if err := rc.Control(func(fd uintptr) {
-		ferr = withFDs(files[1:], append(fds, int(fd)), fn)
+	var werr error
+	if err := scm.WithFDs(files, func(fds []int) error {
+		n, _, werr = c.UnixConn.WriteMsgUnix(b, scm.Rights(fds...), nil)
+		return nil
 	}); err != nil {
-		return fmt.Errorf("peercred: write with files: %s: %w", files[0].Name(), err)
+		return 0, fmt.Errorf("peercred: write with files: %w", err)
 	}
-	return ferr
+	return n, werr
 }
 
 // ReadWithFiles reads one message into b, with the descriptors sent along

@@ -11,6 +11,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -80,3 +81,31 @@ func CloseAll(fds []int) {
 // dropped descriptors (MSG_CTRUNC), because the buffer was too small or the
 // receiver is at its RLIMIT_NOFILE.
 var ErrTruncated = errors.New("control message truncated (MSG_CTRUNC): descriptors were dropped")
+
+// WithFDs calls fn with the descriptors of files, in order, holding each
+// through its RawConn.Control so that none can be closed (and its number
+// reused) meanwhile, and without changing its blocking mode as File.Fd
+// would.
+func WithFDs(files []*os.File, fn func(fds []int) error) error {
+	return withFDs(files, make([]int, 0, len(files)), fn)
+}
+
+func withFDs(files []*os.File, fds []int, fn func([]int) error) error {
+	if len(files) == 0 {
+		return fn(fds)
+	}
+	if files[0] == nil {
+		return errors.New("nil *os.File among the descriptors to send")
+	}
+	rc, err := files[0].SyscallConn()
+	if err != nil {
+		return fmt.Errorf("%s: %w", files[0].Name(), err)
+	}
+	var ferr error
+	if err := rc.Control(func(fd uintptr) {
+		ferr = withFDs(files[1:], append(fds, int(fd)), fn)
+	}); err != nil {
+		return fmt.Errorf("%s: %w", files[0].Name(), err)
+	}
+	return ferr
+}
