@@ -3,6 +3,7 @@
 package privsep
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -21,33 +23,32 @@ import (
 )
 
 // msgConn carries wire messages over one SOCK_SEQPACKET connection: one
-// message per datagram, descriptors attached. Reads are done by one goroutine
-// at a time; writes may come from any number (the kernel keeps each datagram
-// whole).
+// message per datagram, descriptors attached. The socket is outside Go's
+// poller (fastpath.go): recv never waits, and the reader waits with waitIn
+// or parks the connection with arm. One goroutine reads at a time; writes
+// may come from any number (the kernel keeps each datagram whole).
 //
 // The receive buffer, large enough for the biggest message, is taken from a
-// pool only while a datagram is being read, not while the reader waits: an
-// idle worker costs the parent no buffer.
+// pool for each read: an idle connection holds none.
 type msgConn struct {
-	c   *peercred.Conn
-	rc  syscall.RawConn
-	lim wire.Limits
-	wto time.Duration // write timeout; 0: writeTimeout
+	// During the handshake (until detach): the connection in Go's poller.
+	hs     *peercred.Conn
+	hrc    syscall.RawConn
+	hsRead func(fd uintptr) bool // hsRecv, bound once
+	hsMsg  inMsg
+	hsErr  error
 
-	// Reader state: one read at a time. readFn is bound once, so that
-	// RawConn.Read costs no closure allocation.
-	readFn func(fd uintptr) bool
-	rbuf   *[]byte
-	oob    []byte
-	rn     int
-	roobn  int
-	rflags int
-	rerr   error
+	sk    sock
+	key   uint32        // in the parker
+	onMsg func()        // the parker's call when a message comes while armed
+	lazy  atomic.Uint32 // lazy arming: lazyNone, ...
+	lim   wire.Limits
+	wto   time.Duration // write timeout; 0: writeTimeout
 
 	wpool sync.Pool // *[]byte encode buffers
 }
 
-// bufPools holds receive buffers by size (one size per wire.Limits).
+// bufPools holds receive buffers by size.
 var bufPools sync.Map // int -> *sync.Pool of *[]byte
 
 func bufPool(size int) *sync.Pool {
@@ -61,57 +62,220 @@ func bufPool(size int) *sync.Pool {
 	return p.(*sync.Pool)
 }
 
+// oobSize is the control buffer for lim: room for one more descriptor than
+// allowed, so that too many arrive as a count we can refuse rather than only
+// MSG_CTRUNC, and for SCM_CREDENTIALS.
+func oobSize(lim wire.Limits) int {
+	return scm.Space(lim.MaxFiles+1) + unix.CmsgSpace(unix.SizeofUcred)
+}
+
+// newMsgConn takes c over. Until detach, the connection stays in Go's
+// poller for the handshake: a handshake waits for a process to start, and a
+// thread blocked in poll(2) meanwhile only makes the start slower. Only
+// readBefore, write, setPassCred and release may be used until then. On
+// error c is closed.
 func newMsgConn(c *peercred.Conn, lim wire.Limits) (*msgConn, error) {
 	rc, err := c.SyscallConn()
 	if err != nil {
+		c.Close()
 		return nil, err
 	}
-	mc := &msgConn{
-		c:   c,
-		rc:  rc,
-		lim: lim,
-		// Room for one more descriptor than allowed, so that too many
-		// arrive as a count we can refuse rather than only MSG_CTRUNC,
-		// and for SCM_CREDENTIALS.
-		oob: make([]byte, scm.Space(lim.MaxFiles+1)+unix.CmsgSpace(unix.SizeofUcred)),
-	}
-	mc.readFn = mc.recv
+	mc := &msgConn{hs: c, hrc: rc, lim: lim}
+	mc.hsRead = mc.hsRecv
 	return mc, nil
 }
 
-// recv is the RawConn.Read callback: one recvmsg(2), false to wait for the
-// socket to become readable.
-func (mc *msgConn) recv(fd uintptr) bool {
-	if mc.rbuf == nil {
-		mc.rbuf = bufPool(mc.lim.BufferSize()).Get().(*[]byte)
+// detach moves the connection to the hot path once the handshake is done:
+// its descriptor leaves Go's poller (the connection lives on in a
+// duplicate) and is registered, disarmed, with the parker. On error the
+// connection is closed.
+func (mc *msgConn) detach() error {
+	c := mc.hs
+	mc.hs, mc.hrc = nil, nil
+	defer c.Close()
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
 	}
-	buf := *mc.rbuf
+	fd := -1
+	var derr error
+	if err := rc.Control(func(cfd uintptr) {
+		fd, derr = unix.FcntlInt(cfd, unix.F_DUPFD_CLOEXEC, 0)
+	}); err != nil {
+		return err
+	}
+	if derr != nil {
+		return os.NewSyscallError("fcntl F_DUPFD_CLOEXEC", derr)
+	}
+	// The file description is ours alone now: blocking mode, so that a
+	// reader waits in recvmsg itself (one system call, not poll and
+	// recvmsg), for at most hotWait at a time. Whatever must not wait
+	// says MSG_DONTWAIT.
+	tv := unix.NsecToTimeval(hotWait.Nanoseconds())
+	if err := unix.SetNonblock(fd, false); err != nil {
+		unix.Close(fd)
+		return os.NewSyscallError("fcntl", err)
+	}
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		unix.Close(fd)
+		return os.NewSyscallError("setsockopt SO_RCVTIMEO", err)
+	}
+	mc.sk.fd, mc.sk.refs = fd, 1
+	if err = parking.add(mc, fd); err != nil {
+		mc.sk.fd, mc.sk.refs, mc.sk.gone = -1, 0, true
+		unix.Close(fd)
+		return err
+	}
+	return nil
+}
+
+// serveWith sets the function that a message on a parked connection calls.
+func (mc *msgConn) serveWith(fn func()) {
+	parking.mu.Lock()
+	mc.onMsg = fn
+	parking.mu.Unlock()
+}
+
+// armSoon parks the connection within a sweepTick, unless armCancel comes
+// first.
+func (mc *msgConn) armSoon() {
+	mc.lazy.Store(lazyWanted)
+	parking.sweep()
+}
+
+// armNow parks the connection at once.
+func (mc *msgConn) armNow() {
+	mc.lazy.Store(lazyArmed)
+	mc.arm()
+}
+
+// armCancel cancels armSoon, and disarms if the connection was armed
+// meanwhile (or by armNow).
+func (mc *msgConn) armCancel() {
+	if mc.lazy.Swap(lazyNone) == lazyArmed {
+		mc.disarm()
+	}
+}
+
+// arm parks the connection: the next message calls its function.
+func (mc *msgConn) arm() {
+	if fd, err := mc.sk.get(); err == nil {
+		parking.arm(fd, mc.key)
+		mc.sk.put()
+	}
+}
+
+// disarm takes the connection out of the parker: a goroutine reads it.
+func (mc *msgConn) disarm() {
+	if fd, err := mc.sk.get(); err == nil {
+		parking.disarm(fd, mc.key)
+		mc.sk.put()
+	}
+}
+
+// waitIn waits until a message (or end of file) is there, wake (if not -1)
+// is readable, or timeout (negative: no limit) has passed. It reports
+// whether to read: false only if timeout passed with nothing there.
+func (mc *msgConn) waitIn(wake int, timeout time.Duration) bool {
+	fd, err := mc.sk.get()
+	if err != nil {
+		return true // recv reports it
+	}
+	defer mc.sk.put()
+	return pollIn(fd, wake, timeout)
+}
+
+// recv reads one message; ok is false if none is there. If wait is true it
+// waits for one, up to hotWait (the socket's SO_RCVTIMEO), in recvmsg
+// itself. Every descriptor that arrived is either in the message or closed.
+// The payload is the message's own. io.EOF means the peer closed the
+// connection; a *protocolError means it broke the protocol.
+func (mc *msgConn) recv(wait bool) (m inMsg, ok bool, err error) {
+	fd, err := mc.sk.get()
+	if err != nil {
+		return m, true, err
+	}
+	defer mc.sk.put()
+	return mc.recvFD(fd, wait)
+}
+
+func (mc *msgConn) recvFD(fd int, wait bool) (m inMsg, ok bool, err error) {
+	size := mc.lim.BufferSize()
+	pool := bufPool(size + oobSize(mc.lim))
+	bp := pool.Get().(*[]byte)
+	buf, oob := (*bp)[:size], (*bp)[size:]
+	n, oobn, flags, e := recvmsg(fd, buf, oob, wait)
+	if e == unix.EAGAIN {
+		pool.Put(bp)
+		return m, false, nil
+	}
+	if e != nil {
+		err = os.NewSyscallError("recvmsg", e)
+		n, oobn, flags = 0, 0, 0
+	}
+	m, err = mc.decode(buf[:n], oob[:oobn], flags, err)
+	pool.Put(bp)
+	return m, true, err
+}
+
+// recvmsg is one recvmsg(2) with MSG_CMSG_CLOEXEC, and MSG_DONTWAIT unless
+// wait, retried on EINTR; it allocates nothing.
+func recvmsg(fd int, buf, oob []byte, wait bool) (n, oobn, flags int, err error) {
+	how := uintptr(unix.MSG_CMSG_CLOEXEC | unix.MSG_DONTWAIT)
+	if wait {
+		how = unix.MSG_CMSG_CLOEXEC
+	}
 	var iov unix.Iovec
 	iov.Base = &buf[0]
 	iov.SetLen(len(buf))
 	var msg unix.Msghdr
 	msg.Iov = &iov
 	msg.SetIovlen(1)
-	msg.Control = &mc.oob[0]
-	msg.SetControllen(len(mc.oob))
+	msg.Control = &oob[0]
+	msg.SetControllen(len(oob))
 	for {
-		n, _, e := unix.Syscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&msg)), unix.MSG_CMSG_CLOEXEC|unix.MSG_DONTWAIT)
+		r, _, e := unix.Syscall(unix.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), how)
 		switch e {
 		case 0:
-			mc.rn, mc.roobn, mc.rflags, mc.rerr = int(n), int(msg.Controllen), int(msg.Flags), nil
-			return true
+			return int(r), int(msg.Controllen), int(msg.Flags), nil
 		case unix.EINTR:
 			continue
-		case unix.EAGAIN:
-			// Nothing yet: hold no buffer while waiting.
-			bufPool(mc.lim.BufferSize()).Put(mc.rbuf)
-			mc.rbuf = nil
-			return false
-		default:
-			mc.rn, mc.roobn, mc.rflags, mc.rerr = 0, 0, 0, os.NewSyscallError("recvmsg", e)
-			return true
 		}
+		return 0, 0, 0, e
 	}
+}
+
+// errCanceled is readBefore's error when done was closed.
+var errCanceled = errors.New("canceled")
+
+// readBefore reads one message during the handshake, waiting until
+// deadline (zero: no limit) or until ctx ends.
+func (mc *msgConn) readBefore(ctx context.Context, deadline time.Time) (inMsg, error) {
+	mc.hs.SetReadDeadline(deadline)
+	defer mc.hs.SetReadDeadline(time.Time{})
+	stop := context.AfterFunc(ctx, func() { mc.hs.SetReadDeadline(time.Now()) })
+	defer stop()
+	err := mc.hrc.Read(mc.hsRead)
+	m := mc.hsMsg
+	mc.hsMsg = inMsg{}
+	if err == nil {
+		err = mc.hsErr
+	}
+	if err != nil {
+		m.closeFiles()
+		if ctx.Err() != nil {
+			return inMsg{}, errCanceled
+		}
+		return inMsg{}, err
+	}
+	return m, nil
+}
+
+// hsRecv is readBefore's RawConn.Read callback.
+func (mc *msgConn) hsRecv(fd uintptr) bool {
+	m, ok, err := mc.recvFD(int(fd), false)
+	mc.hsMsg, mc.hsErr = m, err
+	return ok
 }
 
 // inMsg is a decoded message with what came with it. Payload aliases the
@@ -144,26 +308,10 @@ func violation(format string, args ...any) error {
 	return &protocolError{fmt.Errorf(format, args...)}
 }
 
-// read receives and decodes one message. Every descriptor that arrived is
-// either in the returned message or closed. The payload is the message's
-// own. io.EOF means the peer closed the connection; a *protocolError means it
-// broke the protocol.
-func (mc *msgConn) read() (inMsg, error) {
-	err := mc.rc.Read(mc.readFn)
-	if err == nil {
-		err = mc.rerr
-	}
-	defer func() {
-		if mc.rbuf != nil {
-			bufPool(mc.lim.BufferSize()).Put(mc.rbuf)
-			mc.rbuf = nil
-		}
-	}()
-	n, oobn, flags := mc.rn, mc.roobn, mc.rflags
-	if err != nil {
-		n, oobn, flags = 0, 0, 0
-	}
-	fds, other, perr := scm.Parse(mc.oob[:oobn])
+// decode decodes the datagram in buf with its control data oob, as recvmsg
+// left them, closing every descriptor on error. The payload is copied out.
+func (mc *msgConn) decode(buf, oob []byte, flags int, err error) (inMsg, error) {
+	fds, other, perr := scm.Parse(oob)
 	fail := func(err error) (inMsg, error) {
 		scm.CloseAll(fds)
 		return inMsg{}, err
@@ -171,7 +319,7 @@ func (mc *msgConn) read() (inMsg, error) {
 	switch {
 	case err != nil:
 		return fail(err)
-	case n == 0 && oobn == 0:
+	case len(buf) == 0 && len(oob) == 0:
 		// A SOCK_SEQPACKET read of 0 bytes is the peer's close: every
 		// message of ours is at least a header long.
 		return fail(io.EOF)
@@ -197,7 +345,7 @@ func (mc *msgConn) read() (inMsg, error) {
 	if len(fds) > mc.lim.MaxFiles {
 		return fail(violation("%d descriptors in one message, limit %d", len(fds), mc.lim.MaxFiles))
 	}
-	msg, err := wire.Decode((*mc.rbuf)[:n], len(fds), mc.lim)
+	msg, err := wire.Decode(buf, len(fds), mc.lim)
 	if err != nil {
 		return fail(violation("%w", err))
 	}
@@ -232,21 +380,55 @@ func (mc *msgConn) write(m *wire.Msg, files []*os.File) error {
 	if err != nil {
 		return err
 	}
-	// A peer that stops reading fills its socket buffer and would block
-	// the writer for good: every write has a deadline. Concurrent writers
-	// each push it forward, so it fires only when no write has gone
-	// through for writeTimeout.
-	wto := mc.wto
-	if wto <= 0 {
-		wto = writeTimeout
+	if mc.hs != nil {
+		// The handshake's hello.
+		mc.hs.SetWriteDeadline(time.Now().Add(writeTimeout))
+		_, err := mc.hs.WriteWithFiles(b, files...)
+		return err
 	}
-	mc.c.SetWriteDeadline(time.Now().Add(wto))
 	if len(files) == 0 {
-		_, err = mc.c.Write(b)
-	} else {
-		_, err = mc.c.WriteWithFiles(b, files...)
+		return mc.send(b, nil)
 	}
-	return err
+	return scm.WithFDs(files, func(fds []int) error {
+		return mc.send(b, scm.Rights(fds...))
+	})
+}
+
+// send is one sendmsg(2). A peer that stops reading fills its socket
+// buffer and would block the writer for good: a send that cannot go
+// through waits at most the write timeout, then fails with
+// os.ErrDeadlineExceeded.
+func (mc *msgConn) send(b, oob []byte) error {
+	fd, err := mc.sk.get()
+	if err != nil {
+		return err
+	}
+	defer mc.sk.put()
+	var deadline time.Time
+	for {
+		err := unix.Sendmsg(fd, b, oob, nil, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
+		switch err {
+		case nil:
+			return nil
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+		default:
+			return os.NewSyscallError("sendmsg", err)
+		}
+		if deadline.IsZero() {
+			wto := mc.wto
+			if wto <= 0 {
+				wto = writeTimeout
+			}
+			deadline = time.Now().Add(wto)
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return os.ErrDeadlineExceeded
+		}
+		pollFD(fd, unix.POLLOUT, -1, left)
+	}
 }
 
 // writeTimeout bounds how long a message may wait for the peer to make room,
@@ -257,16 +439,12 @@ var writeTimeout = 5 * time.Second
 // waits for a spawned worker's hello: on a socket that sends while it is on
 // and unbound, the kernel would autobind it to an abstract name.
 func (mc *msgConn) setPassCred(on bool) error {
-	rc, err := mc.c.SyscallConn()
-	if err != nil {
-		return err
-	}
 	v := 0
 	if on {
 		v = 1
 	}
 	var serr error
-	if err := rc.Control(func(fd uintptr) {
+	if err := mc.hrc.Control(func(fd uintptr) {
 		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_PASSCRED, v)
 	}); err != nil {
 		return err
@@ -274,7 +452,23 @@ func (mc *msgConn) setPassCred(on bool) error {
 	return os.NewSyscallError("setsockopt SO_PASSCRED", serr)
 }
 
-func (mc *msgConn) close() error { return mc.c.Close() }
+// close shuts the connection down: the reader wakes and reads end of file,
+// as does the peer. The descriptor stays until release.
+func (mc *msgConn) close() { mc.sk.shutdown() }
+
+// release takes the connection out of the parker and lets go of it: the
+// descriptor is closed once no system call is using it.
+func (mc *msgConn) release() {
+	if mc.hs != nil {
+		mc.hs.Close() // in the handshake
+		return
+	}
+	if fd, err := mc.sk.get(); err == nil {
+		parking.remove(fd, mc.key)
+		mc.sk.put()
+	}
+	mc.sk.release()
+}
 
 // closeAll closes every non-nil file.
 func closeAll(files []*os.File) {

@@ -1,18 +1,25 @@
 package privsep
 
-import "os"
+import (
+	"os"
+
+	"github.com/peercred/peercred/internal/scm"
+)
 
 // RawWrite sends b with files on the worker's connection as they are, so a
 // test can play a worker that breaks the protocol.
 func RawWrite(w *Worker, b []byte, files ...*os.File) error {
 	if len(files) == 0 {
-		_, err := w.mc.c.Write(b)
-		return err
+		return w.mc.send(b, nil)
 	}
-	_, err := w.mc.c.WriteWithFiles(b, files...)
-	return err
+	return scm.WithFDs(files, func(fds []int) error { return w.mc.send(b, scm.Rights(fds...)) })
 }
 
-// StallReader stops w's reader from delivering anything more: it plays a
-// worker that no longer reads its socket.
-func StallReader(w *Worker) { w.mu.Lock() }
+// StallReader stops w from reading its connection: it plays a worker that
+// no longer reads its socket. (It takes the reader's turn and never reads.)
+func StallReader(w *Worker) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.reading = true
+	w.mc.armCancel()
+}

@@ -104,19 +104,22 @@ func (s *Supervisor) admit(c *peercred.Conn) {
 			"reason", fmt.Sprintf(reason, args...))
 		c.Close()
 	}
+	// The session closes the pidfd when it ends.
+	pidfd, _ := c.PidFD()
+	admitted := false
+	defer func() {
+		if pidfd != nil && !admitted {
+			pidfd.Close()
+		}
+	}()
 	mc, err := newMsgConn(c, s.lim)
-	if mc != nil {
-		mc.wto = s.cfg.WriteTimeout
-	}
 	if err != nil {
+		s.releasePreHello(cred.UID)
 		refuse("%v", err)
 		return
 	}
-	c.SetReadDeadline(time.Now().Add(helloTimeout))
-	stop := context.AfterFunc(s.closingCtx, func() { c.SetReadDeadline(time.Now()) })
-	m, err := mc.read()
-	stop()
-	c.SetReadDeadline(time.Time{})
+	mc.wto = s.cfg.WriteTimeout
+	m, err := mc.readBefore(s.closingCtx, time.Now().Add(helloTimeout))
 	s.releasePreHello(cred.UID)
 	if err != nil {
 		refuse("hello: %v", err)
@@ -137,21 +140,22 @@ func (s *Supervisor) admit(c *peercred.Conn) {
 		refuse("role %q: %v", role, err)
 		return
 	}
-	peer := &Peer{Role: role, PID: cred.PID, UID: cred.UID, GID: cred.GID, Groups: cred.Groups, Named: true}
-	if pidfd, err := c.PidFD(); err == nil {
-		peer.PidFD = pidfd
-		defer pidfd.Close()
+	if err := mc.detach(); err != nil {
+		refuse("%v", err)
+		return
 	}
+	peer := &Peer{Role: role, PID: cred.PID, UID: cred.UID, GID: cred.GID, Groups: cred.Groups, Named: true, PidFD: pidfd}
 	ss, err := s.newSession(mc, peer, nil)
 	if err != nil {
-		c.Close()
+		mc.release()
 		return
 	}
 	if err := mc.write(s.welcome(), nil); err != nil {
 		ss.end(err)
 	}
 	s.log().Info("privsep: named-socket worker admitted", "role", role, "pid", cred.PID, "uid", cred.UID)
-	ss.serve()
+	admitted = true
+	ss.start()
 }
 
 // Connections that have not said hello cost a goroutine and a descriptor

@@ -319,20 +319,19 @@ func (s *Supervisor) start(ctx context.Context, spec *Spec, p *Process) (*incarn
 		return nil, fmt.Errorf("privsep: spawn %s worker: %w", spec.Role, err)
 	}
 	mc, err := newMsgConn(local, s.lim)
-	if mc != nil {
-		mc.wto = s.cfg.WriteTimeout
-	}
-	if err == nil {
-		err = mc.setPassCred(true)
-	}
 	if err != nil {
-		local.Close()
+		remote.Close()
+		return nil, fmt.Errorf("privsep: spawn %s worker: %w", spec.Role, err)
+	}
+	mc.wto = s.cfg.WriteTimeout
+	if err := mc.setPassCred(true); err != nil {
+		mc.release()
 		remote.Close()
 		return nil, fmt.Errorf("privsep: spawn %s worker: %w", spec.Role, err)
 	}
 	cmd, err := workerCmd(spec, remote)
 	if err != nil {
-		local.Close()
+		mc.release()
 		remote.Close()
 		return nil, fmt.Errorf("privsep: spawn %s worker: %w", spec.Role, err)
 	}
@@ -344,7 +343,7 @@ func (s *Supervisor) start(ctx context.Context, spec *Spec, p *Process) (*incarn
 	err = s.spawner.start(cmd)
 	remote.Close()
 	if err != nil {
-		local.Close()
+		mc.release()
 		return nil, fmt.Errorf("privsep: spawn %s worker: %w", spec.Role, err)
 	}
 	inc := &incarnation{cmd: cmd, start: time.Now(), exit: make(chan struct{})}
@@ -356,7 +355,7 @@ func (s *Supervisor) start(ctx context.Context, spec *Spec, p *Process) (*incarn
 		if werr := cmd.Wait(); werr != nil && !strings.Contains(werr.Error(), "signal: killed") {
 			err = fmt.Errorf("%w (worker: %v)", err, werr)
 		}
-		local.Close()
+		mc.release()
 		if inc.pidfd != nil {
 			inc.pidfd.Close()
 		}
@@ -369,6 +368,9 @@ func (s *Supervisor) start(ctx context.Context, spec *Spec, p *Process) (*incarn
 	}
 	peer.PidFD = inc.pidfd
 	if err := mc.setPassCred(false); err != nil {
+		return fail(fmt.Errorf("privsep: spawn %s worker: %w", spec.Role, err))
+	}
+	if err := mc.detach(); err != nil {
 		return fail(fmt.Errorf("privsep: spawn %s worker: %w", spec.Role, err))
 	}
 	sess, err := s.newSession(mc, peer, func() { inc.signal(syscall.SIGKILL) })
@@ -395,7 +397,7 @@ func (s *Supervisor) start(ctx context.Context, spec *Spec, p *Process) (*incarn
 		return fail(fmt.Errorf("privsep: spawn %s worker: %w", spec.Role, ErrUnavailable))
 	}
 	s.log().Info("privsep: worker started", "role", spec.Role, "pid", peer.PID, "uid", peer.UID, "gid", peer.GID)
-	go sess.serve()
+	sess.start()
 	return inc, nil
 }
 
@@ -477,11 +479,7 @@ func (s *Supervisor) verify(ctx context.Context, mc *msgConn, spec *Spec, pid in
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	mc.c.SetReadDeadline(deadline)
-	stop := context.AfterFunc(ctx, func() { mc.c.SetReadDeadline(time.Now()) })
-	m, err := mc.read()
-	stop()
-	mc.c.SetReadDeadline(time.Time{})
+	m, err := mc.readBefore(ctx, deadline)
 	if err != nil {
 		if ctx.Err() != nil {
 			return fail("no hello: %v", ctx.Err())

@@ -137,10 +137,13 @@ type session struct {
 
 	refusals atomic.Uint64 // failed or refused calls, for log rate limiting
 
+	rstate atomic.Int32   // rsReading, ...
+	active sync.WaitGroup // the goroutines reading or running handlers
+
 	mu   sync.Mutex
 	used map[string]bool // operations and rules allowed once, and used
 	kill func()          // kills a spawned worker; nil for named ones
-	done chan struct{}   // closed when serve returns
+	done chan struct{}   // closed when the session has ended
 }
 
 // newSession registers a session; it fails once the supervisor is closing.
@@ -168,77 +171,138 @@ func (s *Supervisor) newSession(mc *msgConn, peer *Peer, kill func()) (*session,
 	return ss, nil
 }
 
-// serve reads requests until the connection ends. A protocol violation
-// disconnects the worker, and kills it if it was spawned.
-func (ss *session) serve() {
-	defer close(ss.done)
-	s := ss.s
-	var handlers sync.WaitGroup
-	var cause error
-loop:
+// How a session is read (fastpath.go). One goroutine at a time reads; it
+// runs the handler of what it read itself, and meanwhile the connection is
+// parked, so that a request that comes while the handler runs starts
+// another reader. A reader that finds nothing for hotWait parks the
+// connection and ends.
+const (
+	rsReading  int32 = iota // a goroutine reads
+	rsParked                // nobody reads; the next message starts a reader
+	rsHandling              // the reader runs a handler; the next message starts another
+	rsClosed                // the session is ending
+)
+
+// hotWait is how long a session's reader waits for the next request in
+// poll(2), holding a thread, before it parks the connection.
+const hotWait = 10 * time.Millisecond
+
+// start serves the session until the connection ends; then the session
+// cleans up after itself and closes done.
+func (ss *session) start() {
+	ss.s.wg.Add(1) // until finish
+	ss.rstate.Store(rsReading)
+	ss.mc.serveWith(ss.wake)
+	ss.active.Add(1)
+	go ss.read()
+}
+
+// wake is the parker's call: a message came while nobody read.
+func (ss *session) wake() {
+	if ss.rstate.CompareAndSwap(rsParked, rsReading) || ss.rstate.CompareAndSwap(rsHandling, rsReading) {
+		ss.active.Add(1)
+		go ss.read()
+	}
+}
+
+// read is the session's reader: it reads requests and runs them until it
+// parks the connection, hands reading to another goroutine, or the
+// connection ends. A protocol violation disconnects the worker, and kills it
+// if it was spawned.
+func (ss *session) read() {
 	for {
-		m, err := ss.mc.read()
+		m, ok, err := ss.mc.recv(true)
+		if err == nil && !ok {
+			// Nothing for hotWait: park. Store before arm, or a message in between
+			// would find a reader that is leaving.
+			ss.rstate.Store(rsParked)
+			ss.mc.arm()
+			ss.active.Done()
+			return
+		}
 		if err == nil && m.Kind != wire.KindRequest {
 			m.closeFiles()
 			err = violation("worker sent a %v message", m.Kind)
 		}
 		if err != nil {
-			var pe *protocolError
-			switch {
-			case errors.As(err, &pe):
-				s.log().Warn("privsep: protocol violation; worker disconnected",
-					"role", ss.peer.Role, "pid", ss.peer.PID, "uid", ss.peer.UID, "err", err)
-				if ss.kill != nil {
-					ss.kill()
-				}
-				cause = fmt.Errorf("%w: %s disconnected: %w", ErrWorkerGone, ss.peer, err)
-			case isEOF(err):
-				cause = fmt.Errorf("%w: %s closed its connection", ErrWorkerGone, ss.peer)
-				if ss.kill != nil {
-					// A spawned worker's socket closes as it exits: give
-					// the supervising goroutine a moment to end the
-					// session with the exit status, a better cause.
-					t := time.NewTimer(100 * time.Millisecond)
-					select {
-					case <-ss.ctx.Done():
-					case <-t.C:
-					}
-					t.Stop()
-				}
-			default:
-				cause = fmt.Errorf("%w: %s: read: %w", ErrWorkerGone, ss.peer, err)
-			}
-			break loop
+			ss.finish(err)
+			return
 		}
-		req := &Request{Peer: ss.peer, Op: m.Op, Files: m.Files}
-		if len(m.Payload) > 0 {
-			req.Payload = append([]byte(nil), m.Payload...)
-		}
-		id := m.ID
+		req := &Request{Peer: ss.peer, Op: m.Op, Payload: m.Payload, Files: m.Files}
 		select {
 		case ss.sem <- struct{}{}:
 		case <-ss.ctx.Done():
 			closeAll(req.Files)
-			cause = context.Cause(ss.ctx)
-			break loop
+			ss.finish(context.Cause(ss.ctx))
+			return
 		}
-		handlers.Add(1)
-		go func() {
-			defer handlers.Done()
-			defer func() { <-ss.sem }()
-			ss.handle(id, req)
-		}()
+		// Park the connection while the handler runs, should it take
+		// long: a request that comes meanwhile then starts another
+		// reader.
+		ss.rstate.Store(rsHandling)
+		ss.mc.armSoon()
+		ss.handle(m.ID, req)
+		<-ss.sem
+		if !ss.rstate.CompareAndSwap(rsHandling, rsReading) {
+			// Another goroutine reads now, or the session ends.
+			ss.active.Done()
+			return
+		}
+		ss.mc.armCancel()
 	}
-	// Fail the calls in flight fast, with the cause, and close.
+}
+
+// finish ends the session, on the reader that found the connection's end
+// or err: it fails the calls in flight fast with the cause, waits for their
+// handlers, and lets the connection go.
+func (ss *session) finish(err error) {
+	ss.rstate.Store(rsClosed)
+	s := ss.s
+	var cause error
+	var pe *protocolError
+	switch {
+	case errors.As(err, &pe):
+		s.log().Warn("privsep: protocol violation; worker disconnected",
+			"role", ss.peer.Role, "pid", ss.peer.PID, "uid", ss.peer.UID, "err", err)
+		if ss.kill != nil {
+			ss.kill()
+		}
+		cause = fmt.Errorf("%w: %s disconnected: %w", ErrWorkerGone, ss.peer, err)
+	case isEOF(err):
+		cause = fmt.Errorf("%w: %s closed its connection", ErrWorkerGone, ss.peer)
+		if ss.kill != nil {
+			// A spawned worker's socket closes as it exits: give the
+			// supervising goroutine a moment to end the session with
+			// the exit status, a better cause.
+			t := time.NewTimer(100 * time.Millisecond)
+			select {
+			case <-ss.ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
+		}
+	case ss.ctx.Err() != nil:
+		cause = context.Cause(ss.ctx)
+	default:
+		cause = fmt.Errorf("%w: %s: read: %w", ErrWorkerGone, ss.peer, err)
+	}
 	ss.cancel(cause)
 	ss.mc.close()
-	handlers.Wait()
+	ss.active.Done()
+	ss.active.Wait()
+	ss.mc.release()
+	if ss.peer.Named && ss.peer.PidFD != nil {
+		ss.peer.PidFD.Close() // admit's; a spawned worker's is its Process's
+	}
 	s.mu.Lock()
 	delete(s.conns, ss)
 	s.mu.Unlock()
+	close(ss.done)
+	s.wg.Done()
 }
 
-// end closes the session's connection with cause; serve then returns.
+// end closes the session's connection with cause; its reader then finishes
+// it.
 func (ss *session) end(cause error) {
 	ss.cancel(cause)
 	ss.mc.close()

@@ -159,6 +159,14 @@ func runWorker(role string) int {
 
 // Worker is a worker's connection to its parent. Its methods are safe for
 // concurrent use; many calls may be in flight at once.
+//
+// A lone Call reads its own reply (fastpath.go): the calling goroutine
+// blocks in poll(2) and recvmsg(2), with no other goroutine in between.
+// With several calls in flight, one caller at a time reads and hands each
+// other reply to its caller; when it has its own, it hands reading to one of
+// the callers still waiting. When no call is in flight the connection is
+// parked, and a message from the parent (Stop, end of file) is read as it
+// comes.
 type Worker struct {
 	role string
 	args []string
@@ -167,20 +175,36 @@ type Worker struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 
-	nextID  uint32
 	mu      sync.Mutex
-	pending map[uint32]chan reply
-	err     error // set when the connection is gone
+	nextID  uint32
+	pending map[uint32]*call
+	reading bool // a goroutine is the reader
+	// Between calls the connection is parked at once, unless calls come
+	// back to back: then lazily (conn.go: armSoon), which saves two
+	// system calls per call and delays the parent's Stop by at most a
+	// sweepTick.
+	fast     bool
+	idleFrom time.Time // when the last call handed reading to the parker
+	err      error     // set when the connection is gone
+	wake     int       // eventfd that interrupts the reader's poll; -1 once closed
 
-	readDone chan struct{}
+	readDone chan struct{} // closed when the connection is gone
 
 	broker brokerChannel // the file broker's channel (broker_channel.go)
 }
+
+// call is one call in flight: its reply, or the turn to read, comes on ch.
+type call struct {
+	ch chan reply
+}
+
+var callPool = sync.Pool{New: func() any { return &call{ch: make(chan reply, 1)} }}
 
 type reply struct {
 	payload []byte
 	files   []*os.File
 	err     error
+	lead    bool // not a reply: the caller is now the reader
 }
 
 // handshake sends hello on c, waits for the welcome and starts the reader.
@@ -188,18 +212,16 @@ type reply struct {
 func handshake(c *peercred.Conn, role string, hello wire.Msg) (*Worker, error) {
 	// Until the welcome says otherwise, the protocol's defaults apply.
 	mc, err := newMsgConn(c, wire.DefaultLimits)
-	if err == nil {
-		err = mc.write(&hello, nil)
-	}
 	if err != nil {
-		c.Close()
 		return nil, fmt.Errorf("hello: %w", err)
 	}
-	c.SetReadDeadline(time.Now().Add(30 * time.Second))
-	m, err := mc.read()
-	c.SetReadDeadline(time.Time{})
+	if err := mc.write(&hello, nil); err != nil {
+		mc.release()
+		return nil, fmt.Errorf("hello: %w", err)
+	}
+	m, err := mc.readBefore(context.Background(), time.Now().Add(30*time.Second))
 	if err != nil {
-		c.Close()
+		mc.release()
 		if isEOF(err) {
 			return nil, fmt.Errorf("not admitted as %q: the parent closed the connection: %w", role, ErrParentGone)
 		}
@@ -207,7 +229,7 @@ func handshake(c *peercred.Conn, role string, hello wire.Msg) (*Worker, error) {
 	}
 	if m.Kind != wire.KindWelcome || len(m.Payload) != 8 {
 		m.closeFiles()
-		c.Close()
+		mc.release()
 		return nil, fmt.Errorf("welcome: got %v message with %d bytes: %w", m.Kind, len(m.Payload), ErrProtocol)
 	}
 	lim := wire.Limits{
@@ -215,14 +237,17 @@ func handshake(c *peercred.Conn, role string, hello wire.Msg) (*Worker, error) {
 		MaxFiles:   int(binary.LittleEndian.Uint32(m.Payload[4:])),
 	}
 	if err := lim.Validate(); err != nil {
-		c.Close()
+		mc.release()
 		return nil, fmt.Errorf("welcome: %w", err)
 	}
-	if lim != mc.lim {
-		if mc, err = newMsgConn(c, lim); err != nil {
-			c.Close()
-			return nil, err
-		}
+	mc.lim = lim
+	if err := mc.detach(); err != nil {
+		return nil, err
+	}
+	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		mc.release()
+		return nil, os.NewSyscallError("eventfd", err)
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
 	w := &Worker{
@@ -230,10 +255,14 @@ func handshake(c *peercred.Conn, role string, hello wire.Msg) (*Worker, error) {
 		mc:       mc,
 		ctx:      ctx,
 		cancel:   cancel,
-		pending:  make(map[uint32]chan reply),
+		pending:  make(map[uint32]*call),
+		wake:     wake,
 		readDone: make(chan struct{}),
 	}
-	go w.readLoop()
+	mc.serveWith(w.watch)
+	w.mu.Lock()
+	w.release()
+	w.mu.Unlock()
 	return w, nil
 }
 
@@ -268,9 +297,9 @@ func (w *Worker) Context() context.Context { return w.ctx }
 
 // Close closes the connection to the parent; calls in flight fail.
 func (w *Worker) Close() error {
-	err := w.mc.close()
+	w.mc.close()
 	<-w.readDone
-	return err
+	return nil
 }
 
 // Call asks the parent to perform op with payload and files, and returns its
@@ -278,11 +307,12 @@ func (w *Worker) Close() error {
 // owns the returned files. A refusal is a [*CallError] that matches
 // [ErrDenied], [ErrUnknownOp] or [ErrBadRequest] with errors.Is.
 func (w *Worker) Call(ctx context.Context, op string, payload []byte, files ...*os.File) ([]byte, []*os.File, error) {
-	ch := make(chan reply, 1)
+	c := callPool.Get().(*call)
 	w.mu.Lock()
 	if w.err != nil {
 		err := w.err
 		w.mu.Unlock()
+		callPool.Put(c)
 		return nil, nil, err
 	}
 	w.nextID++
@@ -290,85 +320,226 @@ func (w *Worker) Call(ctx context.Context, op string, payload []byte, files ...*
 		w.nextID = 1
 	}
 	id := w.nextID
-	w.pending[id] = ch
+	w.pending[id] = c
+	// Become the reader before the request goes, so that the reply
+	// finds us reading rather than the parked connection.
+	lead := !w.reading
+	if lead {
+		w.reading = true
+		w.fast = !w.idleFrom.IsZero() && time.Since(w.idleFrom) < sweepTick
+		w.mc.armCancel()
+	}
 	w.mu.Unlock()
 
 	m := wire.Msg{Kind: wire.KindRequest, ID: id, Op: op, Payload: payload}
 	if err := w.mc.write(&m, files); err != nil {
-		w.forget(id)
 		w.mu.Lock()
+		delete(w.pending, id)
 		if w.err != nil {
 			err = w.err
 		}
 		w.mu.Unlock()
+		if lead {
+			w.handOn()
+		}
 		return nil, nil, fmt.Errorf("privsep: %s: %w", op, err)
 	}
-	select {
-	case r := <-ch:
-		if r.err != nil {
-			var ce *CallError
-			if errors.As(r.err, &ce) {
-				ce.Op = op
+	var r reply
+	if !lead {
+		select {
+		case r = <-c.ch:
+		case <-ctx.Done():
+			w.abandon(id, c)
+			return nil, nil, fmt.Errorf("privsep: %s: %w", op, context.Cause(ctx))
+		}
+		lead = r.lead
+	}
+	if lead {
+		var ok bool
+		if r, ok = w.lead(ctx, id, c); !ok {
+			return nil, nil, fmt.Errorf("privsep: %s: %w", op, context.Cause(ctx))
+		}
+	}
+	callPool.Put(c) // its channel is empty
+	if r.err != nil {
+		var ce *CallError
+		if errors.As(r.err, &ce) {
+			ce.Op = op
+		}
+	}
+	return r.payload, r.files, r.err
+}
+
+// lead reads as the connection's reader until the reply to id comes, and
+// hands reading on. ok is false if ctx ended first.
+func (w *Worker) lead(ctx context.Context, id uint32, c *call) (r reply, ok bool) {
+	// Waiting in recvmsg is one system call; it returns every hotWait to
+	// look at ctx. A context that can end otherwise than by the parent's
+	// Stop (which ends w.ctx, and which we read ourselves) is waited for
+	// in poll(2) with the eventfd that it wakes.
+	interruptible := ctx.Done() != nil && ctx != w.ctx
+	if interruptible {
+		stop := context.AfterFunc(ctx, w.interrupt)
+		defer stop()
+	}
+	for {
+		m, got, err := w.mc.recv(!interruptible)
+		if err == nil && !got {
+			if ctx.Err() != nil {
+				w.mu.Lock()
+				delete(w.pending, id)
+				w.mu.Unlock()
+				w.handOn()
+				callPool.Put(c) // nothing is sent to the reader's channel
+				return reply{}, false
 			}
+			if interruptible {
+				w.mc.waitIn(w.wake, -1)
+			}
+			continue
 		}
-		return r.payload, r.files, r.err
-	case <-ctx.Done():
-		if !w.forget(id) {
-			// The reply came meanwhile: drop it.
-			r := <-ch
-			closeAll(r.files)
+		if err == nil && (m.Kind == wire.KindReply || m.Kind == wire.KindError) && m.ID == id {
+			w.mu.Lock()
+			delete(w.pending, id)
+			w.mu.Unlock()
+			w.handOn()
+			return replyOf(m), true
 		}
-		return nil, nil, fmt.Errorf("privsep: %s: %w", op, context.Cause(ctx))
+		if err == nil {
+			err = w.dispatch(m)
+		}
+		if err != nil {
+			w.finish(err) // fails every call, ours too
+			return <-c.ch, true
+		}
 	}
 }
 
-// forget removes a pending call; false if the reader already took it.
-func (w *Worker) forget(id uint32) bool {
+// watch is the parker's call: a message came while no call was reading.
+func (w *Worker) watch() {
+	w.mu.Lock()
+	if w.reading || w.err != nil {
+		w.mu.Unlock()
+		return
+	}
+	w.reading = true
+	w.mc.lazy.Store(lazyNone) // the arming was used
+	w.mu.Unlock()
+	for {
+		m, got, err := w.mc.recv(false)
+		if err == nil && !got {
+			w.handOn()
+			return
+		}
+		if err == nil {
+			err = w.dispatch(m)
+		}
+		if err != nil {
+			w.finish(err)
+			return
+		}
+	}
+}
+
+// dispatch delivers one message that its reader did not wait for; an error
+// ends the connection.
+func (w *Worker) dispatch(m inMsg) error {
+	switch m.Kind {
+	case wire.KindReply, wire.KindError:
+		w.mu.Lock()
+		c, ok := w.pending[m.ID]
+		delete(w.pending, m.ID)
+		w.mu.Unlock()
+		if !ok {
+			m.closeFiles() // the caller gave up on it
+			return nil
+		}
+		c.ch <- replyOf(m)
+		return nil
+	case wire.KindStop:
+		w.cancel(fmt.Errorf("privsep: the parent asked the worker to stop: %w", context.Canceled))
+		return nil
+	}
+	m.closeFiles()
+	return violation("parent sent a %v message", m.Kind)
+}
+
+func replyOf(m inMsg) reply {
+	r := reply{files: m.Files, payload: m.Payload}
+	if m.Kind == wire.KindError {
+		r = reply{err: &CallError{Code: m.Code, Msg: string(m.Payload)}}
+		closeAll(m.Files) // a refusal carries none
+	}
+	return r
+}
+
+// handOn gives up reading: to a caller still waiting for its reply, or, if
+// none is, to the parker.
+func (w *Worker) handOn() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	_, ok := w.pending[id]
-	delete(w.pending, id)
-	return ok
+	w.release()
 }
 
-// readLoop delivers replies until the connection ends, then fails every
-// pending call and ends the worker's context.
-func (w *Worker) readLoop() {
-	defer close(w.readDone)
-	var err error
-	for {
-		var m inMsg
-		m, err = w.mc.read()
-		if err != nil {
-			break
-		}
-		switch m.Kind {
-		case wire.KindReply, wire.KindError:
-			w.mu.Lock()
-			ch, ok := w.pending[m.ID]
-			delete(w.pending, m.ID)
-			w.mu.Unlock()
-			if !ok {
-				m.closeFiles() // the caller gave up on it
-				continue
-			}
-			r := reply{files: m.Files}
-			if m.Kind == wire.KindError {
-				r.err = &CallError{Code: m.Code, Msg: string(m.Payload)}
-			} else if len(m.Payload) > 0 {
-				r.payload = append([]byte(nil), m.Payload...)
-			}
-			ch <- r
-		case wire.KindStop:
-			w.cancel(fmt.Errorf("privsep: the parent asked the worker to stop: %w", context.Canceled))
-		default:
-			m.closeFiles()
-			err = violation("parent sent a %v message", m.Kind)
-		}
-		if err != nil {
-			break
-		}
+// release is handOn with w.mu held.
+func (w *Worker) release() {
+	if w.err != nil {
+		return
 	}
+	for _, c := range w.pending {
+		// Its reply has not come (or it would not be pending), so
+		// nothing is in its channel.
+		c.ch <- reply{lead: true}
+		return
+	}
+	w.reading = false
+	w.idleFrom = time.Now()
+	if w.fast {
+		w.mc.armSoon()
+	} else {
+		w.mc.armNow()
+	}
+}
+
+// abandon withdraws call id, whose caller's context ended. If reading was
+// handed to it meanwhile, it is handed on; a reply that came is dropped.
+func (w *Worker) abandon(id uint32, c *call) {
+	w.mu.Lock()
+	_, pending := w.pending[id]
+	delete(w.pending, id)
+	w.mu.Unlock()
+	var r reply
+	if pending {
+		// Only a turn to read can be in the channel: replies are
+		// sent once a call is no longer pending.
+		select {
+		case r = <-c.ch:
+		default:
+			callPool.Put(c)
+			return
+		}
+	} else {
+		r = <-c.ch // the reply, on its way
+	}
+	if r.lead {
+		w.handOn()
+	}
+	closeAll(r.files)
+	callPool.Put(c)
+}
+
+// interrupt wakes the reader from its poll, to look at its context.
+func (w *Worker) interrupt() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.wake >= 0 {
+		unix.Write(w.wake, []byte{1, 0, 0, 0, 0, 0, 0, 0})
+	}
+}
+
+// finish ends the connection, on the reader that found its end or err:
+// every pending call fails and the worker's context ends.
+func (w *Worker) finish(err error) {
 	if isEOF(err) {
 		err = ErrParentGone
 	} else {
@@ -377,13 +548,16 @@ func (w *Worker) readLoop() {
 	w.mu.Lock()
 	w.err = err
 	pending := w.pending
-	w.pending = map[uint32]chan reply{}
+	w.pending = map[uint32]*call{}
+	unix.Close(w.wake)
+	w.wake = -1
 	w.mu.Unlock()
-	for _, ch := range pending {
-		ch <- reply{err: err}
+	for _, c := range pending {
+		c.ch <- reply{err: err} // the reader is us: no turn to read is in any channel
 	}
 	w.cancel(err)
-	w.mc.close()
+	w.mc.release()
+	close(w.readDone)
 }
 
 // Open asks the parent to open path with flag (os.O_RDONLY, ...), as the
