@@ -23,9 +23,9 @@ import (
 )
 
 // msgConn carries wire messages over one SOCK_SEQPACKET connection: one
-// message per datagram, descriptors attached. The socket is outside Go's
-// poller (fastpath.go): recv never waits, and the reader waits with waitIn
-// or parks the connection with arm. One goroutine reads at a time; writes
+// message per datagram, descriptors attached. After the handshake the
+// socket is outside Go's poller (fastpath.go): the reader waits in recv
+// itself, or parks the connection with arm. One goroutine reads at a time; writes
 // may come from any number (the kernel keeps each datagram whole).
 //
 // The receive buffer, large enough for the biggest message, is taken from a
@@ -45,7 +45,8 @@ type msgConn struct {
 	lim   wire.Limits
 	wto   time.Duration // write timeout; 0: writeTimeout
 
-	wpool sync.Pool // *[]byte encode buffers
+	wpool sync.Pool     // *[]byte encode buffers
+	sent  atomic.Uint64 // messages sent: progress, for the write timeout
 }
 
 // bufPools holds receive buffers by size.
@@ -81,6 +82,7 @@ func newMsgConn(c *peercred.Conn, lim wire.Limits) (*msgConn, error) {
 		return nil, err
 	}
 	mc := &msgConn{hs: c, hrc: rc, lim: lim}
+	mc.sk.fd, mc.sk.gone = -1, true // until detach
 	mc.hsRead = mc.hsRecv
 	return mc, nil
 }
@@ -120,12 +122,11 @@ func (mc *msgConn) detach() error {
 		unix.Close(fd)
 		return os.NewSyscallError("setsockopt SO_RCVTIMEO", err)
 	}
-	mc.sk.fd, mc.sk.refs = fd, 1
 	if err = parking.add(mc, fd); err != nil {
-		mc.sk.fd, mc.sk.refs, mc.sk.gone = -1, 0, true
 		unix.Close(fd)
 		return err
 	}
+	mc.sk.fd, mc.sk.refs, mc.sk.gone = fd, 1, false
 	return nil
 }
 
@@ -143,10 +144,13 @@ func (mc *msgConn) armSoon() {
 	parking.sweep()
 }
 
-// armNow parks the connection at once.
+// armNow parks the connection at once (or, should the kernel refuse, as
+// armSoon does).
 func (mc *msgConn) armNow() {
 	mc.lazy.Store(lazyArmed)
-	mc.arm()
+	if !mc.arm() {
+		mc.armSoon()
+	}
 }
 
 // armCancel cancels armSoon, and disarms if the connection was armed
@@ -157,12 +161,19 @@ func (mc *msgConn) armCancel() {
 	}
 }
 
-// arm parks the connection: the next message calls its function.
-func (mc *msgConn) arm() {
-	if fd, err := mc.sk.get(); err == nil {
-		parking.arm(fd, mc.key)
-		mc.sk.put()
+// arm parks the connection: the next message calls its function. It is
+// false only if the kernel refused (a connection being let go counts as
+// parked).
+func (mc *msgConn) arm() bool {
+	fd, err := mc.sk.get()
+	if err != nil {
+		return true
 	}
+	defer mc.sk.put()
+	if err := parking.arm(fd, mc.key); err != nil && err != unix.ENOENT {
+		return false
+	}
+	return true
 }
 
 // disarm takes the connection out of the parker: a goroutine reads it.
@@ -173,16 +184,13 @@ func (mc *msgConn) disarm() {
 	}
 }
 
-// waitIn waits until a message (or end of file) is there, wake (if not -1)
-// is readable, or timeout (negative: no limit) has passed. It reports
-// whether to read: false only if timeout passed with nothing there.
-func (mc *msgConn) waitIn(wake int, timeout time.Duration) bool {
-	fd, err := mc.sk.get()
-	if err != nil {
-		return true // recv reports it
+// waitIn waits until a message (or end of file) is there, or the eventfd
+// wake is readable.
+func (mc *msgConn) waitIn(wake int) {
+	if fd, err := mc.sk.get(); err == nil {
+		pollIn(fd, wake)
+		mc.sk.put()
 	}
-	defer mc.sk.put()
-	return pollIn(fd, wake, timeout)
 }
 
 // recv reads one message; ok is false if none is there. If wait is true it
@@ -245,7 +253,7 @@ func recvmsg(fd int, buf, oob []byte, wait bool) (n, oobn, flags int, err error)
 	}
 }
 
-// errCanceled is readBefore's error when done was closed.
+// errCanceled is readBefore's error when its context ended.
 var errCanceled = errors.New("canceled")
 
 // readBefore reads one message during the handshake, waiting until
@@ -395,9 +403,10 @@ func (mc *msgConn) write(m *wire.Msg, files []*os.File) error {
 }
 
 // send is one sendmsg(2). A peer that stops reading fills its socket
-// buffer and would block the writer for good: a send that cannot go
-// through waits at most the write timeout, then fails with
-// os.ErrDeadlineExceeded.
+// buffer: then the sender waits in Go's poller (a blocked sender holds no
+// thread, however many there are), and fails with os.ErrDeadlineExceeded
+// once no message has gone through on the connection for the write
+// timeout.
 func (mc *msgConn) send(b, oob []byte) error {
 	fd, err := mc.sk.get()
 	if err != nil {
@@ -405,10 +414,12 @@ func (mc *msgConn) send(b, oob []byte) error {
 	}
 	defer mc.sk.put()
 	var deadline time.Time
+	var seen uint64
 	for {
 		err := unix.Sendmsg(fd, b, oob, nil, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
 		switch err {
 		case nil:
+			mc.sent.Add(1)
 			return nil
 		case unix.EINTR:
 			continue
@@ -416,19 +427,32 @@ func (mc *msgConn) send(b, oob []byte) error {
 		default:
 			return os.NewSyscallError("sendmsg", err)
 		}
-		if deadline.IsZero() {
-			wto := mc.wto
-			if wto <= 0 {
-				wto = writeTimeout
-			}
-			deadline = time.Now().Add(wto)
+		wto := mc.wto
+		if wto <= 0 {
+			wto = writeTimeout
 		}
-		left := time.Until(deadline)
-		if left <= 0 {
+		if n := mc.sent.Load(); deadline.IsZero() || n != seen {
+			seen, deadline = n, time.Now().Add(wto) // progress: wait on
+		} else if !time.Now().Before(deadline) {
 			return os.ErrDeadlineExceeded
 		}
-		pollFD(fd, unix.POLLOUT, -1, left)
+		if err := mc.awaitWritable(fd, deadline); err != nil && err != context.DeadlineExceeded {
+			return err
+		}
 	}
+}
+
+// awaitWritable waits until fd can take a message, or deadline. The
+// descriptor itself is in the parker already: a duplicate waits.
+func (mc *msgConn) awaitWritable(fd int, deadline time.Time) error {
+	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return os.NewSyscallError("fcntl F_DUPFD_CLOEXEC", err)
+	}
+	defer unix.Close(dup)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	return parking.await(ctx, dup, unix.EPOLLOUT)
 }
 
 // writeTimeout bounds how long a message may wait for the peer to make room,

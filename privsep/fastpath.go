@@ -3,6 +3,7 @@
 package privsep
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -16,8 +17,7 @@ import (
 
 // The hot path. A connection between a worker and its parent is not in Go's
 // network poller. The goroutine that needs the next message reads it
-// itself, blocking in poll(2) and recvmsg(2) as a hand-written C program
-// would: the calling goroutine in the worker, the reader of the session in
+// itself, blocking in recvmsg(2) as a hand-written C program would: the calling goroutine in the worker, the reader of the session in
 // the parent, which also runs the handler of what it read. Through the
 // network poller every message cost a wake-up of the thread in epoll_wait
 // and a hand-off to another goroutine on each side (BENCHMARKS.md: 4.7x the
@@ -85,33 +85,14 @@ func (s *sock) release() {
 	s.put()
 }
 
-// pollIn waits until fd is readable (or hung up), or wake (if not -1) is,
-// for at most timeout (negative: no limit). It reports whether fd is ready;
-// a readable wake is drained.
-func pollIn(fd, wake int, timeout time.Duration) bool {
-	return pollFD(fd, unix.POLLIN, wake, timeout)
-}
-
-func pollFD(fd int, events int16, wake int, timeout time.Duration) bool {
-	ms := -1
-	if timeout >= 0 {
-		ms = int((timeout + time.Millisecond - 1) / time.Millisecond)
-	}
-	var fds [2]unix.PollFd
-	fds[0] = unix.PollFd{Fd: int32(fd), Events: events}
-	n := 1
-	if wake >= 0 {
-		fds[1] = unix.PollFd{Fd: int32(wake), Events: unix.POLLIN}
-		n = 2
-	}
-	if _, err := unix.Poll(fds[:n], ms); err != nil {
-		return false // EINTR: the caller looks again
-	}
-	if n == 2 && fds[1].Revents != 0 {
+// pollIn waits until fd is readable (or hung up), or wake is; a readable
+// wake is drained.
+func pollIn(fd, wake int) {
+	fds := [2]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(wake), Events: unix.POLLIN}}
+	if _, err := unix.Poll(fds[:], -1); err == nil && fds[1].Revents != 0 {
 		var b [8]byte
 		unix.Read(wake, b[:])
 	}
-	return fds[0].Revents != 0
 }
 
 // parker is the epoll instance in which idle connections wait. One serves
@@ -131,6 +112,7 @@ type parker struct {
 	mu    sync.Mutex
 	next  uint32
 	conns map[uint32]*msgConn
+	waits map[uint32]chan struct{} // await's
 
 	sweeping atomic.Bool // the sweeper runs
 }
@@ -170,6 +152,7 @@ func (p *parker) init() error {
 		}
 		p.epfd = fd
 		p.conns = make(map[uint32]*msgConn)
+		p.waits = make(map[uint32]chan struct{})
 		go p.loop(f, rc)
 	})
 	return p.err
@@ -200,10 +183,14 @@ func (p *parker) loop(f *os.File, rc syscall.RawConn) {
 			continue
 		}
 		for _, ev := range events[:n] {
+			key := uint32(ev.Fd)
 			p.mu.Lock()
 			var fn func()
-			if mc := p.conns[uint32(ev.Fd)]; mc != nil {
+			if mc := p.conns[key]; mc != nil {
 				fn = mc.onMsg
+			} else if ch := p.waits[key]; ch != nil {
+				delete(p.waits, key)
+				close(ch)
 			}
 			p.mu.Unlock()
 			if fn != nil {
@@ -220,25 +207,65 @@ func (p *parker) add(mc *msgConn, fd int) error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for {
-		p.next++
-		if _, used := p.conns[p.next]; p.next != 0 && !used {
-			break
-		}
-	}
-	ev := unix.EpollEvent{Events: unix.EPOLLONESHOT, Fd: int32(p.next)}
+	key := p.newKey()
+	ev := unix.EpollEvent{Events: unix.EPOLLONESHOT, Fd: int32(key)}
 	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		return os.NewSyscallError("epoll_ctl", err)
 	}
-	mc.key = p.next
-	p.conns[mc.key] = mc
+	mc.key = key
+	p.conns[key] = mc
 	return nil
 }
 
+// newKey returns a key not in use; p.mu is held.
+func (p *parker) newKey() uint32 {
+	for {
+		p.next++
+		_, conn := p.conns[p.next]
+		_, wait := p.waits[p.next]
+		if p.next != 0 && !conn && !wait {
+			return p.next
+		}
+	}
+}
+
+// await waits, in Go's poller and so with no thread held, until fd has one
+// of events (EPOLLIN, EPOLLOUT; a hang-up or error counts too) or ctx ends.
+// fd must stay open until await returns; it must not be registered with the
+// parker already (a dup of a registered descriptor may be).
+func (p *parker) await(ctx context.Context, fd int, events uint32) error {
+	if err := p.init(); err != nil {
+		return err
+	}
+	ch := make(chan struct{})
+	p.mu.Lock()
+	key := p.newKey()
+	ev := unix.EpollEvent{Events: events | unix.EPOLLONESHOT, Fd: int32(key)}
+	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		p.mu.Unlock()
+		return os.NewSyscallError("epoll_ctl", err)
+	}
+	p.waits[key] = ch
+	p.mu.Unlock()
+	var err error
+	select {
+	case <-ch:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	// Before fd is closed: an epoll entry outlives its descriptor number
+	// while another descriptor shares its open file.
+	p.mu.Lock()
+	delete(p.waits, key)
+	unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+	p.mu.Unlock()
+	return err
+}
+
 // arm makes the next message on fd (or its hang-up) call its function, once.
-func (p *parker) arm(fd int, key uint32) {
+func (p *parker) arm(fd int, key uint32) error {
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: int32(key)}
-	unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, fd, &ev)
+	return unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, fd, &ev)
 }
 
 // disarm undoes arm. (The kernel still reports a hang-up, once: the
@@ -282,7 +309,10 @@ func (p *parker) sweeper() {
 		}
 		p.mu.Unlock()
 		for i, mc := range arm {
-			mc.arm()
+			if !mc.arm() {
+				// Out of kernel memory, say: try again next time.
+				mc.lazy.CompareAndSwap(lazyArmed, lazyWanted)
+			}
 			arm[i] = nil
 		}
 		arm = arm[:0]

@@ -183,8 +183,9 @@ const (
 	rsClosed                // the session is ending
 )
 
-// hotWait is how long a session's reader waits for the next request in
-// poll(2), holding a thread, before it parks the connection.
+// hotWait is how long a reader waits for the next message in recvmsg(2)
+// (SO_RCVTIMEO), holding a thread, before it looks around: the session's
+// reader then parks the connection, a worker's reader looks at its context.
 const hotWait = 10 * time.Millisecond
 
 // start serves the session until the connection ends; then the session
@@ -213,12 +214,20 @@ func (ss *session) read() {
 	for {
 		m, ok, err := ss.mc.recv(true)
 		if err == nil && !ok {
-			// Nothing for hotWait: park. Store before arm, or a message in between
-			// would find a reader that is leaving.
+			// Nothing for hotWait: park. Store before arm, or a
+			// message in between would find a reader that is leaving.
 			ss.rstate.Store(rsParked)
-			ss.mc.arm()
-			ss.active.Done()
-			return
+			if ss.mc.arm() {
+				ss.active.Done()
+				return
+			}
+			// The kernel refused (out of memory): read on, unless a
+			// stale wake-up started another reader meanwhile.
+			if !ss.rstate.CompareAndSwap(rsParked, rsReading) {
+				ss.active.Done()
+				return
+			}
+			continue
 		}
 		if err == nil && m.Kind != wire.KindRequest {
 			m.closeFiles()

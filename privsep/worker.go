@@ -161,7 +161,7 @@ func runWorker(role string) int {
 // concurrent use; many calls may be in flight at once.
 //
 // A lone Call reads its own reply (fastpath.go): the calling goroutine
-// blocks in poll(2) and recvmsg(2), with no other goroutine in between.
+// blocks in recvmsg(2), with no other goroutine in between.
 // With several calls in flight, one caller at a time reads and hands each
 // other reply to its caller; when it has its own, it hands reading to one of
 // the callers still waiting. When no call is in flight the connection is
@@ -333,15 +333,22 @@ func (w *Worker) Call(ctx context.Context, op string, payload []byte, files ...*
 
 	m := wire.Msg{Kind: wire.KindRequest, ID: id, Op: op, Payload: payload}
 	if err := w.mc.write(&m, files); err != nil {
+		if lead {
+			w.mu.Lock()
+			delete(w.pending, id)
+			w.mu.Unlock()
+			w.handOn()
+			callPool.Put(c) // nothing is sent to the reader's channel
+		} else {
+			// The turn to read may have been handed to us meanwhile:
+			// abandon passes it on.
+			w.abandon(id, c)
+		}
 		w.mu.Lock()
-		delete(w.pending, id)
 		if w.err != nil {
 			err = w.err
 		}
 		w.mu.Unlock()
-		if lead {
-			w.handOn()
-		}
 		return nil, nil, fmt.Errorf("privsep: %s: %w", op, err)
 	}
 	var r reply
@@ -376,25 +383,25 @@ func (w *Worker) lead(ctx context.Context, id uint32, c *call) (r reply, ok bool
 	// Waiting in recvmsg is one system call; it returns every hotWait to
 	// look at ctx. A context that can end otherwise than by the parent's
 	// Stop (which ends w.ctx, and which we read ourselves) is waited for
-	// in poll(2) with the eventfd that it wakes.
+	// in poll(2) with the eventfd that it wakes, then recvmsg.
 	interruptible := ctx.Done() != nil && ctx != w.ctx
 	if interruptible {
 		stop := context.AfterFunc(ctx, w.interrupt)
 		defer stop()
 	}
 	for {
+		if ctx.Err() != nil {
+			w.mu.Lock()
+			delete(w.pending, id)
+			w.mu.Unlock()
+			w.handOn()
+			callPool.Put(c) // nothing is sent to the reader's channel
+			return reply{}, false
+		}
 		m, got, err := w.mc.recv(!interruptible)
 		if err == nil && !got {
-			if ctx.Err() != nil {
-				w.mu.Lock()
-				delete(w.pending, id)
-				w.mu.Unlock()
-				w.handOn()
-				callPool.Put(c) // nothing is sent to the reader's channel
-				return reply{}, false
-			}
 			if interruptible {
-				w.mc.waitIn(w.wake, -1)
+				w.mc.waitIn(w.wake)
 			}
 			continue
 		}
