@@ -194,6 +194,23 @@ func (p *Process) Restart(ctx context.Context) error {
 	return nil
 }
 
+// waitExit waits for the worker to exit through its pidfd in the parker,
+// so that cmd.Wait then reaps at once: waiting in waitid(2) from the start
+// would hold a thread (and its stacks) for the worker's whole life.
+func (inc *incarnation) waitExit() {
+	if inc.pidfd == nil {
+		return
+	}
+	rc, err := inc.pidfd.SyscallConn()
+	if err != nil {
+		return
+	}
+	rc.Control(func(fd uintptr) {
+		// On error, cmd.Wait waits.
+		parking.await(context.Background(), int(fd), unix.EPOLLIN)
+	})
+}
+
 // stop asks for a graceful stop, then kills when ctx ends.
 func (inc *incarnation) stop(ctx context.Context) {
 	// Best effort, and never longer than ctx: a worker that does not read
@@ -605,6 +622,7 @@ func (p *Process) supervise(inc *incarnation) {
 	defer s.wg.Done()
 	delay := p.spec.RestartDelay
 	for {
+		inc.waitExit()
 		inc.err = inc.cmd.Wait()
 		close(inc.exit)
 		cause := fmt.Errorf("%w: %s worker pid %d exited: %v", ErrWorkerGone, p.spec.Role, inc.cmd.Process.Pid, exitText(inc.err))
