@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/peercred/peercred"
 	"github.com/peercred/peercred/privsep"
 	"github.com/peercred/peercred/testutil"
 )
@@ -166,10 +169,11 @@ func TestStopAfterCalls(t *testing.T) {
 	}
 }
 
-// TestIdleSessionsHoldNoGoroutine: a worker that makes no calls costs the
+// TestIdleWorkersHoldNoThread: a worker that makes no calls costs the
 // parent its supervising goroutine and nothing more: its connection is
-// parked, not read by a goroutine of its own.
-func TestIdleSessionsHoldNoGoroutine(t *testing.T) {
+// parked, not read by a goroutine of its own, and its exit is awaited
+// through its pidfd, not by a thread in waitid(2).
+func TestIdleWorkersHoldNoThread(t *testing.T) {
 	testutil.RequireRoot(t)
 	s, _ := newSupervisor(t, privsep.Config{})
 	spawnOne := func() {
@@ -178,17 +182,146 @@ func TestIdleSessionsHoldNoGoroutine(t *testing.T) {
 		}
 	}
 	spawnOne() // warm up: spawner thread, parker
-	const n = 10
-	settled := func() int {
+	const n = 20
+	settled := func() (int, int) {
 		time.Sleep(50 * time.Millisecond) // longer than the readers' hot wait
-		return runtime.NumGoroutine()
+		return runtime.NumGoroutine(), threads()
 	}
-	before := settled()
+	before, threadsBefore := settled()
 	for range n {
 		spawnOne()
 	}
-	after := settled()
+	after, threadsAfter := settled()
 	if per := float64(after-before) / n; per > 1.2 {
 		t.Errorf("%d idle workers added %d goroutines (%.1f each), want 1 each (the supervising one)", n, after-before, per)
+	}
+	if threadsAfter-threadsBefore > n/2 { // idle threads of the runtime aside
+		t.Errorf("%d idle workers added %d threads (%d before, %d after)", n, threadsAfter-threadsBefore, threadsBefore, threadsAfter)
+	}
+}
+
+// TestFailedSendPassesReading: a caller whose request cannot be sent (here
+// an invalid op, refused by the encoder; also a write timeout or EPIPE) may
+// have been handed the turn to read meanwhile: it must pass it on, or
+// nobody reads the connection again and every later Call, and Close, hang.
+func TestFailedSendPassesReading(t *testing.T) {
+	testutil.RequireRoot(t)
+	s, _ := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{
+		"sendfail": {Ops: map[string]privsep.OpRule{"slow": {}, "echo": {}}, Claim: peercred.SameUser()},
+	}})
+	entered := make(chan struct{}, 1)
+	release := make(chan struct{}, 1) // one token per round
+	s.Handle("slow", func(ctx context.Context, r *privsep.Request) ([]byte, []*os.File, error) {
+		entered <- struct{}{}
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return []byte("slow"), nil, nil
+	})
+	s.Handle("echo", func(ctx context.Context, r *privsep.Request) ([]byte, []*os.File, error) {
+		return r.Payload, nil, nil
+	})
+	path := testutil.SocketDir(t) + "/sendfail.sock"
+	if err := s.ListenUnix(context.Background(), path, peercred.SameUser()); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		w, err := privsep.Dial(context.Background(), path, "sendfail")
+		if err != nil {
+			t.Fatal(err)
+		}
+		slowDone := make(chan error, 1)
+		go func() { _, _, err := w.Call(context.Background(), "slow", nil); slowDone <- err }()
+		<-entered // the slow caller is the reader now
+		var stop atomic.Bool
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for !stop.Load() {
+					w.Call(context.Background(), "NOT VALID", nil) // fails in write
+				}
+			}()
+		}
+		time.Sleep(time.Millisecond)
+		release <- struct{}{}
+		if err := <-slowDone; err != nil {
+			t.Fatal(err)
+		}
+		stop.Store(true)
+		wg.Wait()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, _, err = w.Call(ctx, "echo", []byte("x"))
+		cancel()
+		if err != nil {
+			t.Errorf("round %d: call after a failed follower: %v (turn to read lost)", i, err)
+		}
+		closed := make(chan struct{})
+		go func() { w.Close(); close(closed) }()
+		select {
+		case <-closed:
+		case <-time.After(2 * time.Second):
+			t.Fatalf("round %d: Worker.Close hangs", i)
+		}
+		if t.Failed() {
+			return
+		}
+	}
+}
+
+func threads() int {
+	b, _ := os.ReadFile("/proc/self/status")
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "Threads:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(v))
+			return n
+		}
+	}
+	return -1
+}
+
+// TestStalledWorkerHoldsNoThreads: replies to a worker that stops reading
+// wait in Go's poller, not each on a thread of its own: else one peer could
+// pin MaxInFlight threads per connection, and Go aborts the whole process
+// at 10000 threads.
+func TestStalledWorkerHoldsNoThreads(t *testing.T) {
+	testutil.RequireRoot(t)
+	s, _ := newSupervisor(t, privsep.Config{
+		MaxInFlight:  64,
+		WriteTimeout: 2 * time.Second,
+		Roles: map[string]privsep.Policy{
+			"stall": {Ops: map[string]privsep.OpRule{"echo": {}}, Claim: peercred.SameUser()},
+		},
+	})
+	s.Handle("echo", func(ctx context.Context, r *privsep.Request) ([]byte, []*os.File, error) {
+		return r.Payload, nil, nil
+	})
+	path := testutil.SocketDir(t) + "/stall.sock"
+	if err := s.ListenUnix(context.Background(), path, peercred.SameUser()); err != nil {
+		t.Fatal(err)
+	}
+	w, err := privsep.Dial(context.Background(), path, "stall")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No w.Close: StallReader holds the turn to read for good.
+	time.Sleep(100 * time.Millisecond)
+	before := threads()
+	privsep.StallReader(w)
+	payload := make([]byte, 60<<10)
+	for range 70 { // MaxInFlight, and a few that wait in the parent's queue
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			w.Call(ctx, "echo", payload)
+		}()
+	}
+	time.Sleep(500 * time.Millisecond)
+	during := threads()
+	t.Logf("threads: %d before, %d with one stalled worker (MaxInFlight 64)", before, during)
+	if during > before+8 {
+		t.Errorf("a stalled worker took %d threads of the parent (%d before, %d during)", during-before, before, during)
 	}
 }
