@@ -4,19 +4,22 @@
 # C ping-pong floor of this machine. Needs root (workers run as uid 1234).
 #
 #   bash bench/run.sh            # full run, a few minutes
-#   COUNT=10 BENCHTIME=5000x bash bench/run.sh
+#   COUNT=10 BENCHTIME=50000x bash bench/run.sh
 #
 # benchstat is used for the detailed table when it is on PATH
 # (go install golang.org/x/perf/cmd/benchstat@latest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 count=${COUNT:-6}
-benchtime=${BENCHTIME:-3000x}
+# Round trips per run. Short runs mostly measure how fast both sides warm
+# up (threads, the machine's idle states): 20000 is a few seconds.
+benchtime=${BENCHTIME:-20000x}
 out=$(mktemp)
 trap 'rm -f "$out" "${floor:-}"' EXIT
 
 go test -run '^$' -bench '^BenchmarkAccept$' -benchmem -count "$count" . | tee -a "$out"
 go test -run '^$' -bench '^Benchmark(Call|Open|Throughput)$' -benchtime "$benchtime" -benchmem -count "$count" ./privsep/ | tee -a "$out"
+go test -run '^$' -bench '^BenchmarkBrokerOpen$' -benchtime "$benchtime" -count "$count" ./privsep/ | tee -a "$out"
 go test -run '^$' -bench '^BenchmarkSpawn$' -benchtime 200x -benchmem -count "$count" ./privsep/ | tee -a "$out"
 go test -run '^TestIdleWorkerMemory$' -v -count 1 ./privsep/ | grep 'per idle worker' || true
 
@@ -42,11 +45,11 @@ function median(s,   a, n, i, j, t) {
 	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 }
 END {
-	split("Accept Call Open Throughput Spawn", groups, " ")
-	split("peercred privsep privsep privsep privsep", ours, " ")
-	split("raw raw raw raw exec", base, " ")
+	split("Accept Call Open Throughput BrokerOpen Spawn", groups, " ")
+	split("peercred privsep privsep privsep broker privsep", ours, " ")
+	split("raw raw raw raw raw exec", base, " ")
 	printf "%-12s %14s %14s %8s %10s %10s\n", "benchmark", "ours ns/op", "base ns/op", "ratio", "allocs", "w-allocs"
-	for (g = 1; g <= 5; g++) {
+	for (g = 1; g <= 6; g++) {
 		o = "Benchmark" groups[g] "/" ours[g]; b = "Benchmark" groups[g] "/" base[g]
 		if (!(o in ns) || !(b in ns)) continue
 		mo = median(ns[o]); mb = median(ns[b])

@@ -45,8 +45,10 @@ type msgConn struct {
 	lim   wire.Limits
 	wto   time.Duration // write timeout; 0: writeTimeout
 
-	wpool sync.Pool     // *[]byte encode buffers
-	sent  atomic.Uint64 // messages sent: progress, for the write timeout
+	rpool    *sync.Pool    // bufPool for lim, once detached
+	rpoolLim wire.Limits   // the limits rpool is for
+	wpool    sync.Pool     // *[]byte encode buffers
+	sent     atomic.Uint64 // messages sent: progress, for the write timeout
 }
 
 // bufPools holds receive buffers by size.
@@ -127,6 +129,7 @@ func (mc *msgConn) detach() error {
 		return err
 	}
 	mc.sk.fd, mc.sk.refs, mc.sk.gone = fd, 1, false
+	mc.rpool, mc.rpoolLim = bufPool(mc.lim.BufferSize()+oobSize(mc.lim)), mc.lim
 	return nil
 }
 
@@ -209,7 +212,12 @@ func (mc *msgConn) recv(wait bool) (m inMsg, ok bool, err error) {
 
 func (mc *msgConn) recvFD(fd int, wait bool) (m inMsg, ok bool, err error) {
 	size := mc.lim.BufferSize()
-	pool := bufPool(size + oobSize(mc.lim))
+	pool := mc.rpool
+	if pool == nil || mc.rpoolLim != mc.lim {
+		// Set once the limits are known (detach); looked up for the
+		// handshake's reads.
+		pool = bufPool(size + oobSize(mc.lim))
+	}
 	bp := pool.Get().(*[]byte)
 	buf, oob := (*bp)[:size], (*bp)[size:]
 	n, oobn, flags, e := recvmsg(fd, buf, oob, wait)

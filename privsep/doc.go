@@ -88,6 +88,20 @@
 // killed, with a log line; the parent and other workers carry on. A
 // well-formed request that policy refuses gets an error reply.
 //
+// # What a call costs
+//
+// After the handshake a connection leaves Go's network poller. A lone
+// [Worker.Call] writes its request and reads its own reply in recvmsg(2); in
+// the parent the goroutine that read the request runs its handler and writes
+// the reply. A round trip is two sendmsg and two recvmsg, as a hand-written
+// ping-pong in C is (BENCHMARKS.md has the measurements). While nobody reads
+// a connection it is parked in an epoll instance of the package's own (one
+// per process), so that an idle worker holds no goroutine and no thread in
+// the parent; a worker's exit is awaited through its pidfd the same way.
+// Concurrent calls stay concurrent: while a handler runs, a request that
+// comes from the same worker is read, within a millisecond, by another
+// goroutine, up to [Config.MaxInFlight].
+//
 // # Limits worth knowing
 //
 // The parent-death signal belongs to the thread that exec'd: a worker that

@@ -121,7 +121,7 @@ var parking parker
 
 // sweepTick is how often the sweeper looks at the connections waiting to be
 // armed.
-const sweepTick = time.Millisecond
+const sweepTick = 2 * time.Millisecond
 
 // Lazy arming states (msgConn.lazy).
 const (

@@ -231,6 +231,10 @@ type Request struct {
 // [*CallError]; wrap [ErrDenied] to signal a policy refusal (logged at warn
 // level) rather than a failure. The context ends when the worker goes away
 // (with a cause wrapping [ErrWorkerGone]) or the supervisor shuts down.
+//
+// A handler runs on the goroutine that read its request. It may block: the
+// worker's next request is then read by another goroutine within about a
+// millisecond.
 type Handler func(ctx context.Context, req *Request) (payload []byte, files []*os.File, err error)
 
 // CallError is the error a worker's call receives when the parent refused or

@@ -239,11 +239,15 @@ func (ss *session) read() {
 		}
 		req := &Request{Peer: ss.peer, Op: m.Op, Payload: m.Payload, Files: m.Files}
 		select {
-		case ss.sem <- struct{}{}:
-		case <-ss.ctx.Done():
-			closeAll(req.Files)
-			ss.finish(context.Cause(ss.ctx))
-			return
+		case ss.sem <- struct{}{}: // the usual case, without selectgo
+		default:
+			select {
+			case ss.sem <- struct{}{}:
+			case <-ss.ctx.Done():
+				closeAll(req.Files)
+				ss.finish(context.Cause(ss.ctx))
+				return
+			}
 		}
 		// Park the connection while the handler runs, should it take
 		// long: a request that comes meanwhile then starts another
@@ -349,7 +353,9 @@ func (ss *session) handle(id uint32, req *Request) {
 		ss.reply(&wire.Msg{Kind: wire.KindError, ID: id, Code: code, Payload: errPayload(err, s.lim)}, nil)
 		return
 	}
-	s.log().Debug("privsep: call", "role", ss.peer.Role, "pid", ss.peer.PID, "uid", ss.peer.UID, "op", req.Op)
+	if l := s.log(); l.Enabled(ss.ctx, slog.LevelDebug) { // no arguments boxed when off
+		l.Debug("privsep: call", "role", ss.peer.Role, "pid", ss.peer.PID, "uid", ss.peer.UID, "op", req.Op)
+	}
 	ss.reply(&wire.Msg{Kind: wire.KindReply, ID: id, Payload: payload}, files)
 }
 
