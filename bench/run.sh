@@ -17,10 +17,16 @@ benchtime=${BENCHTIME:-20000x}
 out=$(mktemp)
 trap 'rm -f "$out" "${floor:-}"' EXIT
 
-go test -run '^$' -bench '^BenchmarkAccept$' -benchmem -count "$count" . | tee -a "$out"
-go test -run '^$' -bench '^Benchmark(Call|Open|Throughput)$' -benchtime "$benchtime" -benchmem -count "$count" ./privsep/ | tee -a "$out"
-go test -run '^$' -bench '^BenchmarkBrokerOpen$' -benchtime "$benchtime" -count "$count" ./privsep/ | tee -a "$out"
-go test -run '^$' -bench '^BenchmarkSpawn$' -benchtime 200x -benchmem -count "$count" ./privsep/ | tee -a "$out"
+# One run of everything at a time, COUNT times over: each benchmark and its
+# baseline run minutes apart at most, so that the machine's drift (other
+# jobs, CPU idle states) weighs on both alike.
+for i in $(seq "$count"); do
+	echo "# round $i of $count"
+	go test -run '^$' -bench '^BenchmarkAccept$' -benchmem -count 1 . | tee -a "$out"
+	go test -run '^$' -bench '^Benchmark(Call|Open|Throughput)$' -benchtime "$benchtime" -benchmem -count 1 ./privsep/ | tee -a "$out"
+	go test -run '^$' -bench '^BenchmarkBrokerOpen$' -benchtime "$benchtime" -count 1 ./privsep/ | tee -a "$out"
+	go test -run '^$' -bench '^BenchmarkSpawn$' -benchtime 200x -benchmem -count 1 ./privsep/ | tee -a "$out"
+done
 go test -run '^TestIdleWorkerMemory$' -v -count 1 ./privsep/ | grep 'per idle worker' || true
 
 if command -v benchstat >/dev/null 2>&1; then
