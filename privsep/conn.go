@@ -25,18 +25,15 @@ import (
 // msgConn carries wire messages over one SOCK_SEQPACKET connection: one
 // message per datagram, descriptors attached. After the handshake the
 // socket is outside Go's poller (fastpath.go): the reader waits in recv
-// itself, or parks the connection with arm. One goroutine reads at a time; writes
-// may come from any number (the kernel keeps each datagram whole).
+// itself, or parks the connection with arm. One goroutine reads at a time;
+// writes may come from any number (the kernel keeps each datagram whole).
 //
 // The receive buffer, large enough for the biggest message, is taken from a
 // pool for each read: an idle connection holds none.
 type msgConn struct {
 	// During the handshake (until detach): the connection in Go's poller.
-	hs     *peercred.Conn
-	hrc    syscall.RawConn
-	hsRead func(fd uintptr) bool // hsRecv, bound once
-	hsMsg  inMsg
-	hsErr  error
+	hs  *peercred.Conn
+	hrc syscall.RawConn
 
 	sk    sock
 	key   uint32        // in the parker
@@ -45,10 +42,9 @@ type msgConn struct {
 	lim   wire.Limits
 	wto   time.Duration // write timeout; 0: writeTimeout
 
-	rpool    *sync.Pool    // bufPool for lim, once detached
-	rpoolLim wire.Limits   // the limits rpool is for
-	wpool    sync.Pool     // *[]byte encode buffers
-	sent     atomic.Uint64 // messages sent: progress, for the write timeout
+	rpool *sync.Pool    // bufPool for lim, from detach on (lim is final then)
+	wpool sync.Pool     // *[]byte encode buffers
+	sent  atomic.Uint64 // messages sent: progress, for the write timeout
 }
 
 // bufPools holds receive buffers by size.
@@ -85,7 +81,6 @@ func newMsgConn(c *peercred.Conn, lim wire.Limits) (*msgConn, error) {
 	}
 	mc := &msgConn{hs: c, hrc: rc, lim: lim}
 	mc.sk.fd, mc.sk.gone = -1, true // until detach
-	mc.hsRead = mc.hsRecv
 	return mc, nil
 }
 
@@ -129,7 +124,7 @@ func (mc *msgConn) detach() error {
 		return err
 	}
 	mc.sk.fd, mc.sk.refs, mc.sk.gone = fd, 1, false
-	mc.rpool, mc.rpoolLim = bufPool(mc.lim.BufferSize()+oobSize(mc.lim)), mc.lim
+	mc.rpool = bufPool(mc.lim.BufferSize() + oobSize(mc.lim))
 	return nil
 }
 
@@ -213,9 +208,7 @@ func (mc *msgConn) recv(wait bool) (m inMsg, ok bool, err error) {
 func (mc *msgConn) recvFD(fd int, wait bool) (m inMsg, ok bool, err error) {
 	size := mc.lim.BufferSize()
 	pool := mc.rpool
-	if pool == nil || mc.rpoolLim != mc.lim {
-		// Set once the limits are known (detach); looked up for the
-		// handshake's reads.
+	if pool == nil { // in the handshake
 		pool = bufPool(size + oobSize(mc.lim))
 	}
 	bp := pool.Get().(*[]byte)
@@ -271,11 +264,15 @@ func (mc *msgConn) readBefore(ctx context.Context, deadline time.Time) (inMsg, e
 	defer mc.hs.SetReadDeadline(time.Time{})
 	stop := context.AfterFunc(ctx, func() { mc.hs.SetReadDeadline(time.Now()) })
 	defer stop()
-	err := mc.hrc.Read(mc.hsRead)
-	m := mc.hsMsg
-	mc.hsMsg = inMsg{}
+	var m inMsg
+	var rerr error
+	err := mc.hrc.Read(func(fd uintptr) bool {
+		var ok bool
+		m, ok, rerr = mc.recvFD(int(fd), false)
+		return ok
+	})
 	if err == nil {
-		err = mc.hsErr
+		err = rerr
 	}
 	if err != nil {
 		m.closeFiles()
@@ -285,13 +282,6 @@ func (mc *msgConn) readBefore(ctx context.Context, deadline time.Time) (inMsg, e
 		return inMsg{}, err
 	}
 	return m, nil
-}
-
-// hsRecv is readBefore's RawConn.Read callback.
-func (mc *msgConn) hsRecv(fd uintptr) bool {
-	m, ok, err := mc.recvFD(int(fd), false)
-	mc.hsMsg, mc.hsErr = m, err
-	return ok
 }
 
 // inMsg is a decoded message with what came with it. Payload aliases the

@@ -334,11 +334,7 @@ func (w *Worker) Call(ctx context.Context, op string, payload []byte, files ...*
 	m := wire.Msg{Kind: wire.KindRequest, ID: id, Op: op, Payload: payload}
 	if err := w.mc.write(&m, files); err != nil {
 		if lead {
-			w.mu.Lock()
-			delete(w.pending, id)
-			w.mu.Unlock()
-			w.handOn()
-			callPool.Put(c) // nothing is sent to the reader's channel
+			w.withdraw(id, c)
 		} else {
 			// The turn to read may have been handed to us meanwhile:
 			// abandon passes it on.
@@ -391,11 +387,7 @@ func (w *Worker) lead(ctx context.Context, id uint32, c *call) (r reply, ok bool
 	}
 	for {
 		if ctx.Err() != nil {
-			w.mu.Lock()
-			delete(w.pending, id)
-			w.mu.Unlock()
-			w.handOn()
-			callPool.Put(c) // nothing is sent to the reader's channel
+			w.withdraw(id, c)
 			return reply{}, false
 		}
 		m, got, err := w.mc.recv(!interruptible)
@@ -506,6 +498,15 @@ func (w *Worker) release() {
 	} else {
 		w.mc.armNow()
 	}
+}
+
+// withdraw withdraws the reader's own call id and hands reading on.
+func (w *Worker) withdraw(id uint32, c *call) {
+	w.mu.Lock()
+	delete(w.pending, id)
+	w.mu.Unlock()
+	w.handOn()
+	callPool.Put(c) // nothing is sent to the reader's channel
 }
 
 // abandon withdraws call id, whose caller's context ended. If reading was
