@@ -383,8 +383,9 @@ func TestAcceptUsesNoGoroutine(t *testing.T) {
 		done <- err
 	}()
 	time.Sleep(50 * time.Millisecond)
-	if n := runtime.NumGoroutine(); n != before+1 {
-		t.Errorf("%d goroutines while one Accept blocks, want %d", n, before+1)
+	// At most: a goroutine left by an earlier test may end meanwhile.
+	if n := runtime.NumGoroutine(); n > before+1 {
+		t.Errorf("%d goroutines while one Accept blocks, want at most %d", n, before+1)
 	}
 	l.Close()
 	if err := <-done; !errors.Is(err, net.ErrClosed) {
