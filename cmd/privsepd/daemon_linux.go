@@ -188,25 +188,7 @@ func (d *daemon) setUp() error {
 		d.worker.Env = append(d.worker.Env, "GORACE="+v)
 	}
 	if d.cfg.confine {
-		// No file access but what is read below, no sockets but Unix
-		// ones (the HTTP listener comes from the parent), and as root
-		// no network or IPC namespace of the host's.
-		d.worker.Confine = &privsep.Confine{
-			Promises: []privsep.Promise{privsep.PromiseRpath, privsep.PromiseUnix},
-			Landlock: []privsep.LandlockRule{
-				// Its own and its parent's status, for the page: not
-				// the rest of /proc (/proc/self resolves, in the
-				// worker, to the worker).
-				{Path: "/proc/self", Access: privsep.LandlockRead},
-				{Path: "/proc/" + strconv.Itoa(os.Getpid()) + "/status", Access: privsep.LandlockRead},
-				{Path: "/etc/passwd", Access: privsep.LandlockRead, IgnoreMissing: true},
-				{Path: "/etc/group", Access: privsep.LandlockRead, IgnoreMissing: true},
-				{Path: "/etc/nsswitch.conf", Access: privsep.LandlockRead, IgnoreMissing: true},
-			},
-			NoFile: 1024,
-			NewNet: euid == 0,
-			NewIPC: euid == 0,
-		}
+		d.worker.Confine = webConfine(euid == 0)
 	}
 	logFormat := "text"
 	if d.cfg.logJSON {
@@ -330,3 +312,29 @@ func (d *daemon) restartWorker(ctx context.Context) (old, pid int, err error) {
 
 // isAdmin reports whether uid may restart the worker and stop the daemon.
 func (d *daemon) isAdmin(uid uint32) bool { return slices.Contains(d.admins, uid) }
+
+// webConfine is the web worker's confinement: no file access but what it
+// reads for its page, and no new socket at all (bar socketpair): its HTTP
+// listener comes from the parent, already listening, and its channels to the
+// parent are socketpairs. Without the unix promise it cannot reach a
+// pathname Unix socket, which neither Landlock before ABI 9 nor a network
+// namespace keeps it from. With root (privsepd runs as root) it also gets
+// new network and IPC namespaces.
+func webConfine(root bool) *privsep.Confine {
+	return &privsep.Confine{
+		Promises: []privsep.Promise{privsep.PromiseRpath},
+		Landlock: []privsep.LandlockRule{
+			// Its own and its parent's status, for the page: not the
+			// rest of /proc (/proc/self resolves, in the worker, to
+			// the worker).
+			{Path: "/proc/self", Access: privsep.LandlockRead},
+			{Path: "/proc/" + strconv.Itoa(os.Getpid()) + "/status", Access: privsep.LandlockRead},
+			{Path: "/etc/passwd", Access: privsep.LandlockRead, IgnoreMissing: true},
+			{Path: "/etc/group", Access: privsep.LandlockRead, IgnoreMissing: true},
+			{Path: "/etc/nsswitch.conf", Access: privsep.LandlockRead, IgnoreMissing: true},
+		},
+		NoFile: 1024,
+		NewNet: root,
+		NewIPC: root,
+	}
+}

@@ -116,7 +116,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (cfg *config, code int,
 	fs.Var(&cfg.allow, "allow-uid", "let `USER` (a name or UID) ask for status; repeatable, or comma-separated")
 	fs.Var(&cfg.allowGID, "allow-gid", "let members of `GROUP` (a name or GID) ask for status; repeatable")
 	fs.Var(&cfg.admins, "admin-uid", "let `USER` (a name or UID) also restart the worker and stop the daemon;\nrepeatable (root always may)")
-	fs.BoolVar(&cfg.confine, "confine", true, "confine the web worker: no file access but through the parent, no sockets\nbut Unix ones, Landlock and seccomp on every thread, verified by the\nparent; -confine=false turns it off")
+	fs.BoolVar(&cfg.confine, "confine", true, "confine the web worker: no file access but through the parent, no new\nsockets (its listener comes from the parent), Landlock and seccomp on\nevery thread, verified by the parent; -confine=false turns it off")
 	fs.BoolVar(&cfg.logJSON, "log-json", false, "log JSON objects rather than text (log/slog)")
 	fs.BoolVar(&cfg.verbose, "v", false, "log at debug level too: every capability call of the worker")
 	err := fs.Parse(args)

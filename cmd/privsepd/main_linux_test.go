@@ -12,10 +12,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/peercred/peercred/privsep"
 	"github.com/peercred/peercred/testutil"
 )
 
-func TestMain(m *testing.M) { testutil.Main(m) }
+func TestMain(m *testing.M) {
+	privsep.Main() // the workers of attack_unix_linux_test.go
+	testutil.Main(m)
+}
 
 // build compiles the command in the current directory for the tests,
 // into a directory other UIDs can reach (see testutil.Build).
