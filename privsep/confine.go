@@ -30,8 +30,10 @@ import (
 //
 // Landlock does not cover stat(2), chdir(2), pathname Unix sockets (before
 // Landlock ABI 9), UDP (before ABI 10), Multipath TCP, netlink and other
-// socket families, or io_uring: the seccomp filter keeps those out unless a
-// promise lets them in. Landlock applies to paths and ports whatever the
+// socket families, io_uring, listen(2) (which binds an unbound TCP socket
+// to an ephemeral port) or MSG_FASTOPEN (which connects a TCP socket in
+// sendto(2) and sendmsg(2), past Landlock's connect check): the seccomp
+// filter keeps those out unless a promise lets them in. Landlock applies to paths and ports whatever the
 // descriptor they are reached through: a directory descriptor the worker
 // gets from the parent opens nothing beneath it that its rules do not allow.
 type Confine struct {
@@ -52,8 +54,11 @@ type Confine struct {
 	// access no other file (bar those it holds open).
 	Landlock []LandlockRule
 	// BindTCP and ConnectTCP list the TCP ports the worker may bind and
-	// connect to (Landlock ABI 4). Others are refused with EACCES. Binding
-	// port 0 (any) needs port 0 listed.
+	// connect to (Landlock ABI 4, with [PromiseInet]). Others are refused
+	// with EACCES. Binding port 0 (any) needs port 0 listed. A bound
+	// port serves as the source port of a connection: the worker never
+	// listens on TCP (see PromiseInet); it gets its listeners from its
+	// parent ([Worker.Listen]).
 	BindTCP, ConnectTCP []uint16
 
 	// Promises add system calls to the filter, in the manner of
@@ -108,6 +113,14 @@ const (
 	LandlockWrite
 	// LandlockExec: execute files.
 	LandlockExec
+	// LandlockConnect: connect, and send datagrams, to the pathname Unix
+	// sockets at or beneath the path ([PromiseUnix] opens the calls).
+	// Landlock restricts pathname sockets from ABI 9 only
+	// (LANDLOCK_ACCESS_FS_RESOLVE_UNIX); on such a kernel a worker
+	// reaches none but those its LandlockConnect rules name (and those
+	// made by a process of its own domain), whatever LandlockABI says.
+	// Before ABI 9 the rule changes nothing: see [PromiseUnix].
+	LandlockConnect
 )
 
 func (a LandlockAccess) String() string {
@@ -115,7 +128,7 @@ func (a LandlockAccess) String() string {
 	for _, x := range []struct {
 		bit  LandlockAccess
 		name string
-	}{{LandlockRead, "read"}, {LandlockWrite, "write"}, {LandlockExec, "exec"}} {
+	}{{LandlockRead, "read"}, {LandlockWrite, "write"}, {LandlockExec, "exec"}, {LandlockConnect, "connect"}} {
 		if a&x.bit != 0 {
 			s = append(s, x.name)
 		}
@@ -136,7 +149,9 @@ const (
 	// PromiseStdio: what the Go runtime needs (threads, memory, futexes,
 	// timers, signals to its own threads, epoll), I/O on descriptors the
 	// worker holds, accept on listeners it holds, socketpair, and calls
-	// to the parent. Always in.
+	// to the parent. Always in. Sending with MSG_FASTOPEN is refused
+	// (sendto, sendmsg, sendmmsg): it connects an unconnected TCP socket
+	// where Landlock does not look.
 	PromiseStdio Promise = "stdio"
 	// PromiseRpath: open files for reading, stat, access, readlink,
 	// chdir.
@@ -150,13 +165,27 @@ const (
 	// right for these: a worker with fattr can chmod, chown and touch any
 	// file its UID owns, anywhere, whatever its Landlock rules say.
 	PromiseFattr Promise = "fattr"
-	// PromiseUnix: create, bind and connect Unix-domain sockets. Landlock
-	// scopes abstract names (ABI 6); pathname sockets are covered from
-	// ABI 9 only.
+	// PromiseUnix: create, bind and connect Unix-domain sockets, and
+	// listen on them unless PromiseInet is in too (the filter cannot tell
+	// a Unix socket from a TCP one). Binding a pathname socket needs a
+	// [LandlockWrite] rule for its directory. Abstract names: the worker
+	// reaches only those bound in its own Landlock domain (ABI 6 scope).
+	// Pathname sockets: on a kernel with Landlock ABI 9 or later, only
+	// those its [LandlockConnect] rules name, or made in its own domain;
+	// on an older kernel, every socket its UID may write to (such as a
+	// mode-0666 socket of a root service), in whatever network namespace,
+	// and nothing but leaving this promise out stops that.
 	PromiseUnix Promise = "unix"
-	// PromiseInet: TCP over IPv4 and IPv6, bind and connect; Landlock
-	// says which ports (ABI 4). Multipath TCP is refused: Landlock does
-	// not see it (Go's net falls back to TCP).
+	// PromiseInet: TCP over IPv4 and IPv6: bind to the ports of
+	// [Confine.BindTCP], connect to those of [Confine.ConnectTCP]
+	// (Landlock ABI 4: without it, any port). No listen(2): on an unbound
+	// socket it binds an ephemeral port where no Landlock rule applies,
+	// and the filter cannot tell a bound socket from an unbound one; the
+	// worker gets its TCP listeners from its parent ([Worker.Listen]).
+	// TCP_FASTOPEN_CONNECT is allowed: Landlock checks the port at
+	// connect(2) still. Multipath TCP is refused: Landlock does not see
+	// it (Go's net falls back to TCP). [Confine.AllowSyscalls] "listen"
+	// opens listen again, ephemeral ports and all.
 	PromiseInet Promise = "inet"
 	// PromiseUDP: UDP over IPv4 and IPv6, to any port: Landlock does not
 	// restrict UDP before ABI 10.
@@ -328,7 +357,7 @@ func (spec *Spec) planConfine() error {
 		if !filepath.IsAbs(r.Path) {
 			return fmt.Errorf("confine: Landlock path %q is not absolute", r.Path)
 		}
-		if r.Access == 0 || r.Access&^(LandlockRead|LandlockWrite|LandlockExec) != 0 {
+		if r.Access == 0 || r.Access&^(LandlockRead|LandlockWrite|LandlockExec|LandlockConnect) != 0 {
 			return fmt.Errorf("confine: Landlock path %s: invalid access %#x", r.Path, uint8(r.Access))
 		}
 	}

@@ -39,9 +39,47 @@ const (
 	llRead  = ll.AccessFSReadFile | ll.AccessFSReadDir
 	llWrite = ll.AccessFSWriteFile | ll.AccessFSTruncate | ll.AccessFSRemoveDir | ll.AccessFSRemoveFile |
 		ll.AccessFSMakeDir | ll.AccessFSMakeReg | ll.AccessFSMakeSym | ll.AccessFSMakeSock | ll.AccessFSMakeFifo
-	llExec = ll.AccessFSExecute
-	llFile = ll.AccessFSExecute | ll.AccessFSWriteFile | ll.AccessFSTruncate | ll.AccessFSReadFile
+	llExec    = ll.AccessFSExecute
+	llConnect = ll.AccessFSResolveUnix // LANDLOCK_ACCESS_FS_RESOLVE_UNIX, 1 << 16 in the kernel's uapi
+	llFile    = ll.AccessFSExecute | ll.AccessFSWriteFile | ll.AccessFSTruncate | ll.AccessFSReadFile | llConnect
 )
+
+// resolveUnixABI is the Landlock ABI version that restricts connecting and
+// sending to pathname Unix sockets (LANDLOCK_ACCESS_FS_RESOLVE_UNIX).
+const resolveUnixABI = 9
+
+// landlockConfig is the configuration that applies Landlock ABI abi on a
+// kernel of ABI have (>= abi): the rights of abi, and pathname Unix
+// sockets wherever the kernel can restrict them, whatever version abi is.
+func landlockConfig(abi, have int) landlock.Config {
+	cfg := landlockConfigs[abi]
+	if abi > 0 && have >= resolveUnixABI {
+		cfg.HandledAccessFS |= llConnect
+	}
+	return cfg
+}
+
+// ruleAccess is what a LandlockRule's access grants on a directory, or on
+// another file.
+func ruleAccess(a LandlockAccess, dir bool) landlock.AccessFSSet {
+	var access landlock.AccessFSSet
+	if a&LandlockRead != 0 {
+		access |= llRead
+	}
+	if a&LandlockWrite != 0 {
+		access |= llWrite
+	}
+	if a&LandlockExec != 0 {
+		access |= llExec
+	}
+	if a&LandlockConnect != 0 {
+		access |= llConnect
+	}
+	if !dir {
+		access &= llFile
+	}
+	return access
+}
 
 // applyLandlock restricts every thread of the process as c says and fills in
 // the Landlock part of the report. Strict, it fails rather than apply less
@@ -64,19 +102,9 @@ func applyLandlock(c *Confine, rep *ConfinementReport) error {
 	if abi == 0 {
 		return nil
 	}
-	cfg := landlockConfigs[abi]
+	cfg := landlockConfig(abi, have)
 	var rules []landlock.Rule
 	for _, r := range c.Landlock {
-		var access landlock.AccessFSSet
-		if r.Access&LandlockRead != 0 {
-			access |= llRead
-		}
-		if r.Access&LandlockWrite != 0 {
-			access |= llWrite
-		}
-		if r.Access&LandlockExec != 0 {
-			access |= llExec
-		}
 		fi, err := os.Stat(r.Path)
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) && r.IgnoreMissing {
@@ -88,10 +116,7 @@ func applyLandlock(c *Confine, rep *ConfinementReport) error {
 			}
 			return fmt.Errorf("Landlock rule for %s: %w", r.Path, err)
 		}
-		if !fi.IsDir() {
-			access &= llFile
-		}
-		access &= cfg.HandledAccessFS
+		access := ruleAccess(r.Access, fi.IsDir()) & cfg.HandledAccessFS
 		if access == 0 {
 			continue
 		}

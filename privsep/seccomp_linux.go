@@ -32,7 +32,7 @@ var promiseCalls = map[Promise][]string{
 		"close", "close_range", "lseek", "fstat", "fstatfs", "fsync", "fdatasync", "ftruncate", "fadvise64",
 		"sendfile", "splice", "tee", "copy_file_range", "getdents", "getdents64", "flock",
 		"dup", "dup2", "dup3", "fcntl", "pipe", "pipe2",
-		"recvmsg", "sendmsg", "recvfrom", "sendto", "recvmmsg", "sendmmsg", "shutdown",
+		"recvmsg", "recvfrom", "recvmmsg", "shutdown", // sendmsg, sendto, sendmmsg below
 		"getsockopt", "setsockopt", "getsockname", "getpeername", "accept", "accept4",
 		// Polling, events, timers.
 		"epoll_create", "epoll_create1", "epoll_ctl", "epoll_wait", "epoll_pwait", "epoll_pwait2",
@@ -65,8 +65,8 @@ var promiseCalls = map[Promise][]string{
 		"chmod", "fchmod", "fchmodat", "fchmodat2", "chown", "fchown", "fchownat", "lchown",
 		"utime", "utimes", "utimensat", "futimesat",
 	},
-	PromiseUnix: {"bind", "connect", "listen"},
-	PromiseInet: {"bind", "connect", "listen"},
+	PromiseUnix: {"bind", "connect"}, // listen below
+	PromiseInet: {"bind", "connect"},
 	PromiseUDP:  {"bind", "connect"},
 	PromiseProc: {
 		"fork", "vfork", "wait4", "waitid", "tkill", "pidfd_open", "pidfd_send_signal",
@@ -160,6 +160,26 @@ func buildFilter(c *Confine, pid uint32) (*seccomp.Filter, error) {
 	}
 	for _, opt := range stdioPrctls {
 		add("prctl", allow, seccomp.Eq(0, opt))
+	}
+
+	// Sending, never with MSG_FASTOPEN: it connects an unconnected TCP
+	// socket to the message's address without the LSM hook of
+	// connect(2), so Landlock's port rules do not see it. The kernel
+	// reads the flags of the call only (those in a msghdr, and in each
+	// of sendmmsg's, are ignored).
+	add("sendto", allow, seccomp.Clear(3, unix.MSG_FASTOPEN))
+	add("sendmsg", allow, seccomp.Clear(2, unix.MSG_FASTOPEN))
+	add("sendmmsg", allow, seccomp.Clear(3, unix.MSG_FASTOPEN))
+	// listen(2) on an unbound TCP socket binds it to an ephemeral port
+	// with no LSM hook on the way (no Landlock bind rule applies), and
+	// the filter cannot tell a bound socket from an unbound one, nor a
+	// Unix socket from a TCP one. So listen comes with unix only, and
+	// never with inet: without inet the worker makes no TCP socket, and
+	// one that another process hands it is that process's grant. A
+	// worker gets its TCP listeners from its parent, already listening
+	// (Worker.Listen).
+	if has(PromiseUnix) && !has(PromiseInet) {
+		add("listen", allow)
 	}
 
 	// Opening files: reading needs rpath, writing wpath, creating cpath,
