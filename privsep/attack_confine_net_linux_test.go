@@ -140,6 +140,17 @@ func sendmmsgFastOpen(fd int, sa *unix.SockaddrInet4) error {
 	return errnoErr(e)
 }
 
+// attackSpec is a net-paths worker's spec: as UID 1234 when the test runs
+// as root, as the test's own user otherwise (a parent that is not root
+// spawns workers as itself; Landlock and seccomp need no privilege).
+func attackSpec(c *privsep.Confine, args ...string) privsep.Spec {
+	spec := confinedSpec("net-paths", c, args...)
+	if os.Geteuid() != 0 {
+		spec.UID, spec.GID = uint32(os.Geteuid()), uint32(os.Getegid())
+	}
+	return spec
+}
+
 // tcpListener is a listener on 127.0.0.1 that the tests' workers may not
 // reach; accepted reports whether anything connected to it.
 func tcpListener(t *testing.T) (*net.TCPListener, func() bool) {
@@ -169,13 +180,12 @@ func tcpListener(t *testing.T) (*net.TCPListener, func() bool) {
 // listens on an ephemeral port nor connects to a port it was not granted,
 // by any of the paths the kernel offers.
 func TestConfinedTCPPortsNoWayAround(t *testing.T) {
-	testutil.RequireRoot(t)
 	requireLandlock(t)
 	s, _ := newSupervisor(t, privsep.Config{})
 	c := &privsep.Confine{Promises: []privsep.Promise{privsep.PromiseInet}, ConnectTCP: []uint16{1}}
 
 	t.Run("listen on an unbound socket", func(t *testing.T) {
-		p, out := spawn(t, s, confinedSpec("net-paths", c, "listen-unbound"))
+		p, out := spawn(t, s, attackSpec(c, "listen-unbound"))
 		waitLine(t, out, "done")
 		got, _, _ := strings.Cut(out.String(), "\n")
 		var port int
@@ -208,7 +218,7 @@ func TestConfinedTCPPortsNoWayAround(t *testing.T) {
 		t.Run(tt.path+" to a port not granted", func(t *testing.T) {
 			l, accepted := tcpListener(t)
 			arg := tt.path + ":" + l.Addr().String()
-			p, out := spawn(t, s, confinedSpec("net-paths", c, arg))
+			p, out := spawn(t, s, attackSpec(c, arg))
 			waitDone(t, p)
 			if err := p.Err(); err != nil {
 				t.Fatalf("worker: %v\n%s", err, out)
@@ -227,7 +237,7 @@ func TestConfinedTCPPortsNoWayAround(t *testing.T) {
 		l, accepted := tcpListener(t)
 		kc := *c
 		kc.OnDenied = privsep.DenyKill
-		p, out := spawn(t, s, confinedSpec("net-paths", &kc, "fastopen-sendto:"+l.Addr().String()))
+		p, out := spawn(t, s, attackSpec(&kc, "fastopen-sendto:"+l.Addr().String()))
 		waitDone(t, p)
 		var ee *exec.ExitError
 		if err := p.Err(); !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGSYS {
@@ -244,11 +254,12 @@ func TestConfinedTCPPortsNoWayAround(t *testing.T) {
 // one. With unix alone, a Unix socket it bound where Landlock lets it
 // create one.
 func TestConfinedListen(t *testing.T) {
-	testutil.RequireRoot(t)
 	requireLandlock(t)
 	dir := testutil.SocketDir(t)
-	if err := os.Chown(dir, 1234, 1234); err != nil {
-		t.Fatal(err)
+	if os.Geteuid() == 0 {
+		if err := os.Chown(dir, 1234, 1234); err != nil {
+			t.Fatal(err)
+		}
 	}
 	s, _ := newSupervisor(t, privsep.Config{})
 	rule := []privsep.LandlockRule{{Path: dir, Access: privsep.LandlockWrite}}
@@ -262,7 +273,7 @@ func TestConfinedListen(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			sock := fmt.Sprintf("%s/%d.sock", dir, len(tt.promises))
-			p, out := spawn(t, s, confinedSpec("net-paths", &privsep.Confine{Promises: tt.promises, Landlock: rule}, "listen-unix:"+sock))
+			p, out := spawn(t, s, attackSpec(&privsep.Confine{Promises: tt.promises, Landlock: rule}, "listen-unix:"+sock))
 			waitDone(t, p)
 			if got, want := out.String(), "listen-unix: "+tt.want+"\n"; !strings.HasPrefix(got, want) {
 				t.Errorf("%q, want %q", got, want)
@@ -272,11 +283,10 @@ func TestConfinedListen(t *testing.T) {
 }
 
 // TestConfinedPathnameSockets: a worker with the unix promise reaches a
-// root service's mode-0666 pathname socket only through a LandlockConnect
+// service's mode-0666 pathname socket (root's, when the test runs as root) only through a LandlockConnect
 // rule, where the kernel has Landlock ABI 9; the rule spawns, and changes
 // nothing, on an older kernel.
 func TestConfinedPathnameSockets(t *testing.T) {
-	testutil.RequireRoot(t)
 	requireLandlock(t)
 	path := testutil.SocketDir(t) + "/root-service.sock"
 	l, err := net.Listen("unix", path)
@@ -299,7 +309,7 @@ func TestConfinedPathnameSockets(t *testing.T) {
 	s, _ := newSupervisor(t, privsep.Config{})
 	run := func(c *privsep.Confine) string {
 		t.Helper()
-		p, out := spawn(t, s, confinedSpec("net-paths", c, "connect-unix:"+path))
+		p, out := spawn(t, s, attackSpec(c, "connect-unix:"+path))
 		waitDone(t, p)
 		got, _, _ := strings.Cut(out.String(), "\n")
 		return got
