@@ -33,9 +33,10 @@ import (
 // socket families, io_uring, listen(2) (which binds an unbound TCP socket
 // to an ephemeral port) or MSG_FASTOPEN (which connects a TCP socket in
 // sendto(2) and sendmsg(2), past Landlock's connect check): the seccomp
-// filter keeps those out unless a promise lets them in. Landlock applies to paths and ports whatever the
-// descriptor they are reached through: a directory descriptor the worker
-// gets from the parent opens nothing beneath it that its rules do not allow.
+// filter keeps those out unless a promise lets them in. Landlock applies
+// to paths and ports whatever the descriptor they are reached through: a
+// directory descriptor the worker gets from the parent opens nothing
+// beneath it that its rules do not allow.
 type Confine struct {
 	// BestEffort applies what the running kernel supports and reports
 	// what it could not ([ConfinementReport.Skipped]). Without it
