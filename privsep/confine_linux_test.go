@@ -265,12 +265,17 @@ func load(ctx context.Context, w *privsep.Worker) error {
 	}
 	// Goroutines locked to their threads make the runtime start new
 	// ones (clone, or with cgo pthread_create: clone3, then clone).
+	// "loaded" is printed once all of them hold their threads, so that
+	// the parent counts them whatever the machine's speed.
+	var locked sync.WaitGroup
 	for range 8 {
 		wg.Add(1)
+		locked.Add(1)
 		go func() {
 			defer wg.Done()
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()
+			locked.Done()
 			for {
 				select {
 				case <-stop:
@@ -309,6 +314,7 @@ func load(ctx context.Context, w *privsep.Worker) error {
 			errc <- nil
 		}()
 	}
+	locked.Wait()
 	fmt.Println("loaded")
 	start := time.Now()
 	end := time.Now().Add(d)
@@ -624,8 +630,11 @@ func TestConfinedRuntimeUnderLoad(t *testing.T) {
 		c.OnDenied = privsep.DenyLog
 	}
 	p, out := spawn(t, s, confinedSpec("load", c, "5s"))
-	waitLine(t, out, "loaded")
-	time.Sleep(time.Second)
+	// Starting 10,000 goroutines under -race on a busy machine takes a
+	// while: wait for the worker to say so, however long it takes.
+	waitFor(t, fmt.Sprintf("output %q (have %q)", "loaded", out.String()), 2*time.Minute, func() bool {
+		return strings.Contains(out.String(), "loaded")
+	})
 	pid := p.PID()
 	for _, field := range []string{"NoNewPrivs", "Seccomp"} {
 		want := map[string]string{"NoNewPrivs": "1", "Seccomp": "2"}[field]
@@ -641,7 +650,7 @@ func TestConfinedRuntimeUnderLoad(t *testing.T) {
 	}
 	select {
 	case <-p.Done():
-	case <-time.After(60 * time.Second):
+	case <-time.After(2 * time.Minute):
 		t.Fatal("the loaded worker did not finish")
 	}
 	t.Logf("%s", out)
