@@ -119,6 +119,7 @@ func TestAttackDialSquatter(t *testing.T) {
 		}
 		t.Fatalf("Dial admitted a server run by uid 1234 (Open: %v)", oerr)
 	}
+	t.Logf("Dial: %v", err)
 	if !errors.Is(err, peercred.ErrUnauthorized) {
 		t.Errorf("Dial: %v, want an error wrapping peercred.ErrUnauthorized", err)
 	}
