@@ -162,3 +162,24 @@ func TestOncePerProcessSpawnedAndNamed(t *testing.T) {
 		return privsep.OnceProcs(s) == 0
 	})
 }
+
+// TestOnceRestartedWorker: a restarted worker is a new process, with its
+// own allowance (as documented).
+func TestOnceRestartedWorker(t *testing.T) {
+	testutil.RequireRoot(t)
+	s, _ := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{
+		"once": {Ops: map[string]privsep.OpRule{"token": {Once: true}}},
+	}})
+	s.Handle("token", func(ctx context.Context, r *privsep.Request) ([]byte, []*os.File, error) {
+		return []byte("t"), nil, nil
+	})
+	p, out := spawn(t, s, privsep.Spec{Role: "once", UID: 1234, GID: 1234, Restart: privsep.RestartAlways})
+	one := "token=\"t\" denied=false\ntoken=\"\" denied=true\n"
+	waitFor(t, "two incarnations", 20*time.Second, func() bool { return p.Restarts() >= 1 && len(out.String()) >= 2*len(one) })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p.Stop(ctx)
+	if got := out.String(); !strings.HasPrefix(got, one+one) {
+		t.Errorf("two incarnations printed %q, want %q twice", got, one)
+	}
+}
