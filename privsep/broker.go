@@ -338,7 +338,7 @@ func openat2Beneath(dir int, rel, p, root string, flag int, mode uint32) (int, e
 func (at *fileAt) open(flag int, perm uint32, peer *Peer) (*os.File, error) {
 	perm &= 0o777
 	if flag&unix.O_CREAT != 0 && os.Geteuid() == 0 {
-		fd, err := at.openSafe(flag|unix.O_EXCL, perm)
+		fd, err := at.openSafe(flag|unix.O_EXCL, perm, peer)
 		if err == nil {
 			if err := unix.Fchown(fd, int(peer.UID), int(peer.GID)); err != nil {
 				unix.Close(fd)
@@ -351,7 +351,7 @@ func (at *fileAt) open(flag int, perm uint32, peer *Peer) (*os.File, error) {
 		}
 		flag &^= unix.O_CREAT // it exists: open it as it is
 	}
-	fd, err := at.openSafe(flag, perm)
+	fd, err := at.openSafe(flag, perm, peer)
 	if err != nil {
 		return nil, err
 	}
@@ -361,8 +361,10 @@ func (at *fileAt) open(flag int, perm uint32, peer *Peer) (*os.File, error) {
 // openSafe opens with O_NONBLOCK|O_NOCTTY, so that a FIFO or a device
 // planted in the tree cannot hang the parent in open(2) or become its
 // terminal, hands out only regular files and directories, and then puts
-// the descriptor back in blocking mode unless O_NONBLOCK was asked for.
-func (at *fileAt) openSafe(flag int, perm uint32) (int, error) {
+// the descriptor back in blocking mode unless O_NONBLOCK was asked for. A
+// directory goes only to a peer whose root directory is the parent's
+// (rootdir.go): a chrooted worker could walk out of its root from it.
+func (at *fileAt) openSafe(flag int, perm uint32, peer *Peer) (int, error) {
 	fd, err := at.openat(flag|unix.O_NONBLOCK|unix.O_NOCTTY, perm)
 	if err != nil {
 		return -1, err
@@ -375,6 +377,12 @@ func (at *fileAt) openSafe(flag int, perm uint32) (int, error) {
 	if t := st.Mode & unix.S_IFMT; t != unix.S_IFREG && t != unix.S_IFDIR {
 		unix.Close(fd)
 		return -1, &deniedPath{at.path, fmt.Sprintf("is not a regular file or a directory (mode %#o)", st.Mode)}
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		if err := sameRoot(peer); err != nil {
+			unix.Close(fd)
+			return -1, &deniedPath{at.path, "is a directory, which could lead out of the worker's root directory: " + err.Error()}
+		}
 	}
 	if flag&unix.O_NONBLOCK == 0 {
 		fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)

@@ -34,8 +34,10 @@ func (ss *session) open(req *Request) ([]byte, []*os.File, error) {
 		if !flagsAllowed(flag, r.Flags) {
 			return nil, nil, fmt.Errorf("%w: open %s: flags %#x not allowed (rule allows %#x)", ErrDenied, path, flag, r.Flags)
 		}
-		if r.Once && !ss.useOnce(fmt.Sprintf("open:%d", i)) {
-			return nil, nil, fmt.Errorf("%w: open %s: allowed once and used", ErrDenied, path)
+		if r.Once {
+			if why := ss.takeOnce(fmt.Sprintf("open:%d", i)); why != "" {
+				return nil, nil, fmt.Errorf("%w: open %s: %s", ErrDenied, path, why)
+			}
 		}
 		f, err := openBeneath(r, rel, flag)
 		if err != nil {
@@ -123,8 +125,10 @@ func (ss *session) listen(req *Request) ([]byte, []*os.File, error) {
 		if r.Network != network || r.Address != address {
 			continue
 		}
-		if r.Once && !ss.useOnce(fmt.Sprintf("listen:%d", i)) {
-			return nil, nil, fmt.Errorf("%w: listen %s %s: allowed once and used", ErrDenied, network, address)
+		if r.Once {
+			if why := ss.takeOnce(fmt.Sprintf("listen:%d", i)); why != "" {
+				return nil, nil, fmt.Errorf("%w: listen %s %s: %s", ErrDenied, network, address, why)
+			}
 		}
 		f, err := listenFile(network, address)
 		if err != nil {

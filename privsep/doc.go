@@ -58,7 +58,25 @@
 //
 // Processes the supervisor did not start can connect to a named socket
 // ([Supervisor.ListenUnix]); they are identified with SO_PEERCRED and admitted
-// to a role only if the role's [Policy.Claim] allows them.
+// to a role only if the role's [Policy.Claim] allows them. [Dial] checks the
+// server in turn, from the credentials the kernel recorded at its listen:
+// by default it must run as the caller's UID or as root, since anyone can
+// bind an abstract name first; a [Dialer] says otherwise.
+//
+// # Once
+//
+// What a role allows once ([OpRule.Once], [OpenRule.Once],
+// [ListenRule.Once]) is allowed once per process and role: the supervisor
+// remembers it across all the connections of the process (closing them all
+// and coming back changes nothing) for as long as the process lives, and
+// forgets it when the process is gone. A process is known by its PID and
+// its start time in /proc, checked through its pidfd, so that a later
+// process with the same PID is never taken for it. A spawned worker and the
+// same process connected to a named socket share one allowance; a
+// restarted worker is a new process and has it again, and so has each
+// child a process forks. A named-socket peer whose process cannot be told
+// apart from a later one (no SO_PEERPIDFD before Linux 6.5, or a PID
+// outside our PID namespace) is refused what is allowed once.
 //
 // # Confinement and the file broker
 //
@@ -80,6 +98,15 @@
 // stats, creates, renames and removes paths as the role's [Policy.Files]
 // allow, resolved beneath each rule's directory with openat2, so that "..",
 // symbolic links and /proc magic links lead nowhere; every refusal is logged.
+//
+// A directory descriptor can be walked from (openat(fd, ".."), fchdir), from
+// wherever the directory is, whatever the holder's root: the broker hands a
+// directory only to a worker whose root directory is the parent's (its
+// /proc/PID/root and / are the same device and inode, read under its PID and
+// checked through its pidfd afterwards). A chrooted worker is refused it,
+// with a log line; the broker never opens with O_PATH, and [Worker.Open]
+// returns regular files only. A [Handler] that returns descriptors of its
+// own should hold to the same rule.
 //
 // # Failing closed
 //

@@ -90,7 +90,9 @@ type Policy struct {
 
 // OpRule allows a user-defined operation.
 type OpRule struct {
-	// Once allows the operation a single time per worker process.
+	// Once allows the operation a single time per process (and role):
+	// however many connections the process opens, for as long as it
+	// lives. See "Once" in the package documentation.
 	Once bool
 }
 
@@ -106,7 +108,8 @@ type OpenRule struct {
 	// os.O_WRONLY or os.O_RDWR for writing, plus os.O_CREATE, os.O_TRUNC,
 	// os.O_APPEND, os.O_EXCL as needed. 0 allows read-only opens only.
 	Flags int
-	// Once allows a single open under this rule per worker process.
+	// Once allows a single open under this rule per process, as
+	// [OpRule.Once].
 	Once bool
 }
 
@@ -116,7 +119,8 @@ type ListenRule struct {
 	// must match the worker's request exactly (for example
 	// "127.0.0.1:80").
 	Network, Address string
-	// Once allows a single listen under this rule per worker process.
+	// Once allows a single listen under this rule per process, as
+	// [OpRule.Once].
 	Once bool
 }
 

@@ -52,6 +52,8 @@ type Supervisor struct {
 	listeners map[*peercred.Listener]struct{}
 	closing   bool
 	wg        sync.WaitGroup // every goroutine the supervisor starts
+
+	once onceTable // the Once operations used, by process (once.go)
 }
 
 // New returns a Supervisor with the given configuration.
@@ -140,8 +142,13 @@ type session struct {
 	rstate atomic.Int32   // rsReading, ...
 	active sync.WaitGroup // the goroutines reading or running handlers
 
+	// proc is the process's entry in the supervisor's onceTable, if the
+	// role allows anything once; procErr says why there is none.
+	proc    *onceProc
+	procErr error
+
 	mu   sync.Mutex
-	used map[string]bool // operations and rules allowed once, and used
+	used map[string]bool // per connection: the file broker's channel
 	kill func()          // kills a spawned worker; nil for named ones
 	done chan struct{}   // closed when the session has ended
 }
@@ -161,9 +168,15 @@ func (s *Supervisor) newSession(mc *msgConn, peer *Peer, kill func()) (*session,
 		kill:   kill,
 		done:   make(chan struct{}),
 	}
+	if ss.policy.hasOnce() {
+		ss.proc, ss.procErr = s.once.attach(peer)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
+		if ss.proc != nil {
+			s.once.detach(ss.proc)
+		}
 		cancel(ErrUnavailable)
 		return nil, ErrUnavailable
 	}
@@ -304,6 +317,9 @@ func (ss *session) finish(err error) {
 	ss.active.Done()
 	ss.active.Wait()
 	ss.mc.release()
+	if ss.proc != nil {
+		s.once.detach(ss.proc)
+	}
 	if ss.peer.Named && ss.peer.PidFD != nil {
 		ss.peer.PidFD.Close() // admit's; a spawned worker's is its Process's
 	}
@@ -411,13 +427,16 @@ func (ss *session) call(req *Request) (payload []byte, files []*os.File, err err
 	if !ok {
 		return nil, nil, fmt.Errorf("%w: role %q may not call %q", ErrDenied, ss.peer.Role, req.Op)
 	}
-	if rule.Once && !ss.useOnce("op:"+req.Op) {
-		return nil, nil, fmt.Errorf("%w: %q is allowed once and was used", ErrDenied, req.Op)
+	if rule.Once {
+		if why := ss.takeOnce("op:" + req.Op); why != "" {
+			return nil, nil, fmt.Errorf("%w: %q: %s", ErrDenied, req.Op, why)
+		}
 	}
 	return h(ss.ctx, req)
 }
 
-// useOnce marks key used; false if it was already.
+// useOnce marks key used on this connection; false if it was already.
+// What a role's policy allows once is per process: see takeOnce.
 func (ss *session) useOnce(key string) bool {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()

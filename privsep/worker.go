@@ -267,16 +267,50 @@ func handshake(c *peercred.Conn, role string, hello wire.Msg) (*Worker, error) {
 }
 
 // Dial connects to a supervisor's named socket ([Supervisor.ListenUnix]) and
-// asks to be admitted as role. The supervisor identifies this process with
-// SO_PEERCRED and admits it only if its Authorizer and the role's
-// [Policy.Claim] do. Close the Worker when done.
+// asks to be admitted as role, with a zero [Dialer]: the server must run as
+// this process's effective UID or as root. The supervisor identifies this
+// process with SO_PEERCRED and admits it only if its Authorizer and the
+// role's [Policy.Claim] do. Close the Worker when done.
 func Dial(ctx context.Context, path, role string) (*Worker, error) {
+	var d Dialer
+	return d.Dial(ctx, path, role)
+}
+
+// Dialer connects to a supervisor's named socket. Its zero value is usable.
+//
+// Anyone may bind an abstract name ("@name") first, or a socket file in a
+// directory it can write: a process that connects to a named socket must
+// check who serves it before it trusts what it is sent, as it checks the
+// descriptors of [Worker.Open]. The Dialer checks the credentials the kernel
+// recorded for the server at its listen(2), before anything is sent.
+type Dialer struct {
+	// Authorize decides whether the server may be trusted, from the
+	// credentials it listened with. Nil: the server must run as this
+	// process's effective UID or as root (UID 0). A refused server's
+	// connection is closed before the hello, and Dial's error wraps
+	// Authorize's (and so [peercred.ErrUnauthorized] for the built-in
+	// Authorizers).
+	Authorize peercred.Authorizer
+}
+
+// Dial connects to the supervisor's named socket path (a file or "@name"),
+// checks the server with d.Authorize, and asks to be admitted as role.
+func (d *Dialer) Dial(ctx context.Context, path, role string) (*Worker, error) {
 	if !validName(role) {
 		return nil, fmt.Errorf("privsep: dial: invalid role name %q", role)
+	}
+	auth := d.Authorize
+	if auth == nil {
+		auth = peercred.AnyOf(peercred.SameUser(), peercred.AllowUIDs(0))
 	}
 	c, err := peercred.DialNetwork(ctx, "unixpacket", path)
 	if err != nil {
 		return nil, fmt.Errorf("privsep: dial: %w", err)
+	}
+	cred := c.Cred()
+	if err := auth(cred); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("privsep: dial %s: server pid %d uid %d gid %d refused: %w", path, cred.PID, cred.UID, cred.GID, err)
 	}
 	w, err := handshake(c, role, wire.Msg{Kind: wire.KindHello, Op: role})
 	if err != nil {

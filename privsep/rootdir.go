@@ -1,0 +1,69 @@
+//go:build linux
+
+package privsep
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// A directory descriptor can be walked from: openat(fd, "..") and
+// fchdir(fd) resolve from where the directory is, not from the holder's
+// root, so a chrooted process that holds one reaches the whole tree above
+// it. The parent therefore hands a directory only to a peer whose root
+// directory is its own, where walking leads nowhere a path would not (the
+// kernel still checks every step against the peer's credentials, Landlock
+// domain and so on). An O_PATH descriptor is walked from the same way; the
+// broker refuses O_PATH, and the built-in open returns regular files only.
+
+// sameRoot returns nil if peer's root directory is this process's, or an
+// error that says why it is not, or cannot be told.
+//
+// /proc/PID/root is read under the peer's PID; then its pidfd must still
+// show the process there, so that what was read was the peer's and not that
+// of a later process that reused the PID.
+func sameRoot(peer *Peer) error {
+	if peer.PID <= 0 {
+		return errors.New("its pid is not visible in our PID namespace")
+	}
+	if peer.PidFD == nil {
+		return fmt.Errorf("pid %d: no pidfd to make sure /proc/%d is still the worker", peer.PID, peer.PID)
+	}
+	var ours, theirs unix.Stat_t
+	if err := unix.Stat("/", &ours); err != nil {
+		return os.NewSyscallError("stat /", err)
+	}
+	root := "/proc/" + strconv.Itoa(peer.PID) + "/root"
+	if err := unix.Stat(root, &theirs); err != nil {
+		return fmt.Errorf("pid %d: %w", peer.PID, os.NewSyscallError("stat "+root, err))
+	}
+	if err := pidfdAlive(peer.PidFD); err != nil {
+		return fmt.Errorf("pid %d exited: %w", peer.PID, err)
+	}
+	if ours.Dev != theirs.Dev || ours.Ino != theirs.Ino {
+		return fmt.Errorf("pid %d's root directory (dev %d ino %d) is not the parent's (dev %d ino %d): chrooted",
+			peer.PID, theirs.Dev, theirs.Ino, ours.Dev, ours.Ino)
+	}
+	return nil
+}
+
+// pidfdAlive returns nil if the process of pidfd has not been reaped (a
+// zombie still holds its PID), else the kernel's error (ESRCH).
+func pidfdAlive(pidfd *os.File) error {
+	rc, err := pidfd.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = unix.PidfdSendSignal(int(fd), 0, nil, 0) }); err != nil {
+		return err
+	}
+	if serr != nil {
+		return os.NewSyscallError("pidfd_send_signal", serr)
+	}
+	return nil
+}
