@@ -178,17 +178,19 @@ func TestNamedSessionsCapped(t *testing.T) {
 	if got, want := other.Line(t), fmt.Sprintf("admitted=%d refused=2 unavailable=2", total-perUID); got != want {
 		t.Errorf("another user's sessions: %q, want %q", got, want)
 	}
+	if got := other.Line(t); !strings.Contains(got, "(MaxNamedSessions)") {
+		t.Errorf("another user's refusal: %q, want the total cap named", got)
+	}
 	openWorker("under the attack")
 
+	// attempts-perUID+2 refusals: the supervisor logs its first 20, then
+	// one in 100, whoever is refused.
 	refusals := strings.Count(log.String(), "named-socket peer refused")
-	// attempts-perUID+2 refusals: the first 20 are logged, then one in 100.
 	if refusals < 1 || refusals > 21 {
 		t.Errorf("%d refusal log lines for %d refusals, want 1 to 21", refusals, attempts-perUID+2)
 	}
-	for _, want := range []string{"(MaxNamedSessionsPerUID)", "(MaxNamedSessions)"} {
-		if !strings.Contains(log.String(), want) {
-			t.Errorf("no refusal logged for %s:\n%s", want, log)
-		}
+	if want := "uid=1234 gid=1234 reason=\"role \\\"client\\\": uid 1234 has 8 named-socket sessions, the most allowed (MaxNamedSessionsPerUID)\" count=1\n"; !strings.Contains(log.String(), want) {
+		t.Errorf("log lacks %q:\n%s", want, log)
 	}
 
 	// The places are counted until the sessions end, and freed then.
@@ -258,6 +260,7 @@ func TestNamedBrokerStalledReaderDisconnected(t *testing.T) {
 		t.Fatalf("client: %q", got)
 	}
 	got := c.Line(t)
+	t.Logf("client: %s", got)
 	if !strings.HasPrefix(got, "flood ended: ") || strings.HasSuffix(got, "<nil>") || strings.Contains(got, "timeout") {
 		t.Errorf("client: %q, want its flood cut off by the parent", got)
 	}

@@ -25,7 +25,9 @@ var (
 	ErrUnknownOp = errors.New("privsep: unknown operation")
 	// ErrBadRequest: the request's payload is not valid for the operation.
 	ErrBadRequest = errors.New("privsep: bad request")
-	// ErrUnavailable: the supervisor is shutting down.
+	// ErrUnavailable: the supervisor is shutting down, or (a [Dial]'s
+	// error) serves as many named-socket sessions as it may
+	// (Config.MaxNamedSessions): try again later.
 	ErrUnavailable = errors.New("privsep: supervisor shutting down")
 	// ErrVerify: a spawned worker's identity or confinement is not the
 	// spec's; it was killed.

@@ -42,6 +42,13 @@ type Supervisor struct {
 	preHello   chan struct{} // named-socket connections waiting for their hello
 	// preHelloUID counts them per user; guarded by mu.
 	preHelloUID map[uint32]int
+	// named counts the named-socket sessions from admission to their
+	// end, namedUID per user; guarded by mu.
+	named    int
+	namedUID map[uint32]int
+	// namedRefusals counts refused named-socket peers, for log rate
+	// limiting.
+	namedRefusals atomic.Uint64
 
 	spawner *spawner
 
@@ -70,9 +77,16 @@ func New(cfg Config) *Supervisor {
 	s.closingCh = s.closingCtx.Done()
 	s.preHello = make(chan struct{}, maxPreHello)
 	s.preHelloUID = make(map[uint32]int)
+	s.namedUID = make(map[uint32]int)
 	s.lim, s.err = cfg.limits()
 	if cfg.MaxInFlight <= 0 {
 		s.cfg.MaxInFlight = 64
+	}
+	if cfg.MaxNamedSessions <= 0 {
+		s.cfg.MaxNamedSessions = 256
+	}
+	if cfg.MaxNamedSessionsPerUID <= 0 {
+		s.cfg.MaxNamedSessionsPerUID = 32
 	}
 	return s
 }
@@ -104,11 +118,14 @@ func (s *Supervisor) policy(role string) Policy {
 }
 
 // A session logs its first refusalLogBurst failed or refused calls, then one
-// in refusalLogEvery.
+// in refusalLogEvery; so does a supervisor its refused named-socket peers.
 const (
 	refusalLogBurst = 20
 	refusalLogEvery = 100
 )
+
+// logRefusal reports whether the nth refusal is logged.
+func logRefusal(n uint64) bool { return n <= refusalLogBurst || n%refusalLogEvery == 0 }
 
 // maxPreHello caps the named-socket connections that have not yet said
 // hello: each costs a goroutine and a descriptor for up to 10 seconds.
@@ -307,6 +324,9 @@ func (ss *session) finish(err error) {
 	if ss.peer.Named && ss.peer.PidFD != nil {
 		ss.peer.PidFD.Close() // admit's; a spawned worker's is its Process's
 	}
+	if ss.peer.Named {
+		s.releaseNamed(ss.peer.UID)
+	}
 	s.mu.Lock()
 	delete(s.conns, ss)
 	s.mu.Unlock()
@@ -344,7 +364,7 @@ func (ss *session) handle(id uint32, req *Request) {
 		if level != slog.LevelWarn {
 			msg = "privsep: call failed"
 		}
-		if n := ss.refusals.Add(1); n <= refusalLogBurst || n%refusalLogEvery == 0 {
+		if n := ss.refusals.Add(1); logRefusal(n) {
 			// A worker that hammers refused calls must not flood the
 			// log: the first few are logged, then one in a hundred.
 			s.log().Log(ss.ctx, level, msg, "role", ss.peer.Role, "pid", ss.peer.PID, "uid", ss.peer.UID,
