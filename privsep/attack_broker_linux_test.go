@@ -214,6 +214,7 @@ func TestBrokerStalledReaderKilled(t *testing.T) {
 		WriteTimeout: 500 * time.Millisecond,
 		Roles:        map[string]privsep.Policy{"broker-flood": {Files: []privsep.FileRule{{Path: file}}}},
 	})
+	warmUp(t, s)
 	goroutines := runtime.NumGoroutine()
 	p, out := spawn(t, s, privsep.Spec{Role: "broker-flood", UID: 1234, GID: 1234, Args: []string{file}})
 	waitLine(t, out, "flooding")
@@ -250,6 +251,7 @@ func TestNamedBrokerStalledReaderDisconnected(t *testing.T) {
 	if err := s.ListenUnix(context.Background(), path, peercred.AllowUIDs(1234)); err != nil {
 		t.Fatal(err)
 	}
+	warmUp(t, s)
 	goroutines := runtime.NumGoroutine()
 	c := testutil.Start(t, "named-broker-flood", testutil.Options{
 		Args:    []string{path, "client", file},
@@ -270,4 +272,13 @@ func TestNamedBrokerStalledReaderDisconnected(t *testing.T) {
 	waitFor(t, "no parent thread in sendmsg", 10*time.Second, func() bool { return sendmsgThreads(t) == 0 })
 	c.Wait()
 	waitFor(t, "the session's goroutines gone", 10*time.Second, func() bool { return runtime.NumGoroutine() <= goroutines })
+}
+
+// warmUp spawns a worker that makes no call and waits for its end, so that
+// what the package starts once per process (the parker's goroutine and
+// epoll descriptor, the spawner's thread) is there before a test counts.
+func warmUp(t *testing.T, s *privsep.Supervisor) {
+	t.Helper()
+	p, _ := spawn(t, s, privsep.Spec{Role: "id", UID: 1234, GID: 1234})
+	waitDone(t, p)
 }

@@ -296,6 +296,7 @@ func TestBrokerViolation(t *testing.T) {
 	s, log := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{
 		"evil-broker": {Files: []privsep.FileRule{{Path: t.TempDir(), Recursive: true}}},
 	}})
+	warmUp(t, s)
 	before := openFDs(t)
 	p, out := spawn(t, s, privsep.Spec{Role: "evil-broker", UID: 1234, GID: 1234})
 	waitDone(t, p)
