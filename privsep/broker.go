@@ -91,9 +91,6 @@ const resolveFlags = unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESO
 // which names the path); the kernel's answer to an allowed operation (such
 // as ENOENT) is a reply with its errno.
 func (ss *session) file(req *Request) ([]byte, []*os.File, error) {
-	if req.Op == opFileChannel {
-		return ss.fileChannel(req) // broker_channel.go
-	}
 	r, err := wire.DecodeFile(req.Payload)
 	if err != nil || len(req.Files) != 0 {
 		return nil, nil, fmt.Errorf("%w: %s: %v", ErrBadRequest, req.Op, err)

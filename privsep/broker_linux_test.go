@@ -31,9 +31,13 @@ func init() {
 		}
 		return nil
 	})
-	// evil-broker sends garbage on the broker's channel.
+	// evil-broker asks for the broker's former channel, then sends a
+	// broker request whose header lies about its payload.
 	privsep.Register("evil-broker", func(ctx context.Context, w *privsep.Worker) error {
-		if err := privsep.BrokerChannelWrite(w, []byte("not a message")); err != nil {
+		_, files, err := w.Call(ctx, "file.channel", nil)
+		var ce *privsep.CallError
+		fmt.Printf("file.channel: refused=%v files=%d\n", errors.As(err, &ce), len(files))
+		if err := privsep.RawWrite(w, header(3, 1, "file.stat", 100)); err != nil {
 			return err
 		}
 		<-ctx.Done() // until the parent kills us
@@ -284,13 +288,15 @@ func TestBrokerEscapes(t *testing.T) {
 	}
 }
 
-// TestBrokerChannelViolation: a worker that breaks the protocol on the
-// broker's channel is killed, as on its main connection.
-func TestBrokerChannelViolation(t *testing.T) {
+// TestBrokerViolation: the broker has no channel of its own any more (its
+// calls share the worker's connection), and a worker that breaks the
+// protocol in a broker request is killed, as for any other call.
+func TestBrokerViolation(t *testing.T) {
 	testutil.RequireRoot(t)
 	s, log := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{
 		"evil-broker": {Files: []privsep.FileRule{{Path: t.TempDir(), Recursive: true}}},
 	}})
+	warmUp(t, s)
 	before := openFDs(t)
 	p, out := spawn(t, s, privsep.Spec{Role: "evil-broker", UID: 1234, GID: 1234})
 	waitDone(t, p)
@@ -298,10 +304,13 @@ func TestBrokerChannelViolation(t *testing.T) {
 	if err := p.Err(); !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 		t.Errorf("worker ended with %v, want killed\n%s", err, out)
 	}
-	if !strings.Contains(log.String(), "broker channel: wire: datagram of 13 bytes is shorter than the 16-byte header") {
+	if want := "file.channel: refused=true files=0\n"; out.String() != want {
+		t.Errorf("worker output %q, want %q", out, want)
+	}
+	if !strings.Contains(log.String(), "protocol violation; worker disconnected") || !strings.Contains(log.String(), "datagram of 25 bytes, header says 125") {
 		t.Errorf("no log of the violation:\n%s", log)
 	}
-	waitFor(t, "the channel's descriptor closed", 2*time.Second, func() bool { return openFDs(t) == before })
+	waitFor(t, "the session's descriptors closed", 2*time.Second, func() bool { return openFDs(t) == before })
 }
 
 // TestBrokerSwapRace: a directory swapped for a symbolic link (and back)
@@ -350,10 +359,11 @@ func TestBrokerSwapRace(t *testing.T) {
 	}
 }
 
-// BenchmarkBrokerOpen compares an open through the broker with a raw
-// request by hand: the path over a SOCK_SEQPACKET pair, open(2) in the
-// parent, the descriptor back as SCM_RIGHTS. The worker times its loop and
-// reports ns/op.
+// BenchmarkBrokerOpen compares an open through the broker (a call on the
+// worker's connection, on the hot path) with a raw request by hand: the path
+// over a SOCK_SEQPACKET pair of its own, open(2) in the parent, the
+// descriptor back as SCM_RIGHTS. The worker times its loop and reports
+// ns/op.
 func BenchmarkBrokerOpen(b *testing.B) {
 	testutil.RequireRoot(b)
 	dir := b.TempDir()

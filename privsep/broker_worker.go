@@ -27,7 +27,10 @@ import (
 // errno (fs.ErrNotExist, ...). Symbolic links are never followed: Stat,
 // Open and the others refuse a path with one, Lstat and Readlink see it.
 // A Broker is safe for concurrent use; its calls end with the worker's
-// context.
+// context. They travel over the worker's connection to its parent, as
+// [Worker.Call]'s do: many may be in flight at once, they cost the parent
+// no thread of their own, and a worker that stops reading their replies
+// meets Config.WriteTimeout.
 type Broker struct {
 	w *Worker
 }
@@ -127,20 +130,7 @@ func (b *Broker) call(opName, op string, r *wire.FileRequest) ([]byte, []*os.Fil
 	fail := func(err error) ([]byte, []*os.File, error) {
 		return nil, nil, &fs.PathError{Op: opName, Path: r.Path, Err: err}
 	}
-	var (
-		payload []byte
-		files   []*os.File
-		err     error
-	)
-	req := wire.AppendFile(nil, r)
-	if ch := b.w.brokerChan(); ch != nil && ch.mu.TryLock() {
-		payload, files, err = ch.call(op, req)
-		ch.mu.Unlock()
-	} else {
-		// No channel, or it is busy: the main connection takes calls
-		// in parallel.
-		payload, files, err = b.w.Call(b.w.ctx, op, req)
-	}
+	payload, files, err := b.w.Call(b.w.ctx, op, wire.AppendFile(nil, r))
 	if err != nil {
 		var ce *CallError
 		if errors.As(err, &ce) && ce.Code == wire.CodeDenied {

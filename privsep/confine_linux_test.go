@@ -750,9 +750,9 @@ func TestConfineSpecErrors(t *testing.T) {
 	}
 }
 
-// brokerLoop makes n broker calls from 4 goroutines at once (so that some
-// find the broker's channel busy and take the main connection) and says
-// whether its descriptors and goroutines came back to where they were.
+// brokerLoop makes n broker calls from 4 goroutines at once (several in
+// flight on the worker's connection) and says whether its descriptors and
+// goroutines came back to where they were.
 func brokerLoop(ctx context.Context, w *privsep.Worker) error {
 	n, _ := strconv.Atoi(w.Args()[0])
 	path := w.Args()[1]
@@ -761,7 +761,7 @@ func brokerLoop(ctx context.Context, w *privsep.Worker) error {
 		ents, _ := os.ReadDir("/proc/self/fd")
 		return len(ents)
 	}
-	if _, err := b.Stat(path); err != nil { // opens the broker's channel
+	if _, err := b.Stat(path); err != nil { // warms the connection up
 		return err
 	}
 	before, gbefore := fds(), runtime.NumGoroutine()

@@ -387,8 +387,8 @@ func (mc *msgConn) write(m *wire.Msg, files []*os.File) error {
 		return err
 	}
 	if mc.hs != nil {
-		// The handshake's hello.
-		mc.hs.SetWriteDeadline(time.Now().Add(writeTimeout))
+		// The handshake's hello, or the parent's refusal of it.
+		mc.hs.SetWriteDeadline(time.Now().Add(mc.sendTimeout()))
 		_, err := mc.hs.WriteWithFiles(b, files...)
 		return err
 	}
@@ -425,10 +425,7 @@ func (mc *msgConn) send(b, oob []byte) error {
 		default:
 			return os.NewSyscallError("sendmsg", err)
 		}
-		wto := mc.wto
-		if wto <= 0 {
-			wto = writeTimeout
-		}
+		wto := mc.sendTimeout()
 		if n := mc.sent.Load(); deadline.IsZero() || n != seen {
 			seen, deadline = n, time.Now().Add(wto) // progress: wait on
 		} else if !time.Now().Before(deadline) {
@@ -456,6 +453,13 @@ func (mc *msgConn) awaitWritable(fd int, deadline time.Time) error {
 // writeTimeout bounds how long a message may wait for the peer to make room,
 // unless Config.WriteTimeout says otherwise.
 var writeTimeout = 5 * time.Second
+
+func (mc *msgConn) sendTimeout() time.Duration {
+	if mc.wto > 0 {
+		return mc.wto
+	}
+	return writeTimeout
+}
 
 // setPassCred turns SO_PASSCRED on or off. It is on only while the parent
 // waits for a spawned worker's hello: on a socket that sends while it is on

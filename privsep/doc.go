@@ -58,10 +58,13 @@
 //
 // Processes the supervisor did not start can connect to a named socket
 // ([Supervisor.ListenUnix]); they are identified with SO_PEERCRED and admitted
-// to a role only if the role's [Policy.Claim] allows them. [Dial] checks the
-// server in turn, from the credentials the kernel recorded at its listen:
-// by default it must run as the caller's UID or as root, since anyone can
-// bind an abstract name first; a [Dialer] says otherwise.
+// to a role only if the role's [Policy.Claim] allows them. Their sessions are
+// capped, in all and per UID (Config.MaxNamedSessions,
+// MaxNamedSessionsPerUID; 256 and 32 by default): a client beyond a cap gets
+// an error reply, is disconnected, and is logged (rate-limited). [Dial]
+// checks the server in turn, from the credentials the kernel recorded at its
+// listen: by default it must run as the caller's UID or as root, since anyone
+// can bind an abstract name first; a [Dialer] says otherwise.
 //
 // # Once
 //
@@ -98,6 +101,9 @@
 // stats, creates, renames and removes paths as the role's [Policy.Files]
 // allow, resolved beneath each rule's directory with openat2, so that "..",
 // symbolic links and /proc magic links lead nowhere; every refusal is logged.
+// Its calls are calls on the worker's connection like any other: no channel,
+// goroutine or thread of their own in the parent, and their replies are held
+// to Config.WriteTimeout.
 //
 // A directory descriptor can be walked from (openat(fd, ".."), fchdir), from
 // wherever the directory is, whatever the holder's root: the broker hands a
@@ -113,7 +119,10 @@
 // A worker that breaks the protocol (a malformed or oversize message,
 // unexpected descriptors, a message kind it may not send) is disconnected and
 // killed, with a log line; the parent and other workers carry on. A
-// well-formed request that policy refuses gets an error reply.
+// well-formed request that policy refuses gets an error reply. So is a
+// worker that stops reading its replies, its broker's included: once no
+// reply has gone through for Config.WriteTimeout, a spawned worker is killed
+// and a named-socket client disconnected.
 //
 // # What a call costs
 //

@@ -81,7 +81,7 @@ func (s *Supervisor) ListenUnix(ctx context.Context, path string, auth peercred.
 			delay = 0
 			uid := c.Cred().UID
 			if reason := s.takePreHello(uid); reason != "" {
-				s.log().Warn("privsep: named-socket peer refused", "pid", c.Cred().PID, "uid", uid, "reason", reason)
+				s.logNamedRefusal(c.Cred(), reason)
 				c.Close()
 				continue
 			}
@@ -100,8 +100,7 @@ func (s *Supervisor) ListenUnix(ctx context.Context, path string, auth peercred.
 func (s *Supervisor) admit(c *peercred.Conn) {
 	cred := c.Cred()
 	refuse := func(reason string, args ...any) {
-		s.log().Warn("privsep: named-socket peer refused", "pid", cred.PID, "uid", cred.UID, "gid", cred.GID,
-			"reason", fmt.Sprintf(reason, args...))
+		s.logNamedRefusal(cred, fmt.Sprintf(reason, args...))
 		c.Close()
 	}
 	// The session closes the pidfd when it ends.
@@ -140,13 +139,24 @@ func (s *Supervisor) admit(c *peercred.Conn) {
 		refuse("role %q: %v", role, err)
 		return
 	}
+	// Admitted: the session holds its place until it ends (finish).
+	if reason := s.takeNamed(cred.UID); reason != "" {
+		// Say why, so that the client's Dial can: an error in answer
+		// to the hello.
+		mc.write(&wire.Msg{Kind: wire.KindError, ID: helloRefusalID, Code: wire.CodeUnavailable,
+			Payload: errPayload(errors.New(reason), s.lim)}, nil)
+		refuse("role %q: %s", role, reason)
+		return
+	}
 	if err := mc.detach(); err != nil {
+		s.releaseNamed(cred.UID)
 		refuse("%v", err)
 		return
 	}
 	peer := &Peer{Role: role, PID: cred.PID, UID: cred.UID, GID: cred.GID, Groups: cred.Groups, Named: true, PidFD: pidfd}
 	ss, err := s.newSession(mc, peer, nil)
 	if err != nil {
+		s.releaseNamed(cred.UID)
 		mc.release()
 		return
 	}
@@ -189,5 +199,46 @@ func (s *Supervisor) releasePreHello(uid uint32) {
 	<-s.preHello
 	if s.preHelloUID[uid]--; s.preHelloUID[uid] <= 0 {
 		delete(s.preHelloUID, uid)
+	}
+}
+
+// helloRefusalID is the id of an Error message that answers a hello (which
+// has none): the parent refuses the client, and says why.
+const helloRefusalID = 1
+
+// takeNamed reserves a place for a named-socket session of uid
+// (Config.MaxNamedSessions, MaxNamedSessionsPerUID), or says why there is
+// none. releaseNamed gives it back when the session ends.
+func (s *Supervisor) takeNamed(uid uint32) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := s.namedUID[uid]; n >= s.cfg.MaxNamedSessionsPerUID {
+		return fmt.Sprintf("uid %d has %d named-socket sessions, the most allowed (MaxNamedSessionsPerUID)", uid, n)
+	}
+	if s.named >= s.cfg.MaxNamedSessions {
+		return fmt.Sprintf("%d named-socket sessions, the most allowed (MaxNamedSessions)", s.named)
+	}
+	s.named++
+	s.namedUID[uid]++
+	return ""
+}
+
+func (s *Supervisor) releaseNamed(uid uint32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.named--
+	if s.namedUID[uid]--; s.namedUID[uid] <= 0 {
+		delete(s.namedUID, uid)
+	}
+}
+
+// logNamedRefusal logs a refused named-socket peer: the first
+// refusalLogBurst of the supervisor, then one in refusalLogEvery, so that
+// peers that connect again and again, however many users they are, cannot
+// flood the log.
+func (s *Supervisor) logNamedRefusal(cred *peercred.Cred, reason string) {
+	if n := s.namedRefusals.Add(1); logRefusal(n) {
+		s.log().Warn("privsep: named-socket peer refused", "pid", cred.PID, "uid", cred.UID, "gid", cred.GID,
+			"reason", reason, "count", n)
 	}
 }

@@ -25,7 +25,9 @@ var (
 	ErrUnknownOp = errors.New("privsep: unknown operation")
 	// ErrBadRequest: the request's payload is not valid for the operation.
 	ErrBadRequest = errors.New("privsep: bad request")
-	// ErrUnavailable: the supervisor is shutting down.
+	// ErrUnavailable: the supervisor is shutting down, or (a [Dial]'s
+	// error) serves as many named-socket sessions as it may
+	// (Config.MaxNamedSessions): try again later.
 	ErrUnavailable = errors.New("privsep: supervisor shutting down")
 	// ErrVerify: a spawned worker's identity or confinement is not the
 	// spec's; it was killed.
@@ -67,6 +69,23 @@ type Config struct {
 	// raise it for workers that may be stopped for a while (a debugger, a
 	// frozen cgroup).
 	WriteTimeout time.Duration
+
+	// MaxNamedSessions caps the named-socket sessions
+	// ([Supervisor.ListenUnix]) served at once, counted from a client's
+	// admission to the end of its session; MaxNamedSessionsPerUID caps
+	// those of one UID, so that one user cannot take them all. A client
+	// beyond either cap gets an error reply and is disconnected: its
+	// [Dial] fails with an error matching [ErrUnavailable]. Refusals are
+	// logged, the first 20 and then one in 100. 0 means 256 and 32.
+	//
+	// An idle session costs the parent two descriptors (its socket and
+	// the client's pidfd) and about 20 KiB; a busy one also a thread while
+	// it waits for its next request (10 ms at most) and one per handler
+	// in a system call. The defaults keep that far below Go's thread
+	// limit (10,000) and the usual descriptor limits, and let eight users
+	// share the total.
+	MaxNamedSessions       int
+	MaxNamedSessionsPerUID int
 }
 
 // Policy is what one role may do. It denies everything it does not list.

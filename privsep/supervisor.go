@@ -42,6 +42,13 @@ type Supervisor struct {
 	preHello   chan struct{} // named-socket connections waiting for their hello
 	// preHelloUID counts them per user; guarded by mu.
 	preHelloUID map[uint32]int
+	// named counts the named-socket sessions from admission to their
+	// end, namedUID per user; guarded by mu.
+	named    int
+	namedUID map[uint32]int
+	// namedRefusals counts refused named-socket peers, for log rate
+	// limiting.
+	namedRefusals atomic.Uint64
 
 	spawner *spawner
 
@@ -72,9 +79,16 @@ func New(cfg Config) *Supervisor {
 	s.closingCh = s.closingCtx.Done()
 	s.preHello = make(chan struct{}, maxPreHello)
 	s.preHelloUID = make(map[uint32]int)
+	s.namedUID = make(map[uint32]int)
 	s.lim, s.err = cfg.limits()
 	if cfg.MaxInFlight <= 0 {
 		s.cfg.MaxInFlight = 64
+	}
+	if cfg.MaxNamedSessions <= 0 {
+		s.cfg.MaxNamedSessions = 256
+	}
+	if cfg.MaxNamedSessionsPerUID <= 0 {
+		s.cfg.MaxNamedSessionsPerUID = 32
 	}
 	return s
 }
@@ -106,11 +120,14 @@ func (s *Supervisor) policy(role string) Policy {
 }
 
 // A session logs its first refusalLogBurst failed or refused calls, then one
-// in refusalLogEvery.
+// in refusalLogEvery; so does a supervisor its refused named-socket peers.
 const (
 	refusalLogBurst = 20
 	refusalLogEvery = 100
 )
+
+// logRefusal reports whether the nth refusal is logged.
+func logRefusal(n uint64) bool { return n <= refusalLogBurst || n%refusalLogEvery == 0 }
 
 // maxPreHello caps the named-socket connections that have not yet said
 // hello: each costs a goroutine and a descriptor for up to 10 seconds.
@@ -148,9 +165,8 @@ type session struct {
 	procErr error
 
 	mu   sync.Mutex
-	used map[string]bool // per connection: the file broker's channel
-	kill func()          // kills a spawned worker; nil for named ones
-	done chan struct{}   // closed when the session has ended
+	kill func()        // kills a spawned worker; nil for named ones
+	done chan struct{} // closed when the session has ended
 }
 
 // newSession registers a session; it fails once the supervisor is closing.
@@ -164,7 +180,6 @@ func (s *Supervisor) newSession(mc *msgConn, peer *Peer, kill func()) (*session,
 		ctx:    ctx,
 		cancel: cancel,
 		sem:    make(chan struct{}, s.cfg.MaxInFlight),
-		used:   make(map[string]bool),
 		kill:   kill,
 		done:   make(chan struct{}),
 	}
@@ -323,6 +338,9 @@ func (ss *session) finish(err error) {
 	if ss.peer.Named && ss.peer.PidFD != nil {
 		ss.peer.PidFD.Close() // admit's; a spawned worker's is its Process's
 	}
+	if ss.peer.Named {
+		s.releaseNamed(ss.peer.UID)
+	}
 	s.mu.Lock()
 	delete(s.conns, ss)
 	s.mu.Unlock()
@@ -360,7 +378,7 @@ func (ss *session) handle(id uint32, req *Request) {
 		if level != slog.LevelWarn {
 			msg = "privsep: call failed"
 		}
-		if n := ss.refusals.Add(1); n <= refusalLogBurst || n%refusalLogEvery == 0 {
+		if n := ss.refusals.Add(1); logRefusal(n) {
 			// A worker that hammers refused calls must not flood the
 			// log: the first few are logged, then one in a hundred.
 			s.log().Log(ss.ctx, level, msg, "role", ss.peer.Role, "pid", ss.peer.PID, "uid", ss.peer.UID,
@@ -433,18 +451,6 @@ func (ss *session) call(req *Request) (payload []byte, files []*os.File, err err
 		}
 	}
 	return h(ss.ctx, req)
-}
-
-// useOnce marks key used on this connection; false if it was already.
-// What a role's policy allows once is per process: see takeOnce.
-func (ss *session) useOnce(key string) bool {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	if ss.used[key] {
-		return false
-	}
-	ss.used[key] = true
-	return true
 }
 
 // errPayload is the error text sent to a worker, cut to the payload limit.

@@ -189,8 +189,6 @@ type Worker struct {
 	wake     int       // eventfd that interrupts the reader's poll; -1 once closed
 
 	readDone chan struct{} // closed when the connection is gone
-
-	broker brokerChannel // the file broker's channel (broker_channel.go)
 }
 
 // call is one call in flight: its reply, or the turn to read, comes on ch.
@@ -226,6 +224,11 @@ func handshake(c *peercred.Conn, role string, hello wire.Msg) (*Worker, error) {
 			return nil, fmt.Errorf("not admitted as %q: the parent closed the connection: %w", role, ErrParentGone)
 		}
 		return nil, fmt.Errorf("welcome: %w", err)
+	}
+	if m.Kind == wire.KindError {
+		// The parent refused us, and says why.
+		mc.release()
+		return nil, fmt.Errorf("not admitted as %q: %w", role, &CallError{Op: "hello", Code: m.Code, Msg: string(m.Payload)})
 	}
 	if m.Kind != wire.KindWelcome || len(m.Payload) != 8 {
 		m.closeFiles()
