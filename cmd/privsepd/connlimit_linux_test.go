@@ -70,22 +70,23 @@ func TestConnLimit(t *testing.T) {
 	}
 
 	t.Run("the idle connection that waited longest makes room", func(t *testing.T) {
-		_, a := send("/")
+		ac, a := send("/")
 		answered("a", a)
 		time.Sleep(10 * time.Millisecond) // a has been idle longer than b
-		_, b := send("/")
+		bc, b := send("/")
 		answered("b", b)
 		waitIdle(t, cl, 2)
-		_, c := send("/")
+		cc, c := send("/")
 		answered("a third connection", c)
 		closed("the first idle connection", a)
 		if openConns(cl) != 2 {
 			t.Errorf("%d connections open, want 2", openConns(cl))
 		}
+		for _, c := range []net.Conn{ac, bc, cc} {
+			c.Close()
+		}
 	})
 	t.Run("a new connection is closed when all are busy", func(t *testing.T) {
-		srv.SetKeepAlivesEnabled(false) // close the idle ones from before
-		srv.SetKeepAlivesEnabled(true)
 		testutil.WaitFor(t, "the idle connections to close", 10*time.Second, func() bool { return openConns(cl) == 0 })
 		_, a := send("/block")
 		_, b := send("/block")
