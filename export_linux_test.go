@@ -8,3 +8,9 @@ var (
 	ActivationListenerAt  = (*ListenConfig).activationListener
 	ActivationListenersAt = (*ListenConfig).activationListeners
 )
+
+// The limits of the refusal log, for the flood tests.
+const (
+	RefusalLogBurst    = refusalLogBurst
+	RefusalLogInterval = refusalLogInterval
+)

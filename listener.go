@@ -81,7 +81,11 @@ type ListenConfig struct {
 
 	// Logger receives a line for every refused peer (with its pid, uid,
 	// gid and the reason) and every conn whose credentials could not be
-	// read. Nil means slog.Default().
+	// read. Nil means slog.Default(). Refusals are rate-limited per peer
+	// UID, so that a user who connects in a loop cannot flood the log: the
+	// first 5 in 10 seconds are logged in full, the others counted and
+	// reported in one "peercred: refusals not logged" line (with uid and
+	// dropped) per 10 seconds, and at Close.
 	Logger *slog.Logger
 }
 
@@ -179,6 +183,7 @@ type Listener struct {
 	authorize Authorizer
 	logger    *slog.Logger
 	created   os.FileInfo // the socket file Listen created, removed on Close
+	refusals  refusalLog  // rate-limits the lines about refused peers
 
 	closeOnce sync.Once
 	closeErr  error
@@ -204,6 +209,7 @@ func (l *Listener) Addr() net.Addr { return l.addr }
 func (l *Listener) Close() error {
 	l.closeOnce.Do(func() {
 		l.closeErr = l.ul.Close()
+		defer l.closeRefusalLog() // reports the refusals counted and not logged
 		if l.created != nil {
 			// Remove the file only if it is still the one we made: another
 			// process may have replaced it since.
@@ -305,12 +311,7 @@ func (l *Listener) accept(ctx context.Context) (*Conn, error) {
 			aerr := l.authorize(c.cred)
 			authorizing.Delete(c.cred)
 			if aerr != nil {
-				l.log().LogAttrs(ctx, slog.LevelWarn, "peercred: peer refused",
-					slog.String("addr", l.addr.Name),
-					slog.Int("pid", c.cred.PID),
-					slog.Uint64("uid", uint64(c.cred.UID)),
-					slog.Uint64("gid", uint64(c.cred.GID)),
-					slog.String("reason", aerr.Error()))
+				l.logRefusal(ctx, c.cred, aerr) // rate-limited per UID
 				c.Close()
 				continue
 			}

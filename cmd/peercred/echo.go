@@ -14,6 +14,7 @@ import (
 
 	"github.com/peercred/peercred"
 	"github.com/peercred/peercred/cmd/internal/ids"
+	"github.com/peercred/peercred/internal/ratelog"
 )
 
 func echoCommand(log *slog.Logger) *command {
@@ -31,7 +32,8 @@ sends comes back to it. Allowed are the users of -allow-uid and the members of
 the groups of -allow-gid; without either, the user who started the server.
 Any other client receives "Unauthorized access" and is disconnected, and the
 refusal is logged on stderr with its pid, uid and gid, as the kernel reports
-them.
+them: the first 5 of each user in 10 seconds, then one line with the number
+not logged, so that a user who connects in a loop cannot flood the log.
 `,
 		run: func(ctx context.Context, addr string) error {
 			auth, who := echoPolicy(allowUIDs.IDs, allowGIDs.IDs)
@@ -43,6 +45,14 @@ them.
 			stop := context.AfterFunc(ctx, func() { l.Close() })
 			defer stop()
 			log.Info("echo server listening; connect with "+connectHint(addr), "socket", addr, "pid", os.Getpid(), "allowed", who)
+
+			// A user who connects in a loop gets a few refusals logged
+			// per interval, and a count of the others; what is still
+			// counted is logged on return, after the clients' goroutines.
+			refusals := &ratelog.Limiter[uint32]{Summary: func(uid uint32, dropped uint64) {
+				log.Warn("refusals not logged", "uid", uid, "dropped", dropped, "interval", ratelog.DefaultInterval)
+			}}
+			defer refusals.Close()
 
 			// On return, cancel ends the clients' conns, then wg waits
 			// for their goroutines.
@@ -64,7 +74,7 @@ them.
 					return err
 				}
 				delay = 0
-				wg.Go(func() { echo(ctx, c, auth, log) })
+				wg.Go(func() { echo(ctx, c, auth, refusals, log) })
 			}
 		},
 	}
@@ -93,14 +103,17 @@ func echoPolicy(uids, gids []uint32) (peercred.Authorizer, string) {
 }
 
 // echo serves one client: refused with a message, or echoed line by line
-// until it closes or the server stops.
-func echo(ctx context.Context, c *peercred.Conn, auth peercred.Authorizer, log *slog.Logger) {
+// until it closes or the server stops. A refusal is logged if refusals
+// allows it.
+func echo(ctx context.Context, c *peercred.Conn, auth peercred.Authorizer, refusals *ratelog.Limiter[uint32], log *slog.Logger) {
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
 	cred := c.Cred()
 	attrs := []any{"pid", cred.PID, "uid", cred.UID, "gid", cred.GID}
 	if err := auth(cred); err != nil {
-		log.Warn("refused", append(attrs, "reason", err.Error())...)
+		if refusals.Allow(cred.UID) {
+			log.Warn("refused", append(attrs, "reason", err.Error())...)
+		}
 		c.SetWriteDeadline(time.Now().Add(time.Second))
 		io.WriteString(c, "Unauthorized access\n")
 		lingeringClose(c)

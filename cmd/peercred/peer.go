@@ -6,10 +6,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/peercred/peercred"
 	"github.com/peercred/peercred/cmd/internal/ids"
+	"github.com/peercred/peercred/cmd/internal/printable"
 )
 
 // peer is what serve and dial print about the other end of a conn.
@@ -78,22 +78,23 @@ func (p *peer) line() string {
 	return b.String()
 }
 
-// safe returns s as it is when it is plain printable text without spaces,
-// and Go-quoted otherwise: a peer chooses its executable's path, and a path
-// with a newline must not forge a second line of our output.
-func safe(s string) string {
-	for _, r := range s {
-		if r <= ' ' || r == '"' || r == 0x7f || !unicode.IsPrint(r) {
-			return strconv.Quote(s)
-		}
-	}
-	return s
-}
+// safe returns s as it is when it is one word of printable UTF-8, and
+// Go-quoted otherwise (see printable.Word): a peer chooses its executable's
+// path, and a path with a newline must not forge a second line of our
+// output, nor one with ESC or the 8-bit CSI (0x9b) speak to the terminal.
+func safe(s string) string { return printable.Word(s) }
 
 // print writes p to w as a line of text or of JSON.
 func (p *peer) print(w io.Writer, asJSON bool) error {
 	if asJSON {
-		return json.NewEncoder(w).Encode(p)
+		// encoding/json escapes C0 controls but not DEL, C1 controls
+		// (U+009B) or format characters.
+		b, err := json.Marshal(p)
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(append(printable.JSON(b), '\n'))
+		return err
 	}
 	_, err := io.WriteString(w, p.line()+"\n")
 	return err

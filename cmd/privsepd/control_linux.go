@@ -15,6 +15,8 @@ import (
 
 	"github.com/peercred/peercred"
 	"github.com/peercred/peercred/cmd/internal/ids"
+	"github.com/peercred/peercred/cmd/internal/printable"
+	"github.com/peercred/peercred/internal/ratelog"
 )
 
 // The control protocol: the client sends one command line; the daemon
@@ -30,6 +32,12 @@ const (
 func (d *daemon) serveControl(ctx context.Context, l *peercred.Listener) {
 	stop := context.AfterFunc(ctx, func() { l.Close() })
 	defer stop()
+	// A user who connects in a loop gets a few warnings logged per
+	// interval, and a count of the others, also at the end (after wg).
+	d.ctlWarn = &ratelog.Limiter[uint32]{Summary: func(uid uint32, dropped uint64) {
+		d.log.Warn("control: warnings not logged", "uid", uid, "dropped", dropped, "interval", ratelog.DefaultInterval)
+	}}
+	defer d.ctlWarn.Close()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	var delay time.Duration
@@ -51,7 +59,7 @@ func (d *daemon) serveControl(ctx context.Context, l *peercred.Listener) {
 		mu.Lock()
 		if perUID[uid] >= maxControlConnsPerUID {
 			mu.Unlock()
-			d.log.Warn("control: too many connections from one user", "pid", c.Cred().PID, "uid", uid)
+			d.warn(uid, "control: too many connections from one user", "pid", c.Cred().PID, "uid", uid)
 			c.Close()
 			continue
 		}
@@ -83,11 +91,11 @@ func (d *daemon) control(ctx context.Context, c *peercred.Conn) {
 	defer stop()
 	line, err := bufio.NewReader(io.LimitReader(c, 256)).ReadString('\n')
 	if err != nil {
-		d.log.Warn("control: no command", "pid", cred.PID, "uid", cred.UID, "gid", cred.GID, "err", err.Error())
+		d.warn(cred.UID, "control: no command", "pid", cred.PID, "uid", cred.UID, "gid", cred.GID, "err", err.Error())
 		return
 	}
 	cmd := strings.TrimSpace(line)
-	attrs := []any{"cmd", cmd, "pid", cred.PID, "uid", cred.UID, "gid", cred.GID}
+	attrs := []any{"cmd", printable.Word(cmd), "pid", cred.PID, "uid", cred.UID, "gid", cred.GID}
 	var reply string
 	switch cmd {
 	case "status":
@@ -96,7 +104,7 @@ func (d *daemon) control(ctx context.Context, c *peercred.Conn) {
 	case "restart-worker", "stop":
 		if !d.isAdmin(cred.UID) {
 			why := fmt.Sprintf("uid %s is not an admin of this daemon (root or -admin-uid)", ids.WithName(cred.UID))
-			d.log.Warn("control command refused", append(attrs, "reason", why)...)
+			d.warn(cred.UID, "control command refused", append(attrs, "reason", why)...)
 			reply = replyDenied + why + "\n"
 			break
 		}
@@ -117,10 +125,18 @@ func (d *daemon) control(ctx context.Context, c *peercred.Conn) {
 		d.log.Info("web worker restarted", append(attrs, "old_pid", old, "new_pid", pid)...)
 		reply = fmt.Sprintf("%s\nweb worker restarted: pid %d -> %d\n", replyOK, old, pid)
 	default:
-		d.log.Warn("control: unknown command", attrs...)
+		d.warn(cred.UID, "control: unknown command", attrs...)
 		reply = fmt.Sprintf("%sunknown command %q (want status, restart-worker or stop)\n", replyError, cmd)
 	}
 	io.WriteString(c, reply)
+}
+
+// warn logs a warning about a control connection of uid, unless uid has
+// had its share of them for now (see serveControl).
+func (d *daemon) warn(uid uint32, msg string, args ...any) {
+	if d.ctlWarn.Allow(uid) {
+		d.log.Warn(msg, args...)
+	}
 }
 
 // status describes the daemon and its worker to the caller.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/peercred/peercred"
 	"github.com/peercred/peercred/cmd/internal/ids"
+	"github.com/peercred/peercred/internal/ratelog"
 	"github.com/peercred/peercred/privsep"
 )
 
@@ -49,6 +50,8 @@ type daemon struct {
 
 	restartMu sync.Mutex // one restart at a time
 	cancel    context.CancelCauseFunc
+
+	ctlWarn *ratelog.Limiter[uint32] // rate-limits the control socket's warnings, per uid
 }
 
 // runDaemon runs the daemon until a signal, a "stop" command or a fatal

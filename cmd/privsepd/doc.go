@@ -7,8 +7,13 @@
 // worker's capability calls, and only those its policy lists: a listening
 // socket on the HTTP address (port 80 when root), and a root-only secret file
 // (mode 0600, created in the state directory on first start). The worker
-// serves a page that shows its own PID and UID, the secret it obtained through
-// the parent, and how many requests it served.
+// serves a page that shows its own PID and UID, the length and SHA-256 digest
+// of the secret it obtained through the parent (never the secret itself: the
+// page is for anyone who reaches the port), and how many requests it served.
+// It bounds what each client holds (header, read, write and idle timeouts)
+// and the connections open at once (below its descriptor limit, closing the
+// idle ones that waited longest), so that one user's idle connections do not
+// keep others out.
 //
 // A control socket answers "status" to allowed users and "restart-worker"
 // and "stop" to admins only, decided by the caller's kernel-reported

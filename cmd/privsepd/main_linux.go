@@ -49,7 +49,11 @@ the policy; it starts a "web" worker as an unprivileged user, checks with the
 kernel who the worker is, and hands it, on request and as the policy allows, a
 listening socket on the HTTP address and a root-only secret file (created in
 the state directory on first start). The worker serves a page showing its PID
-and UID, the secret, and how many requests it served.
+and UID, the length and SHA-256 digest of the secret it read (never the secret
+itself: anyone who reaches the port sees the page), and how many requests it
+served. It keeps its connections below its descriptor limit, closing the idle
+ones that waited longest, so that no user can hold it down with idle
+connections.
 
 The control socket (mode 0666) admits root, the daemon's own user, and the
 users of -allow-uid, -allow-gid and -admin-uid, as the kernel reports them;

@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -45,7 +47,10 @@ func web(ctx context.Context, w *privsep.Worker) error {
 	if err != nil {
 		return fmt.Errorf("the secret, through the parent: %w", err)
 	}
-	b, err := io.ReadAll(io.LimitReader(f, 4096))
+	// The page proves that the worker read the secret, and shows it to
+	// no one: its length and SHA-256 digest only, never its bytes.
+	h := sha256.New()
+	n, err := io.Copy(h, io.LimitReader(f, 1<<20))
 	fi, serr := f.Stat()
 	f.Close()
 	if err == nil {
@@ -54,7 +59,7 @@ func web(ctx context.Context, w *privsep.Worker) error {
 	if err != nil {
 		return fmt.Errorf("read the secret: %w", err)
 	}
-	pg.secret = strings.TrimSpace(string(b))
+	pg.secretLen, pg.secretSum = n, hex.EncodeToString(h.Sum(nil))
 	pg.secretMode = fi.Mode().Perm()
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		pg.secretOwner = st.Uid
@@ -64,13 +69,21 @@ func web(ctx context.Context, w *privsep.Worker) error {
 	if err != nil {
 		return fmt.Errorf("the HTTP listener, through the parent: %w", err)
 	}
+	// Anyone who reaches the port is a client: bound what each holds,
+	// and the connections open at once (see connLimit).
+	cl := newConnLimit(l, maxConns(), log)
 	srv := &http.Server{
 		Handler:           pg,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		IdleTimeout:       30 * time.Second,
+		MaxHeaderBytes:    8 << 10,
+		ConnState:         cl.ConnState,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(l) }()
+	go func() { served <- srv.Serve(cl) }()
 	confinement, _, err := w.Call(ctx, "ready", nil)
 	if err != nil {
 		srv.Close()
@@ -78,7 +91,7 @@ func web(ctx context.Context, w *privsep.Worker) error {
 		return err
 	}
 	pg.confinement.Store(string(confinement))
-	log.Info("serving", "addr", addr, "uid", pg.uid, "gid", pg.gid)
+	log.Info("serving", "addr", addr, "uid", pg.uid, "gid", pg.gid, "max_conns", cl.max)
 
 	select {
 	case err := <-served:
@@ -103,7 +116,8 @@ type page struct {
 	addr        string
 	secretPath  string
 	direct      string // what opening the secret directly gave
-	secret      string
+	secretLen   int64  // the secret's length, and
+	secretSum   string // its SHA-256 digest in hex: never the secret itself
 	secretMode  os.FileMode
 	secretOwner uint32
 	confinement atomic.Value // string: what the parent verified, from its "ready" reply
@@ -128,7 +142,8 @@ parent    pid %d, uid %s: %s
 socket    %s, bound by the parent and passed to the worker ("listen" call)
 secret    %s (mode %#o, owner uid %d)
           the worker opening it itself: %s
-          through the parent ("open" call): %s
+          through the parent ("open" call): %d bytes, SHA-256 %s
+          (compare with sha256sum; the secret itself is shown to no one)
 confine   %s
 requests  %d served by this worker process, this one included
 `,
@@ -138,7 +153,7 @@ requests  %d served by this worker process, this one included
 		pg.addr,
 		pg.secretPath, pg.secretMode, pg.secretOwner,
 		pg.direct,
-		pg.secret,
+		pg.secretLen, pg.secretSum,
 		pg.confinementText(),
 		n)
 }
