@@ -1,13 +1,16 @@
 package peercred_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -32,6 +35,28 @@ func init() {
 			return 1
 		}
 		return 0 // not reached: exec does not return
+	})
+	// chroot-connect DIR ADDR: chroot to DIR (the helper runs in its own
+	// user namespace, so it may), then connect to the abstract socket ADDR
+	// as "connect" does.
+	testutil.Register("chroot-connect", func(args []string) int {
+		if err := syscall.Chroot(args[0]); err != nil {
+			fmt.Println("error:", err)
+			return 1
+		}
+		if err := os.Chdir("/"); err != nil {
+			fmt.Println("error:", err)
+			return 1
+		}
+		c, err := net.Dial("unix", args[1])
+		if err != nil {
+			fmt.Println("error:", err)
+			return 1
+		}
+		defer c.Close()
+		fmt.Println("connected")
+		io.Copy(io.Discard, c)
+		return 0
 	})
 }
 
@@ -178,6 +203,38 @@ func TestAllowExecutablesIsTheFile(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAllowExecutablesRefusesOtherRoot: the allowed program, started from
+// the right file but chrooted (a user namespace allows it) resolves its
+// loader, libraries and every path in a tree its user chose: refused like
+// a peer in another mount namespace, unless AnyMountNamespace.
+func TestAllowExecutablesRefusesOtherRoot(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireUserNS(t)
+	allowed, _ := testutil.HelperExec(t, "chroot-connect")
+	l, err := peercred.Listen(context.Background(), "@peercred-chroot-"+strconv.Itoa(os.Getpid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	p := testutil.Start(t, "chroot-connect", testutil.Options{
+		As:     &testutil.User{UID: 1234, GID: 2345},
+		UserNS: true,
+		Args:   []string{publicDir(t), l.Addr().String()},
+	})
+	if line := p.Line(t); line != "connected" {
+		t.Fatalf("peer said %q", line)
+	}
+	c := acceptTimeout(t, l)
+	if err := peercred.AllowExecutables(allowed)(c.Cred()); err == nil {
+		t.Errorf("AllowExecutables admitted the allowed program chrooted elsewhere")
+	} else {
+		t.Log(err)
+	}
+	if err := (peercred.Executables{Paths: []string{allowed}, AnyMountNamespace: true}).Authorizer()(c.Cred()); err != nil {
+		t.Errorf("with AnyMountNamespace: %v", err)
 	}
 }
 

@@ -32,11 +32,13 @@ type Executables struct {
 	Paths []string
 
 	// AnyMountNamespace admits a peer that runs an allowed file from
-	// another mount namespace than ours. By default such a peer is
-	// refused: its dynamic loader, libraries and every file it opens by
-	// path are whatever that namespace mounts, and any user can make one,
-	// so even the right executable may run other code there. Set it for
-	// peers in containers whose file system you trust.
+	// another mount namespace than ours, or with another root directory
+	// (chroot). By default such a peer is refused: its dynamic loader,
+	// libraries and every file it opens by path are whatever that
+	// namespace mounts or that directory holds, and any user can make a
+	// mount namespace or chroot (in a user namespace), so even the right
+	// executable may run other code there. Set it for peers in
+	// containers whose file system you trust.
 	AnyMountNamespace bool
 }
 

@@ -35,6 +35,23 @@ func procDir(pid int) (string, error) {
 	return "/proc/" + strconv.Itoa(pid), nil
 }
 
+// fsView is what a process resolves paths in: its mount namespace and its
+// root directory.
+type fsView struct{ mnt, root fileID }
+
+// fsViewOf reads the fsView of the process whose /proc directory is dir.
+func fsViewOf(dir string) (fsView, error) {
+	mnt, err := statID(dir + "/ns/mnt")
+	if err != nil {
+		return fsView{}, fmt.Errorf("mount namespace unknown: %w", err)
+	}
+	root, err := statID(dir + "/root")
+	if err != nil {
+		return fsView{}, fmt.Errorf("root directory unknown: %w", err)
+	}
+	return fsView{mnt, root}, nil
+}
+
 // checkExecutable is the Authorizer of Executables{allowed, anyNS}: see
 // there.
 func checkExecutable(c *Cred, allowed []string, anyNS bool) error {
@@ -49,10 +66,10 @@ func checkExecutable(c *Cred, allowed []string, anyNS bool) error {
 		return fmt.Errorf("pid %d: executable unknown: %w: %w", c.PID, err, ErrUnauthorized)
 	}
 	exePath, _ := os.Readlink(dir + "/exe") // for messages only
-	var ns fileID
+	var view fsView
 	if !anyNS {
-		if ns, err = statID(dir + "/ns/mnt"); err != nil {
-			return fmt.Errorf("pid %d: mount namespace unknown: %w: %w", c.PID, err, ErrUnauthorized)
+		if view, err = fsViewOf(dir); err != nil {
+			return fmt.Errorf("pid %d: %w: %w", c.PID, err, ErrUnauthorized)
 		}
 	}
 	// What was read above was the peer's only if the peer still lives.
@@ -60,13 +77,17 @@ func checkExecutable(c *Cred, allowed []string, anyNS bool) error {
 		return err
 	}
 	if !anyNS {
-		ours, err := statID("/proc/self/ns/mnt")
+		ours, err := fsViewOf("/proc/self")
 		if err != nil {
-			return fmt.Errorf("pid %d: our mount namespace unknown: %w: %w", c.PID, err, ErrUnauthorized)
+			return fmt.Errorf("pid %d: ours: %w: %w", c.PID, err, ErrUnauthorized)
 		}
-		if ns != ours {
+		if view.mnt != ours.mnt {
 			return fmt.Errorf("pid %d runs %s in another mount namespace (mnt inode %d, ours %d), where paths are not ours (refused unless AnyMountNamespace): %w",
-				c.PID, exePath, ns.ino, ours.ino, ErrUnauthorized)
+				c.PID, exePath, view.mnt.ino, ours.mnt.ino, ErrUnauthorized)
+		}
+		if view.root != ours.root {
+			return fmt.Errorf("pid %d runs %s with another root directory (%v, ours %v), where paths are not ours (refused unless AnyMountNamespace): %w",
+				c.PID, exePath, view.root, ours.root, ErrUnauthorized)
 		}
 	}
 	for _, p := range allowed {
