@@ -1,62 +1,91 @@
 package peercred
 
 import (
-	"fmt"
 	"slices"
-	"sync"
 )
 
-// authorizing maps the Cred of a conn being authorized by a Listener to the
-// conn, so that an Authorizer that reads /proc by PID can check afterwards
-// that the PID still names the peer (see peerAlive).
-var authorizing sync.Map // *Cred -> *Conn
-
-// AllowExecutables admits peers whose executable, as /proc/PID/exe shows it,
-// is one of paths (absolute, compared as given after the kernel resolved
-// every link). Linux only; elsewhere it refuses every peer with an error that
-// satisfies errors.Is(err, errors.ErrUnsupported).
+// Executables admits peers by the file their process runs (Linux only).
+// AllowExecutables(paths...) is Executables{Paths: paths}.Authorizer().
 //
-// The PID is the kernel's, but a process can exit and its PID be reused.
-// Used by a [Listener], the check is sound: after reading /proc it confirms,
-// through the connection's pidfd (Linux 6.5+), that the peer is still the
-// process with that PID. Called on a Cred from elsewhere, it cannot.
-// An executable path says which program a process started from, not what it
-// runs now: a process can be told what to do by its input. Combine it with a
-// UID check.
+// The peer's executable is the file the kernel maps for it, reached through
+// /proc/PID/exe (a link that leads to the file itself even in another mount
+// namespace, or once the file is deleted): it must be the same file, same
+// device and inode, as one of Paths. The text of the link is never compared:
+// any user can make a user and mount namespace, mount a tmpfs, and put its
+// own program at any path there, even one that does not exist outside.
+//
+// What it proves: the peer started (its last execve) from that file. Not
+// what it runs now: a process that exec'd an allowed file still loads what
+// LD_PRELOAD and its environment say, can be ptraced by its own UID, and
+// does what its input tells it. Combine it with a UID check.
+//
+// Files, not bytes: a copy of an allowed file is another file and is
+// refused; a hard link to it is the same file and is admitted; a symbolic
+// link in Paths stands for the file it leads to. Paths are looked up, in our
+// mount namespace, at each check. So when a package upgrade replaces an
+// allowed file (a new file renamed over it), processes started from the new
+// file are admitted and processes still running the old one are refused
+// from then on: restart them, or list the old path too if it stays. A path
+// that does not exist, or is not absolute, admits nobody.
+type Executables struct {
+	// Paths are the allowed files, absolute.
+	Paths []string
+
+	// AnyMountNamespace admits a peer that runs an allowed file from
+	// another mount namespace than ours, or with another root directory
+	// (chroot). By default such a peer is refused: its dynamic loader,
+	// libraries and every file it opens by path are whatever that
+	// namespace mounts or that directory holds, and any user can make a
+	// mount namespace or chroot (in a user namespace), so even the right
+	// executable may run other code there. Set it for peers in
+	// containers whose file system you trust.
+	AnyMountNamespace bool
+}
+
+// AllowExecutables admits peers whose executable is one of the files at
+// paths: see [Executables] for what that proves, what happens when a file is
+// replaced, and why a peer in another mount namespace is refused.
+//
+// Like every Authorizer that looks at the peer's process ([DescendantOf]),
+// it reads /proc by the PID of c and then confirms, through the pidfd the
+// kernel keeps for the connection c was read from (SO_PEERPIDFD), that the
+// peer is still alive, and so that the PID was still its own while /proc was
+// read. This holds wherever it is called: in a [Listener], on a [Cred.Clone]
+// kept for later checks (as grpcpeer's interceptors do), on a Cred from
+// [Get]. It refuses:
+//   - a peer that has exited (its PID may be another process's by now),
+//   - a Cred whose connection has been closed, or that was not read from a
+//     connection at all (made by hand), since nothing can confirm its PID,
+//   - PID 0 (a peer outside our PID namespace),
+//   - every peer on Linux before 6.5, which has no SO_PEERPIDFD: the error
+//     then also satisfies errors.Is(err, errors.ErrUnsupported).
+//
+// On other systems it refuses every peer with an error that satisfies
+// errors.Is(err, errors.ErrUnsupported).
 func AllowExecutables(paths ...string) Authorizer {
-	allowed := slices.Clone(paths)
-	return func(c *Cred) error {
-		exe, err := peerExe(c.PID)
-		if err != nil {
-			return fmt.Errorf("pid %d: executable unknown: %w: %w", c.PID, err, ErrUnauthorized)
-		}
-		if err := peerAlive(c); err != nil {
-			return err
-		}
-		if !slices.Contains(allowed, exe) {
-			return fmt.Errorf("pid %d executable %s is not in the allowed list %q: %w", c.PID, exe, allowed, ErrUnauthorized)
-		}
-		return nil
-	}
+	return Executables{Paths: paths}.Authorizer()
+}
+
+// Authorizer returns the Authorizer for e, which it copies: later changes
+// to e do not affect it. See [AllowExecutables] for how it confirms the
+// peer's PID.
+func (e Executables) Authorizer() Authorizer {
+	allowed := slices.Clone(e.Paths)
+	anyNS := e.AnyMountNamespace
+	return func(c *Cred) error { return checkExecutable(c, allowed, anyNS) }
 }
 
 // DescendantOf admits the process pid itself and its descendants, as the
-// parent links in /proc show them at accept time (Linux only, as
-// [AllowExecutables], and with the same check that the peer's PID was its
-// own). A peer whose ancestors exit is reparented and stops being a
-// descendant. pid must be visible in our PID namespace.
+// parent links in /proc show them at the check (Linux only). It confirms
+// that the peer's PID was still its own as [AllowExecutables] does, and
+// refuses in the same cases.
+//
+// A peer whose ancestors exit is reparented and stops being a descendant.
+// pid must be visible in our PID namespace, and should be a process that
+// outlives the policy (this one, or a child held unreaped): pid is a number,
+// and once its process exits and is reaped it may name another. The
+// ancestors are read one after another, each by PID; only the peer itself
+// is confirmed through its pidfd.
 func DescendantOf(pid int) Authorizer {
-	return func(c *Cred) error {
-		ok, err := descends(c.PID, pid)
-		if err != nil {
-			return fmt.Errorf("pid %d: process tree unknown: %w: %w", c.PID, err, ErrUnauthorized)
-		}
-		if err := peerAlive(c); err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("pid %d is not pid %d or a descendant of it: %w", c.PID, pid, ErrUnauthorized)
-		}
-		return nil
-	}
+	return func(c *Cred) error { return checkDescendant(c, pid) }
 }

@@ -5,24 +5,122 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 
 	"golang.org/x/sys/unix"
 )
 
-// peerExe reads /proc/PID/exe.
-func peerExe(pid int) (string, error) {
+// fileID names a file: its device and inode.
+type fileID struct{ dev, ino uint64 }
+
+func (id fileID) String() string {
+	return fmt.Sprintf("device %d:%d inode %d", unix.Major(id.dev), unix.Minor(id.dev), id.ino)
+}
+
+// statID returns the fileID of the file at path, following links.
+func statID(path string) (fileID, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return fileID{}, &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	return fileID{uint64(st.Dev), uint64(st.Ino)}, nil
+}
+
+// procDir returns "/proc/PID" for a PID we can look up.
+func procDir(pid int) (string, error) {
 	if pid <= 0 {
 		return "", errors.New("no pid (peer outside our PID namespace?)")
 	}
-	return os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
+	return "/proc/" + strconv.Itoa(pid), nil
+}
+
+// fsView is what a process resolves paths in: its mount namespace and its
+// root directory.
+type fsView struct{ mnt, root fileID }
+
+// fsViewOf reads the fsView of the process whose /proc directory is dir.
+func fsViewOf(dir string) (fsView, error) {
+	mnt, err := statID(dir + "/ns/mnt")
+	if err != nil {
+		return fsView{}, fmt.Errorf("mount namespace unknown: %w", err)
+	}
+	root, err := statID(dir + "/root")
+	if err != nil {
+		return fsView{}, fmt.Errorf("root directory unknown: %w", err)
+	}
+	return fsView{mnt, root}, nil
+}
+
+// checkExecutable is the Authorizer of Executables{allowed, anyNS}: see
+// there.
+func checkExecutable(c *Cred, allowed []string, anyNS bool) error {
+	dir, err := procDir(c.PID)
+	if err != nil {
+		return fmt.Errorf("pid %d: executable unknown: %w: %w", c.PID, err, ErrUnauthorized)
+	}
+	// The file the process maps: stat follows the magic link to it, in
+	// whatever mount namespace it is, deleted or not.
+	exe, err := statID(dir + "/exe")
+	if err != nil {
+		return fmt.Errorf("pid %d: executable unknown: %w: %w", c.PID, err, ErrUnauthorized)
+	}
+	exePath, _ := os.Readlink(dir + "/exe") // for messages only
+	var view fsView
+	if !anyNS {
+		if view, err = fsViewOf(dir); err != nil {
+			return fmt.Errorf("pid %d: %w: %w", c.PID, err, ErrUnauthorized)
+		}
+	}
+	// What was read above was the peer's only if the peer still lives.
+	if err := peerAlive(c); err != nil {
+		return err
+	}
+	if !anyNS {
+		ours, err := fsViewOf("/proc/self")
+		if err != nil {
+			return fmt.Errorf("pid %d: ours: %w: %w", c.PID, err, ErrUnauthorized)
+		}
+		if view.mnt != ours.mnt {
+			return fmt.Errorf("pid %d runs %s in another mount namespace (mnt inode %d, ours %d), where paths are not ours (refused unless AnyMountNamespace): %w",
+				c.PID, exePath, view.mnt.ino, ours.mnt.ino, ErrUnauthorized)
+		}
+		if view.root != ours.root {
+			return fmt.Errorf("pid %d runs %s with another root directory (%v, ours %v), where paths are not ours (refused unless AnyMountNamespace): %w",
+				c.PID, exePath, view.root, ours.root, ErrUnauthorized)
+		}
+	}
+	for _, p := range allowed {
+		if !filepath.IsAbs(p) {
+			continue
+		}
+		if id, err := statID(p); err == nil && id == exe {
+			return nil
+		}
+	}
+	return fmt.Errorf("pid %d executable %s (%v) is not in the allowed list %q: %w", c.PID, exePath, exe, allowed, ErrUnauthorized)
+}
+
+// checkDescendant is the Authorizer of DescendantOf(root).
+func checkDescendant(c *Cred, root int) error {
+	ok, err := descends(c.PID, root)
+	if err != nil {
+		return fmt.Errorf("pid %d: process tree unknown: %w: %w", c.PID, err, ErrUnauthorized)
+	}
+	if err := peerAlive(c); err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("pid %d is not pid %d or a descendant of it: %w", c.PID, root, ErrUnauthorized)
+	}
+	return nil
 }
 
 // descends reports whether pid is root or one of its descendants, walking
 // the parent links of /proc/PID/stat.
 func descends(pid, root int) (bool, error) {
-	if pid <= 0 {
-		return false, errors.New("no pid (peer outside our PID namespace?)")
+	if _, err := procDir(pid); err != nil {
+		return false, err
 	}
 	for range 4096 { // deeper than any real tree: a loop guard
 		if pid == root {
@@ -58,35 +156,50 @@ func parentOf(pid int) (int, error) {
 	return strconv.Atoi(string(f[1]))
 }
 
-// peerAlive returns an error if c is the Cred of a conn a Listener is
-// authorizing and that conn's peer has exited: then its PID may have been
-// reused, and what was read under it is not the peer's. A peer that is
-// still there (or a zombie) held its PID all along. Without SO_PEERPIDFD
-// (Linux before 6.5), or for a Cred from elsewhere, it cannot tell.
+// peerAlive returns nil if the peer that c describes has not exited: then
+// it has held its PID since it connected, and what was read from /proc under
+// that PID before the call was its own. Otherwise (the peer exited, and its
+// PID may be another process's), or if it cannot tell, it returns a refusal.
+//
+// It asks the kernel through the connection c was read from: SO_PEERPIDFD
+// gives a pidfd for the process recorded at connect (never one found by
+// PID), and pidfd_send_signal with signal 0 fails with ESRCH once that
+// process is gone. It cannot tell, and so refuses, for a Cred made by hand,
+// a closed connection, and on Linux before 6.5 (no SO_PEERPIDFD).
 func peerAlive(c *Cred) error {
-	v, ok := authorizing.Load(c)
-	if !ok {
-		return nil
+	if c.sock == nil {
+		return fmt.Errorf("pid %d: credentials not read from a connection: nothing confirms the pid is still the peer's: %w", c.PID, ErrUnauthorized)
 	}
-	conn := v.(*Conn)
-	pidfd, err := conn.PidFD()
-	if errors.Is(err, errors.ErrUnsupported) {
-		return nil
-	}
+	rc, err := c.sock.SyscallConn()
 	if err != nil {
-		return fmt.Errorf("pid %d exited before it was authorized: %v: %w", c.PID, err, ErrUnauthorized)
+		return fmt.Errorf("pid %d: cannot confirm the pid is still the peer's: %w: %w", c.PID, err, ErrUnauthorized)
 	}
-	defer pidfd.Close()
-	rc, err := pidfd.SyscallConn()
-	if err != nil {
-		return err
+	var aerr error
+	if err := rc.Control(func(fd uintptr) { aerr = pidfdAlive(int(fd)) }); err != nil {
+		return fmt.Errorf("pid %d: cannot confirm the pid is still the peer's (connection closed?): %w: %w", c.PID, err, ErrUnauthorized)
 	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) { serr = unix.PidfdSendSignal(int(fd), 0, nil, 0) }); err != nil {
-		return err
-	}
-	if serr != nil {
-		return fmt.Errorf("pid %d exited before it was authorized: %v: %w", c.PID, serr, ErrUnauthorized)
+	if aerr != nil {
+		return fmt.Errorf("pid %d: %w: %w", c.PID, aerr, ErrUnauthorized)
 	}
 	return nil
+}
+
+// pidfdAlive reports, as nil or an error, whether the peer of the socket fd
+// is still alive (a zombie still holds its PID, and counts).
+func pidfdAlive(fd int) error {
+	pidfd, err := peerPidFD(fd)
+	if errors.Is(err, errors.ErrUnsupported) {
+		return fmt.Errorf("cannot confirm the pid is still the peer's: %w", err)
+	}
+	if err != nil {
+		// Kernels before 6.16 refuse a pidfd for a peer that was reaped.
+		return fmt.Errorf("peer exited, its pid may be another process's now: %w", err)
+	}
+	defer unix.Close(pidfd)
+	switch err := unix.PidfdSendSignal(pidfd, 0, nil, 0); err {
+	case nil, unix.EPERM: // EPERM: it exists, but is not ours to signal
+		return nil
+	default:
+		return fmt.Errorf("peer exited, its pid may be another process's now: %w", os.NewSyscallError("pidfd_send_signal", err))
+	}
 }

@@ -66,7 +66,9 @@ func TestDescendantOf(t *testing.T) {
 	})
 	path := l.Addr().String()
 	// An orphan: its shell exits at once, so it is reparented away from us.
-	sh := exec.Command("sh", "-c", "(sleep 0.2; exec nc -U "+path+" </dev/null) >/dev/null 2>&1 &")
+	exe, env := testutil.HelperExec(t, "connect")
+	sh := exec.Command("sh", "-c", `(sleep 0.2; exec "$0" "$1" </dev/null) >/dev/null 2>&1 &`, exe, path)
+	sh.Env = append(os.Environ(), env...)
 	if err := sh.Run(); err != nil {
 		t.Fatal(err)
 	}

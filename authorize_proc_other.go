@@ -10,6 +10,10 @@ import (
 
 var errNoProc = fmt.Errorf("process lookups are not supported on %s: %w", runtime.GOOS, errors.ErrUnsupported)
 
-func peerExe(pid int) (string, error)      { return "", errNoProc }
-func descends(pid, root int) (bool, error) { return false, errNoProc }
-func peerAlive(c *Cred) error              { return nil }
+func checkExecutable(c *Cred, allowed []string, anyNS bool) error {
+	return fmt.Errorf("pid %d: executable unknown: %w: %w", c.PID, errNoProc, ErrUnauthorized)
+}
+
+func checkDescendant(c *Cred, root int) error {
+	return fmt.Errorf("pid %d: process tree unknown: %w: %w", c.PID, errNoProc, ErrUnauthorized)
+}

@@ -37,6 +37,13 @@ type Cred struct {
 	// (Linux: SO_PEERGROUPS; macOS and FreeBSD: the xucred group list, which
 	// starts with the effective GID). It is nil where the OS does not say.
 	Groups []uint32
+
+	// sock is the socket the credentials were read from (by a Listener,
+	// Dial, FileConn or Get), or nil for a Cred made by hand. An
+	// Authorizer that reads /proc by PID confirms through it, with the
+	// pidfd the kernel keeps for the socket's peer, that the PID is still
+	// the peer's: see [AllowExecutables]. Clone keeps it.
+	sock syscall.Conn
 }
 
 // String returns a compact description such as "pid=42 uid=1000 gid=1000 groups=[1000 27]".
@@ -70,7 +77,22 @@ func (c *Cred) InGroup(gid uint32) bool {
 	return c.GID == gid || slices.Contains(c.Groups, gid)
 }
 
-// Clone returns a deep copy of c.
+// Equal reports whether c and d hold the same PID, UID, GID and groups (in
+// the same order). Either may be nil: two nils are equal. It ignores which
+// connection the credentials were read from, so go-cmp's cmp.Diff, which
+// uses it, compares two Creds by what they say.
+func (c *Cred) Equal(d *Cred) bool {
+	if c == nil || d == nil {
+		return c == d
+	}
+	return c.PID == d.PID && c.UID == d.UID && c.GID == d.GID &&
+		(c.Groups == nil) == (d.Groups == nil) && slices.Equal(c.Groups, d.Groups)
+}
+
+// Clone returns a deep copy of c. The copy still refers to the connection
+// c was read from, so an Authorizer that looks at the peer process (see
+// [AllowExecutables]) can check the copy as safely as c, for as long as
+// that connection is open.
 func (c *Cred) Clone() *Cred {
 	if c == nil {
 		return nil
@@ -85,6 +107,9 @@ func (c *Cred) Clone() *Cred {
 // implements [syscall.Conn] over an AF_UNIX socket). It works on either side:
 // a server learns who connected, and a client learns who is listening (as of
 // the server's listen(2) call).
+//
+// The Cred remembers c, so that an Authorizer that looks at the peer's
+// process (see [AllowExecutables]) can confirm its PID while c is open.
 //
 // Get returns an error, never a credential, for a conn that is not a Unix
 // socket or not connected. On systems without a peer-credential call it
@@ -104,6 +129,7 @@ func Get(c net.Conn) (*Cred, error) {
 	if err := readCred(sc, cred); err != nil {
 		return nil, fmt.Errorf("peercred: get credentials: %w", err)
 	}
+	cred.sock = sc
 	return cred, nil
 }
 

@@ -48,6 +48,7 @@ func newConn(uc *net.UnixConn) (*Conn, error) {
 	if err := readCred(uc, c.cred); err != nil {
 		return nil, fmt.Errorf("peercred: get credentials: %w", err)
 	}
+	c.cred.sock = uc
 	return c, nil
 }
 
@@ -305,12 +306,7 @@ func (l *Listener) accept(ctx context.Context) (*Conn, error) {
 			return nil, l.opError(&credError{err})
 		}
 		if l.authorize != nil {
-			// Authorizers that look the peer up by PID find its conn
-			// here, to check the PID still was the peer's afterwards.
-			authorizing.Store(c.cred, c)
-			aerr := l.authorize(c.cred)
-			authorizing.Delete(c.cred)
-			if aerr != nil {
+			if aerr := l.authorize(c.cred); aerr != nil {
 				l.logRefusal(ctx, c.cred, aerr) // rate-limited per UID
 				c.Close()
 				continue

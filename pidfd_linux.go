@@ -25,20 +25,29 @@ func (c *Conn) PidFD() (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("peercred: pidfd: %w", err)
 	}
-	var pidfd int
+	pidfd := -1
 	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		pidfd, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_PEERPIDFD)
-	}); err != nil {
+	if err := rc.Control(func(fd uintptr) { pidfd, serr = peerPidFD(int(fd)) }); err != nil {
 		return nil, fmt.Errorf("peercred: pidfd: %w", err)
 	}
-	switch {
-	case serr == unix.ENOPROTOOPT:
-		return nil, fmt.Errorf("peercred: pidfd: SO_PEERPIDFD needs Linux 6.5 or later: %w",
-			errors.Join(errors.ErrUnsupported, os.NewSyscallError("getsockopt SO_PEERPIDFD", serr)))
-	case serr != nil:
-		return nil, fmt.Errorf("peercred: pidfd: %w", os.NewSyscallError("getsockopt SO_PEERPIDFD", serr))
+	if serr != nil {
+		return nil, fmt.Errorf("peercred: pidfd: %w", serr)
 	}
 	// The kernel always creates pidfds close-on-exec (TestPidFD pins it).
 	return os.NewFile(uintptr(pidfd), "pidfd"), nil
+}
+
+// peerPidFD returns a pidfd for the peer of the socket fd (SO_PEERPIDFD),
+// with an error that satisfies errors.Is(err, errors.ErrUnsupported) before
+// Linux 6.5.
+func peerPidFD(fd int) (int, error) {
+	pidfd, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PEERPIDFD)
+	switch {
+	case err == unix.ENOPROTOOPT:
+		return -1, fmt.Errorf("SO_PEERPIDFD needs Linux 6.5 or later: %w",
+			errors.Join(errors.ErrUnsupported, os.NewSyscallError("getsockopt SO_PEERPIDFD", err)))
+	case err != nil:
+		return -1, os.NewSyscallError("getsockopt SO_PEERPIDFD", err)
+	}
+	return pidfd, nil
 }

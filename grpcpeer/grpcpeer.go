@@ -68,7 +68,10 @@ type AuthInfo struct {
 
 	// Cred is the other end's identity, read from the kernel when the
 	// connection was made: the client's on the server (as of its
-	// connect), the server's on the client (as of its listen).
+	// connect), the server's on the client (as of its listen). It
+	// remembers the connection, so that an Authorizer that looks at the
+	// process (see [UnaryServerInterceptor]) can confirm on each call
+	// that its PID is still the peer's.
 	Cred *peercred.Cred
 
 	// Wrapped is the AuthInfo of the wrapped transport credentials (a
@@ -199,7 +202,8 @@ func (c *transportCreds) handshake(raw net.Conn, cred *peercred.Cred, inner func
 }
 
 // connCred returns the credentials of c's peer: those a peercred Listener
-// or Dial read, or else the kernel's.
+// or Dial read, or else the kernel's. Either way they refer to c's socket
+// (Clone keeps that), for the per-call checks of process Authorizers.
 func connCred(c net.Conn) (*peercred.Cred, error) {
 	if pc, ok := c.(*peercred.Conn); ok {
 		return pc.Cred().Clone(), nil

@@ -20,6 +20,16 @@ import (
 // Refusing here rather than in the [peercred.Listener]'s Authorizer lets
 // the client see why: a connection the listener refuses is closed, and the
 // client only learns that the server is unavailable.
+//
+// authorize sees, on every call, the credentials read when the connection
+// was made. An Authorizer that looks at the caller's process
+// ([peercred.AllowExecutables], [peercred.DescendantOf]) confirms on each
+// call, through the pidfd the kernel keeps for the connection (Linux 6.5+),
+// that the process that connected is still alive, and so still has the PID
+// it read /proc by. Once that process has exited, every call on its
+// connection is refused, even if it handed the connection to another
+// process first and its PID now names one the Authorizer would admit. On
+// Linux before 6.5 such an Authorizer refuses every call.
 func UnaryServerInterceptor(authorize peercred.Authorizer) grpc.UnaryServerInterceptor {
 	if authorize == nil {
 		panic("grpcpeer: UnaryServerInterceptor: nil Authorizer")

@@ -103,7 +103,12 @@ type Policy struct {
 	Files []FileRule
 	// Claim decides which processes connecting to a named socket
 	// ([Supervisor.ListenUnix]) may take this role. Nil: none; the role
-	// is only for workers the supervisor spawns.
+	// is only for workers the supervisor spawns. It runs when the hello
+	// arrives; an Authorizer that looks at the process
+	// (peercred.AllowExecutables, peercred.DescendantOf) then confirms
+	// through the connection's pidfd that the process that connected is
+	// still alive, so a client that handed its connection on and exited
+	// is refused, whoever has its PID by then.
 	Claim peercred.Authorizer
 }
 

@@ -75,6 +75,10 @@ type Options struct {
 
 	// Timeout bounds each Line and Wait; zero means DefaultTimeout.
 	Timeout time.Duration
+
+	// beforeFork runs just before the fork, on the thread that forks
+	// (StartAtPID sets it).
+	beforeFork func() error
 }
 
 // Proc is a process started by Start or Command. Its stdout and stderr are
@@ -220,7 +224,7 @@ func start(t testing.TB, desc string, cmd *exec.Cmd, opts *Options) *Proc {
 		return fail(err)
 	}
 	cmd.Stdout, cmd.Stderr = stdoutW, stderrW
-	err = startCmd(cmd)
+	err = startCmd(cmd, opts.beforeFork)
 	stdoutW.Close()
 	stderrW.Close()
 	if err != nil {

@@ -75,7 +75,7 @@ func probeUserNS() error {
 	cmd := exec.Command(exe)
 	cmd.Env = append(noRaceExitSleep(environ(nil)), roleEnv+"="+probeRole)
 	cmd.SysProcAttr = attr
-	if err := startCmd(cmd); err != nil {
+	if err := startCmd(cmd, nil); err != nil {
 		return err
 	}
 	return cmd.Wait()

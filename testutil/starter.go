@@ -15,8 +15,9 @@ import (
 // and so alive, until the test binary exits.
 
 type startRequest struct {
-	cmd  *exec.Cmd
-	done chan<- error
+	cmd        *exec.Cmd
+	beforeFork func() error // run on the starter thread just before cmd.Start, if not nil
+	done       chan<- error
 }
 
 var starter struct {
@@ -34,16 +35,23 @@ func startStarter() {
 		go func() {
 			runtime.LockOSThread() // never unlocked: see above
 			for r := range starter.reqs {
+				if r.beforeFork != nil {
+					if err := r.beforeFork(); err != nil {
+						r.done <- err
+						continue
+					}
+				}
 				r.done <- r.cmd.Start()
 			}
 		}()
 	})
 }
 
-// startCmd runs cmd.Start on the starter thread.
-func startCmd(cmd *exec.Cmd) error {
+// startCmd runs beforeFork (if not nil) and then cmd.Start on the starter
+// thread.
+func startCmd(cmd *exec.Cmd, beforeFork func() error) error {
 	startStarter()
 	done := make(chan error, 1)
-	starter.reqs <- startRequest{cmd: cmd, done: done}
+	starter.reqs <- startRequest{cmd: cmd, beforeFork: beforeFork, done: done}
 	return <-done
 }
