@@ -78,12 +78,17 @@ type Process struct {
 	spec Spec
 
 	mu       sync.Mutex
-	cur      *incarnation // nil while between restarts
+	cur      *incarnation // nil from the moment its exit is noticed until the next one is verified
 	restarts int
 	stopping bool          // Stop or Shutdown: no more restarts
+	ended    bool          // the last incarnation ended and none follows
+	again    bool          // Restart asked between workers: start the next one whatever the policy
 	wake     chan struct{} // interrupts a restart delay
 	err      error         // why the last incarnation ended
 	done     chan struct{} // closed when no incarnation will follow
+	changed  chan struct{} // closed and replaced when cur or startFails changes
+	starts   int           // failed starts of a next incarnation
+	startErr error         // why the last of them failed
 }
 
 // incarnation is one worker process.
@@ -102,7 +107,12 @@ type incarnation struct {
 func (p *Process) Role() string { return p.spec.Role }
 
 // PID returns the PID of the current worker process, or 0 between restarts
-// and after the end.
+// and after the end. It is never the PID of a process already reaped: a
+// worker's PID is withdrawn as soon as its exit is noticed, before it is
+// reaped, and so before Restart returns. The worker may still exit at any
+// moment after PID returns: [Process.Signal] reaches the worker through its
+// pidfd, never a later process that reuses the PID. [Process.Ready] waits
+// for a PID to come back.
 func (p *Process) PID() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -110,6 +120,57 @@ func (p *Process) PID() int {
 		return 0
 	}
 	return p.cur.cmd.Process.Pid
+}
+
+// Ready waits until a worker process is current: one that passed
+// verification and is served. It returns nil at once if there is one. Else,
+// after [Process.Restart] or while the restart policy starts the next one,
+// it waits for that start. It returns an error if a start fails meanwhile
+// (wrapping its cause, such as [ErrVerify]; the restart policy may still
+// try again, and Ready may be called again to wait for that), if no worker
+// will follow ([ErrWorkerGone]), or when ctx ends.
+func (p *Process) Ready(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	starts := p.starts
+	for {
+		if p.starts != starts {
+			return fmt.Errorf("privsep: %s worker not ready: %w", p.spec.Role, p.startErr)
+		}
+		if p.cur != nil && !p.stopping {
+			return nil
+		}
+		changed := p.changed
+		p.mu.Unlock()
+		var err error
+		select {
+		case <-changed:
+		case <-p.done:
+			err = fmt.Errorf("privsep: %s worker not ready: %w: no worker will follow", p.spec.Role, ErrWorkerGone)
+		case <-ctx.Done():
+			err = fmt.Errorf("privsep: %s worker not ready: %w", p.spec.Role, context.Cause(ctx))
+		}
+		p.mu.Lock()
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// setCurrent makes inc, verified, the current worker process, or withdraws
+// the current one (nil). Called with p.mu held.
+func (p *Process) setCurrent(inc *incarnation) {
+	p.cur = inc
+	if inc != nil {
+		p.again = false
+	}
+	p.notify()
+}
+
+// notify wakes Ready. Called with p.mu held.
+func (p *Process) notify() {
+	close(p.changed)
+	p.changed = make(chan struct{})
 }
 
 // Restarts returns how many times the worker was started again.
@@ -173,16 +234,24 @@ func (p *Process) Stop(ctx context.Context) error {
 }
 
 // Restart stops the current worker process (gracefully, then by force when
-// ctx ends) and starts a new one at once, whatever the restart policy.
+// ctx ends) and starts a new one at once, whatever the restart policy. It
+// returns once the old process is gone (PID no longer reports it); the new
+// one is then starting: [Process.Ready] waits until it is verified.
 func (p *Process) Restart(ctx context.Context) error {
 	p.mu.Lock()
 	if p.stopping {
 		p.mu.Unlock()
 		return fmt.Errorf("privsep: restart %s worker: %w", p.spec.Role, ErrUnavailable)
 	}
+	if p.ended {
+		p.mu.Unlock()
+		return fmt.Errorf("privsep: restart %s worker: %w: it exited and its policy did not restart it", p.spec.Role, ErrWorkerGone)
+	}
 	cur := p.cur
 	if cur != nil {
 		cur.forceRestart = true
+	} else {
+		p.again = true
 	}
 	p.mu.Unlock()
 	if cur == nil {
@@ -194,21 +263,26 @@ func (p *Process) Restart(ctx context.Context) error {
 	return nil
 }
 
-// waitExit waits for the worker to exit through its pidfd in the parker,
-// so that cmd.Wait then reaps at once: waiting in waitid(2) from the start
-// would hold a thread (and its stacks) for the worker's whole life.
+// waitExit waits for the worker to exit, without reaping it: through its
+// pidfd in the parker, so that cmd.Wait then reaps at once (waiting in
+// waitid(2) from the start would hold a thread, and its stacks, for the
+// worker's whole life). Without a pidfd, it waits in waitid(2) with WNOWAIT.
+// Until the worker is reaped its PID cannot name another process.
 func (inc *incarnation) waitExit() {
-	if inc.pidfd == nil {
-		return
+	if inc.pidfd != nil {
+		if rc, err := inc.pidfd.SyscallConn(); err == nil {
+			var aerr error
+			err = rc.Control(func(fd uintptr) {
+				aerr = parking.await(context.Background(), int(fd), unix.EPOLLIN)
+			})
+			if err == nil && aerr == nil {
+				return
+			}
+		}
 	}
-	rc, err := inc.pidfd.SyscallConn()
-	if err != nil {
-		return
+	var info unix.Siginfo
+	for unix.Waitid(unix.P_PID, inc.cmd.Process.Pid, &info, unix.WEXITED|unix.WNOWAIT, nil) == unix.EINTR {
 	}
-	rc.Control(func(fd uintptr) {
-		// On error, cmd.Wait waits.
-		parking.await(context.Background(), int(fd), unix.EPOLLIN)
-	})
 }
 
 // stop asks for a graceful stop, then kills when ctx ends.
@@ -265,7 +339,7 @@ func (s *Supervisor) Spawn(ctx context.Context, spec Spec) (*Process, error) {
 	if s.spawner == nil {
 		s.spawner = newSpawner()
 	}
-	p := &Process{s: s, spec: spec, done: make(chan struct{})}
+	p := &Process{s: s, spec: spec, done: make(chan struct{}), changed: make(chan struct{})}
 	s.procs[p] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
@@ -280,7 +354,7 @@ func (s *Supervisor) Spawn(ctx context.Context, spec Spec) (*Process, error) {
 		return nil, err
 	}
 	p.mu.Lock()
-	p.cur = inc
+	p.setCurrent(inc)
 	stopping := p.stopping
 	p.mu.Unlock()
 	go p.supervise(inc)
@@ -623,6 +697,11 @@ func (p *Process) supervise(inc *incarnation) {
 	delay := p.spec.RestartDelay
 	for {
 		inc.waitExit()
+		// Exited, not yet reaped: withdraw its PID before the reap
+		// frees it for another process.
+		p.mu.Lock()
+		p.setCurrent(nil)
+		p.mu.Unlock()
 		inc.err = inc.cmd.Wait()
 		close(inc.exit)
 		cause := fmt.Errorf("%w: %s worker pid %d exited: %v", ErrWorkerGone, p.spec.Role, inc.cmd.Process.Pid, exitText(inc.err))
@@ -639,12 +718,12 @@ func (p *Process) supervise(inc *incarnation) {
 			"pid", inc.cmd.Process.Pid, "status", exitText(inc.err))
 
 		p.mu.Lock()
-		p.cur = nil
 		p.err = inc.err
-		forced := inc.forceRestart
+		forced := inc.forceRestart || p.again
 		restart := !p.stopping && (forced ||
 			p.spec.Restart == RestartAlways || p.spec.Restart == RestartOnFailure && inc.err != nil)
 		if !restart {
+			p.ended = true
 			p.mu.Unlock()
 			break
 		}
@@ -679,6 +758,13 @@ func (p *Process) supervise(inc *incarnation) {
 			next, err := s.start(s.ctx, &p.spec, p)
 			if err != nil {
 				s.log().Error("privsep: restart failed", "role", p.spec.Role, "err", err)
+				p.mu.Lock()
+				p.starts++
+				p.startErr = err
+				p.notify()
+				wake = make(chan struct{}) // the last one may be closed
+				p.wake = wake
+				p.mu.Unlock()
 				continue
 			}
 			inc = next
@@ -688,7 +774,7 @@ func (p *Process) supervise(inc *incarnation) {
 			break
 		}
 		p.mu.Lock()
-		p.cur = inc
+		p.setCurrent(inc)
 		stopping := p.stopping
 		p.mu.Unlock()
 		if stopping {
