@@ -44,9 +44,43 @@
 // first message carries SCM_CREDENTIALS, which the kernel fills in (or checks)
 // at the time of sending. The parent admits the worker only if that PID is the
 // child it started (held by a pidfd) and the UID and GID are the spec's, and
-// only if /proc shows the same IDs, the spec's groups and no_new_privs. Any
-// mismatch: the worker is killed and reaped and Spawn returns an error that
-// says what did not match. No request is served before.
+// only if /proc shows the same IDs, the spec's groups and no_new_privs, and
+// that the worker is not dumpable and not traced. Any mismatch: the worker
+// is killed and reaped and Spawn returns an error that says what did not
+// match. No request is served before.
+//
+// # Workers under one UID
+//
+// Processes of one UID may trace each other, take each other's descriptors
+// with pidfd_getfd(2) and read each other's memory, unless the kernel is
+// told otherwise. A worker therefore makes itself not dumpable (prctl
+// PR_SET_DUMPABLE 0) as this package initializes, and again first thing in
+// [Main]; the parent admits it only if /proc shows it so (its /proc/PID/fd
+// owned by root, not by its UID) and traced by nobody (TracerPid 0). Another
+// process of its UID, worker or not, can then neither trace it, nor copy its
+// descriptors (its connection to the parent, the files it was given), nor
+// read its memory. A confined worker cannot undo it: its filter refuses
+// PR_SET_DUMPABLE. Signals from its UID still reach it. What stays open:
+//
+//   - From execve until this package initializes (the Go runtime's start
+//     and the init of the packages privsep imports) the worker is dumpable:
+//     a process of its UID that wins that race can copy its descriptors,
+//     its connection to the parent included, which the parent cannot see
+//     (one still tracing it at the hello is refused). Roles that must not
+//     reach each other need UIDs of their own, or the other roles confined
+//     (their filter refuses ptrace and pidfd_getfd).
+//   - Role code that calls execve(2), or changes its credentials while
+//     fs.suid_dumpable is 1, makes the process dumpable again.
+//   - A worker in a user namespace of its own ([Spec.UserNS]) shows /proc
+//     owned by its UID whether dumpable or not (that UID is its namespace's
+//     root), so the parent cannot check it. Made by a root parent, the
+//     namespace belongs to root and the worker has capabilities in it that
+//     processes of its UID outside lack: the kernel keeps them out. Made by
+//     a parent that is not root, the namespace belongs to the parent's UID,
+//     which is the worker's: every process of that UID has CAP_SYS_PTRACE
+//     over the worker, dumpable or not.
+//   - Root, and any process with CAP_SYS_PTRACE over the worker, reaches it
+//     regardless.
 //
 // # Capabilities and policy
 //

@@ -648,6 +648,14 @@ func (s *Supervisor) verify(ctx context.Context, mc *msgConn, spec *Spec, pid in
 	if st["NoNewPrivs"] != "1" {
 		return fail("NoNewPrivs is %q, want 1", st["NoNewPrivs"])
 	}
+	// Not dumpable, and not traced: no other process of its UID holds
+	// its memory, descriptors or connection (dumpable_linux.go).
+	if st["TracerPid"] != "0" {
+		return fail("traced by pid %s", st["TracerPid"])
+	}
+	if err := checkNotDumpable(spec, pid); err != nil {
+		return fail("%v", err)
+	}
 	peer := &Peer{Role: spec.Role, PID: pid, UID: m.Cred.Uid, GID: m.Cred.Gid, Groups: groups}
 	if spec.Confine != nil {
 		// Every thread's seccomp and no_new_privs, limits, namespaces,

@@ -54,10 +54,24 @@ func Register(role string, fn RoleFunc) {
 	roles[role] = fn
 }
 
+// A worker is not dumpable (prctl PR_SET_DUMPABLE 0): another process of
+// its UID can then neither ptrace(2) it, nor take its descriptors with
+// pidfd_getfd(2), nor read its memory or /proc/PID/fd, environ, maps...
+// (the kernel owns its /proc entries to root). execve(2) made it dumpable:
+// it turns that off again here, as this package initializes, before the
+// program's own packages do; Main does it again, first thing, and the
+// parent checks it (doc.go: Workers under one UID).
+func init() {
+	if _, ok := os.LookupEnv(envRole); ok {
+		unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0) // checked in runWorker
+	}
+}
+
 // Main runs the worker role when this process was started by
 // [Supervisor.Spawn], and then exits the process with the role's status: it
 // never returns in a worker. In any other process it returns at once. Call it
-// first thing in main, after registering the roles.
+// first thing in main, after registering the roles. A worker is not
+// dumpable from then on (the package doc: Workers under one UID).
 func Main() {
 	role, ok := os.LookupEnv(envRole)
 	if !ok {
@@ -71,6 +85,13 @@ func runWorker(role string) int {
 	fail := func(format string, args ...any) int {
 		fmt.Fprintf(os.Stderr, "privsep: %s worker (pid %d): %s\n", role, os.Getpid(), fmt.Sprintf(format, args...))
 		return 2
+	}
+	// Not dumpable, before anything else: see init. Nothing after this
+	// in Main makes it dumpable again (only execve(2) and changes of
+	// credentials do); the parent checks it from /proc before the hello
+	// is answered.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return fail("prctl(PR_SET_DUMPABLE, 0): %v", err)
 	}
 	parent, _ := strconv.Atoi(os.Getenv(envParent))
 	allowRoot := os.Getenv(envAllowRoot) == "1"

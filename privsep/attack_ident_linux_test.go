@@ -1,0 +1,304 @@
+package privsep_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/peercred/peercred/internal/scm"
+	"github.com/peercred/peercred/internal/wire"
+	"github.com/peercred/peercred/privsep"
+	"github.com/peercred/peercred/testutil"
+	"golang.org/x/sys/unix"
+)
+
+// Attack 1 of the privsep security issue: a worker takes over a sibling of
+// another role under the same UID (ptrace, pidfd_getfd, /proc/PID/fd), and
+// with its connection to the parent gets served as that sibling.
+
+func init() {
+	// A process that plays a worker made dumpable again before its hello:
+	// it speaks the protocol itself, without privsep.Main.
+	if os.Getenv("PRIVSEP_TEST_DUMPABLE_HELLO") == "1" {
+		os.Exit(dumpableHello())
+	}
+	// vault opens the file in its argument through the parent, keeps it
+	// open and idles; it prints the descriptor's number.
+	privsep.Register("ident-vault", func(ctx context.Context, w *privsep.Worker) error {
+		f, err := w.Open(ctx, w.Args()[0], os.O_RDONLY)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		fmt.Printf("fd %d\n", f.Fd())
+		<-ctx.Done()
+		return nil
+	})
+	// web has an empty policy. It tries to take vault's (pid, fd, path in
+	// its arguments) file and connection, and prints what it got.
+	privsep.Register("ident-web", func(ctx context.Context, w *privsep.Worker) error {
+		fmt.Print(strings.Join(takeOver(w.Args()), "\n") + "\n")
+		return nil
+	})
+	// redump tries to make itself dumpable again.
+	privsep.Register("ident-redump", func(ctx context.Context, w *privsep.Worker) error {
+		err := unix.Prctl(unix.PR_SET_DUMPABLE, 1, 0, 0, 0)
+		d, _ := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0)
+		fmt.Printf("prctl(PR_SET_DUMPABLE, 1): %v; dumpable %d\n", err, d)
+		return nil
+	})
+	// The same from a process of the same UID that is not a worker.
+	testutil.Register("ident-thief", func(args []string) int {
+		fmt.Print(strings.Join(takeOver(args), "\n") + "\n")
+		return 0
+	})
+}
+
+// takeOver attacks the worker args[0] (pid), whose descriptor args[1] is a
+// file it opened through the parent at args[2]: it reads the file through
+// pidfd_getfd(2) and /proc/PID/fd, takes the worker's connection to the
+// parent and asks for the file as the worker while the worker is stopped,
+// and attaches to it with ptrace(2). One line per attempt.
+func takeOver(args []string) []string {
+	pid, _ := strconv.Atoi(args[0])
+	fd, _ := strconv.Atoi(args[1])
+	path := args[2]
+	var out []string
+	errText := func(err error) string {
+		var errno syscall.Errno
+		if errors.As(err, &errno) {
+			return unix.ErrnoName(errno)
+		}
+		return err.Error()
+	}
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return []string{"pidfd_open: " + errText(err)}
+	}
+	defer unix.Close(pidfd)
+
+	// The file, through pidfd_getfd.
+	if nfd, err := unix.PidfdGetfd(pidfd, fd, 0); err != nil {
+		out = append(out, "pidfd_getfd: "+errText(err))
+	} else {
+		b := make([]byte, 100)
+		n, _ := unix.Pread(nfd, b, 0)
+		unix.Close(nfd)
+		out = append(out, fmt.Sprintf("pidfd_getfd: read %q", b[:max(n, 0)]))
+	}
+
+	// The file, through /proc.
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/fd/%d", pid, fd)); err != nil {
+		out = append(out, "/proc/pid/fd: "+errText(err))
+	} else {
+		out = append(out, fmt.Sprintf("/proc/pid/fd: read %q", b))
+	}
+
+	// The connection to the parent: a SOCK_SEQPACKET socket among the
+	// worker's descriptors.
+	served := "connection: no descriptor taken"
+	for n := 3; n < 64; n++ {
+		sfd, err := unix.PidfdGetfd(pidfd, n, 0)
+		if err != nil {
+			continue
+		}
+		if typ, err := unix.GetsockoptInt(sfd, unix.SOL_SOCKET, unix.SO_TYPE); err != nil || typ != unix.SOCK_SEQPACKET {
+			unix.Close(sfd)
+			continue
+		}
+		served = "connection: " + askAs(pidfd, pid, sfd, path)
+		unix.Close(sfd)
+		break
+	}
+	out = append(out, served)
+
+	// Last, as it leaves the worker traced until we exit.
+	if err := unix.PtraceSeize(pid); err != nil {
+		out = append(out, "ptrace: "+errText(err))
+	} else {
+		out = append(out, "ptrace: attached")
+	}
+	return out
+}
+
+// askAs stops the worker, sends an open request for path on its connection
+// sfd, and returns what the parent answered.
+func askAs(pidfd, pid, sfd int, path string) string {
+	if err := unix.PidfdSendSignal(pidfd, unix.SIGSTOP, nil, 0); err != nil {
+		return "SIGSTOP: " + err.Error()
+	}
+	defer unix.PidfdSendSignal(pidfd, unix.SIGCONT, nil, 0)
+	for i := 0; !stopped(pid); i++ {
+		if i == 500 {
+			return "the worker did not stop"
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	req, err := wire.Append(nil, &wire.Msg{Kind: wire.KindRequest, ID: 0x7eadbeef, Op: "open",
+		Payload: wire.AppendOpen(nil, path, os.O_RDONLY|syscall.O_CLOEXEC)}, wire.DefaultLimits)
+	if err != nil {
+		return err.Error()
+	}
+	if err := unix.Sendmsg(sfd, req, nil, nil, 0); err != nil {
+		return "sendmsg: " + err.Error()
+	}
+	unix.SetsockoptTimeval(sfd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 10})
+	buf := make([]byte, wire.DefaultLimits.BufferSize())
+	oob := make([]byte, scm.Space(4))
+	n, oobn, _, _, err := unix.Recvmsg(sfd, buf, oob, unix.MSG_CMSG_CLOEXEC)
+	if err != nil {
+		return "recvmsg: " + err.Error()
+	}
+	fds, _, _ := scm.Parse(oob[:oobn])
+	defer scm.CloseAll(fds)
+	m, err := wire.Decode(buf[:n], len(fds), wire.DefaultLimits)
+	if err != nil {
+		return "reply: " + err.Error()
+	}
+	if m.Kind != wire.KindReply || len(fds) != 1 {
+		return fmt.Sprintf("refused: %v code %d %q", m.Kind, m.Code, m.Payload)
+	}
+	b := make([]byte, 100)
+	k, _ := unix.Pread(fds[0], b, 0)
+	return fmt.Sprintf("served as the worker: read %q", b[:max(k, 0)])
+}
+
+// stopped reports whether pid is in a stopped state.
+func stopped(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i >= 0 && i+2 < len(s) && (s[i+2] == 'T' || s[i+2] == 't')
+}
+
+func TestSameUIDSiblingCannotTakeOverWorker(t *testing.T) {
+	testutil.RequireRoot(t)
+	dir := t.TempDir() // root-only: 0700
+	secret := filepath.Join(dir, "secret")
+	if err := os.WriteFile(secret, []byte("vault's secret"), 0600); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{
+		"ident-vault": {Open: []privsep.OpenRule{{Path: secret}}},
+		"ident-web":   {},
+	}})
+	want := []string{
+		"pidfd_getfd: EPERM",
+		"/proc/pid/fd: EACCES",
+		"connection: no descriptor taken",
+		"ptrace: EPERM",
+	}
+	for _, tc := range []struct {
+		name string
+		spec privsep.Spec
+	}{
+		{"vault in our user namespace", privsep.Spec{}},
+		// Root inside a namespace a root parent made: its owner is root,
+		// so its UID outside gives no capability over it.
+		{"vault in a user namespace of its own", privsep.Spec{UserNS: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := tc.spec
+			spec.Role, spec.UID, spec.GID, spec.Args = "ident-vault", 65534, 65534, []string{secret}
+			vault, vout := spawn(t, s, spec)
+			waitLine(t, vout, "fd ")
+			fd := strings.TrimSpace(strings.TrimPrefix(vout.String(), "fd "))
+			args := []string{strconv.Itoa(vault.PID()), fd, secret}
+
+			t.Run("by a worker of another role", func(t *testing.T) {
+				web, wout := spawn(t, s, privsep.Spec{Role: "ident-web", UID: 65534, GID: 65534, Args: args})
+				waitDone(t, web)
+				got := strings.Split(strings.TrimSpace(wout.String()), "\n")
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Errorf("web's attempts on vault (-want +got):\n%s", diff)
+				}
+			})
+			t.Run("by a process that is not a worker", func(t *testing.T) {
+				p := testutil.Start(t, "ident-thief", testutil.Options{
+					As:   &testutil.User{UID: 65534, GID: 65534},
+					Args: args,
+				})
+				if err := p.Wait(); err != nil {
+					t.Fatal(err)
+				}
+				got := strings.Split(strings.TrimSpace(p.Stdout()), "\n")
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Errorf("the thief's attempts on vault (-want +got):\n%s", diff)
+				}
+			})
+			if vault.PID() == 0 {
+				t.Errorf("vault is gone")
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			vault.Stop(ctx)
+		})
+	}
+}
+
+// dumpableHello plays a worker that made itself dumpable before its hello:
+// it sends the hello on its socket itself and waits for the parent's answer.
+func dumpableHello() int {
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 1, 0, 0, 0); err != nil {
+		fmt.Fprintln(os.Stderr, "prctl:", err)
+		return 3
+	}
+	hello, err := wire.Append(nil, &wire.Msg{Kind: wire.KindHello, Op: os.Getenv("PEERCRED_PRIVSEP_ROLE")}, wire.DefaultLimits)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 3
+	}
+	if _, err := unix.Write(3, hello); err != nil {
+		fmt.Fprintln(os.Stderr, "hello:", err)
+		return 3
+	}
+	// Admitted, it gets a welcome and then a stop: it exits at the stop.
+	buf := make([]byte, 4096)
+	for range 2 {
+		if n, err := unix.Read(3, buf); n <= 0 || err != nil {
+			return 0 // refused: the parent closed the connection
+		}
+	}
+	return 0
+}
+
+func TestVerifyRefusesDumpableWorker(t *testing.T) {
+	testutil.RequireRoot(t)
+	s, log := newSupervisor(t, privsep.Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	p, err := s.Spawn(ctx, privsep.Spec{Role: "sleep", UID: 65534, GID: 65534,
+		Env: append([]string{"PRIVSEP_TEST_DUMPABLE_HELLO=1"}, raceEnv...)})
+	if err == nil {
+		pid := p.PID()
+		p.Stop(ctx)
+		t.Fatalf("a dumpable worker was admitted (pid %d)", pid)
+	}
+	if !errors.Is(err, privsep.ErrVerify) || !strings.Contains(err.Error(), "dumpable") {
+		t.Errorf("Spawn: %v, want ErrVerify about the worker being dumpable", err)
+	}
+	if !strings.Contains(log.String(), "worker refused") {
+		t.Errorf("no log line for the refused worker:\n%s", log)
+	}
+}
+
+func TestConfinedWorkerStaysNotDumpable(t *testing.T) {
+	testutil.RequireRoot(t)
+	s, _ := newSupervisor(t, privsep.Config{})
+	p, out := spawn(t, s, privsep.Spec{Role: "ident-redump", UID: 65534, GID: 65534, Confine: &privsep.Confine{BestEffort: true}})
+	waitDone(t, p)
+	if got, want := strings.TrimSpace(out.String()), "prctl(PR_SET_DUMPABLE, 1): operation not permitted; dumpable 0"; got != want {
+		t.Errorf("confined worker: %s, want %s", got, want)
+	}
+}
