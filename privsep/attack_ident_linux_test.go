@@ -30,6 +30,12 @@ func init() {
 	if os.Getenv("PRIVSEP_TEST_DUMPABLE_HELLO") == "1" {
 		os.Exit(dumpableHello())
 	}
+	// The same, once the file the variable names exists.
+	if path := os.Getenv("PRIVSEP_TEST_DUMPABLE_IF"); path != "" {
+		if _, err := os.Stat(path); err == nil {
+			os.Exit(dumpableHello())
+		}
+	}
 	// vault opens the file in its argument through the parent, keeps it
 	// open and idles; it prints the descriptor's number.
 	privsep.Register("ident-vault", func(ctx context.Context, w *privsep.Worker) error {

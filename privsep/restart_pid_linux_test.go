@@ -2,7 +2,9 @@ package privsep_test
 
 import (
 	"context"
+	"errors"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -56,4 +58,57 @@ func ourLiveChild(pid int) bool {
 	}
 	f := strings.Fields(s[i+1:])
 	return len(f) > 1 && f[0] != "Z" && f[0] != "X" && f[1] == strconv.Itoa(os.Getpid())
+}
+
+func TestReadyReportsFailedStart(t *testing.T) {
+	testutil.RequireRoot(t)
+	s, _ := newSupervisor(t, privsep.Config{})
+	// The worker plays dumpable, and is refused, once this file exists.
+	flag := filepath.Join(testutil.SocketDir(t), "dumpable")
+	p, _ := spawn(t, s, privsep.Spec{Role: "sleep", UID: 1234, GID: 1234, Restart: privsep.RestartAlways,
+		RestartDelay: time.Hour, Env: []string{"PRIVSEP_TEST_DUMPABLE_IF=" + flag}})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := p.Ready(ctx); err != nil {
+		t.Fatalf("Ready of a verified worker: %v", err)
+	}
+	if err := os.WriteFile(flag, nil, 0644); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The restart is refused; the next try is an hour away.
+	if err := p.Ready(ctx); !errors.Is(err, privsep.ErrVerify) {
+		t.Errorf("Ready after a refused restart: %v, want ErrVerify", err)
+	}
+	if pid := p.PID(); pid != 0 {
+		t.Errorf("PID() = %d after a refused restart, want 0", pid)
+	}
+	// Restart between workers starts the next one now, whatever the delay.
+	os.Remove(flag)
+	if err := p.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Ready(ctx); err != nil {
+		t.Errorf("Ready after Restart between workers: %v", err)
+	}
+	if pid := p.PID(); !ourLiveChild(pid) {
+		t.Errorf("PID() = %d, want a live worker", pid)
+	}
+}
+
+func TestReadyAndRestartAfterTheEnd(t *testing.T) {
+	testutil.RequireRoot(t)
+	s, _ := newSupervisor(t, privsep.Config{})
+	p, _ := spawn(t, s, privsep.Spec{Role: "id", UID: 1234, GID: 1234}) // exits; RestartNever
+	waitDone(t, p)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := p.Ready(ctx); !errors.Is(err, privsep.ErrWorkerGone) {
+		t.Errorf("Ready after the end: %v, want ErrWorkerGone", err)
+	}
+	if err := p.Restart(ctx); !errors.Is(err, privsep.ErrWorkerGone) {
+		t.Errorf("Restart after the end: %v, want ErrWorkerGone", err)
+	}
 }

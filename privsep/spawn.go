@@ -86,9 +86,8 @@ type Process struct {
 	wake     chan struct{} // interrupts a restart delay
 	err      error         // why the last incarnation ended
 	done     chan struct{} // closed when no incarnation will follow
-	changed  chan struct{} // closed and replaced when cur or startFails changes
-	starts   int           // failed starts of a next incarnation
-	startErr error         // why the last of them failed
+	changed  chan struct{} // closed and replaced when cur or startErr changes
+	startErr error         // why the last start failed, until the next one begins
 }
 
 // incarnation is one worker process.
@@ -123,22 +122,22 @@ func (p *Process) PID() int {
 }
 
 // Ready waits until a worker process is current: one that passed
-// verification and is served. It returns nil at once if there is one. Else,
-// after [Process.Restart] or while the restart policy starts the next one,
-// it waits for that start. It returns an error if a start fails meanwhile
-// (wrapping its cause, such as [ErrVerify]; the restart policy may still
-// try again, and Ready may be called again to wait for that), if no worker
-// will follow ([ErrWorkerGone]), or when ctx ends.
+// verification and is served. It returns nil at once if there is one; else
+// it waits for the start under way, or the next one the restart policy or
+// [Process.Restart] begins. If the last start failed, and no other has
+// begun since, it returns that error (wrapping its cause, such as
+// [ErrVerify]); the restart policy may still try again after its delay. It
+// returns an error wrapping [ErrWorkerGone] if no worker will follow, and
+// ctx's cause when ctx ends first.
 func (p *Process) Ready(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	starts := p.starts
 	for {
-		if p.starts != starts {
-			return fmt.Errorf("privsep: %s worker not ready: %w", p.spec.Role, p.startErr)
-		}
 		if p.cur != nil && !p.stopping {
 			return nil
+		}
+		if p.startErr != nil {
+			return fmt.Errorf("privsep: %s worker not ready: %w", p.spec.Role, p.startErr)
 		}
 		changed := p.changed
 		p.mu.Unlock()
@@ -163,6 +162,7 @@ func (p *Process) setCurrent(inc *incarnation) {
 	p.cur = inc
 	if inc != nil {
 		p.again = false
+		p.startErr = nil
 	}
 	p.notify()
 }
@@ -252,6 +252,7 @@ func (p *Process) Restart(ctx context.Context) error {
 		cur.forceRestart = true
 	} else {
 		p.again = true
+		p.startErr = nil // a start begins now, unless one is under way
 	}
 	p.mu.Unlock()
 	if cur == nil {
@@ -758,6 +759,7 @@ func (p *Process) supervise(inc *incarnation) {
 			delay = min(max(2*delay, p.spec.RestartDelay), p.spec.MaxRestartDelay)
 			p.mu.Lock()
 			stopping := p.stopping
+			p.startErr = nil // this start is under way
 			p.mu.Unlock()
 			if stopping || s.ctx.Err() != nil {
 				inc = nil
@@ -767,7 +769,6 @@ func (p *Process) supervise(inc *incarnation) {
 			if err != nil {
 				s.log().Error("privsep: restart failed", "role", p.spec.Role, "err", err)
 				p.mu.Lock()
-				p.starts++
 				p.startErr = err
 				p.notify()
 				wake = make(chan struct{}) // the last one may be closed
