@@ -780,6 +780,9 @@ func (p *Process) supervise(inc *incarnation) {
 			break
 		}
 		if inc == nil {
+			p.mu.Lock()
+			p.ended = true
+			p.mu.Unlock()
 			break
 		}
 		p.mu.Lock()
