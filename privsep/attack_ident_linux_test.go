@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -29,6 +31,13 @@ func init() {
 	// it speaks the protocol itself, without privsep.Main.
 	if os.Getenv("PRIVSEP_TEST_DUMPABLE_HELLO") == "1" {
 		os.Exit(dumpableHello())
+	}
+	// A process that plays a worker traced by another of its UID.
+	if os.Getenv("PRIVSEP_TEST_TRACED_HELLO") == "1" {
+		os.Exit(tracedHello())
+	}
+	if pid, err := strconv.Atoi(os.Getenv("PRIVSEP_TEST_TRACE")); err == nil {
+		os.Exit(trace(pid))
 	}
 	// The same, once the file the variable names exists.
 	if path := os.Getenv("PRIVSEP_TEST_DUMPABLE_IF"); path != "" {
@@ -260,6 +269,52 @@ func dumpableHello() int {
 		fmt.Fprintln(os.Stderr, "prctl:", err)
 		return 3
 	}
+	return rawHello()
+}
+
+// tracedHello plays a worker that another process of its UID traces at its
+// hello: it starts that process (the test binary, tracing) and waits until
+// /proc says it is traced.
+func tracedHello() int {
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 1, 0, 0, 0); err != nil {
+		fmt.Fprintln(os.Stderr, "prctl:", err)
+		return 3
+	}
+	cmd := exec.Command("/proc/self/exe")
+	cmd.Env = []string{"PRIVSEP_TEST_TRACE=" + strconv.Itoa(os.Getpid())}
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, "tracer:", err)
+		return 3
+	}
+	for range 1000 {
+		b, _ := os.ReadFile("/proc/self/status")
+		if strings.Contains(string(b), "\nTracerPid:\t"+strconv.Itoa(cmd.Process.Pid)+"\n") {
+			return rawHello()
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	fmt.Fprintln(os.Stderr, "not traced")
+	return 3
+}
+
+// trace attaches to pid with ptrace and stays attached until pid is gone.
+func trace(pid int) int {
+	runtime.LockOSThread()
+	if err := unix.PtraceSeize(pid); err != nil {
+		fmt.Fprintln(os.Stderr, "PTRACE_SEIZE:", err)
+		return 3
+	}
+	for unix.Kill(pid, 0) == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return 0
+}
+
+// rawHello sends the hello on the worker's socket and waits for the
+// parent's answer.
+func rawHello() int {
 	hello, err := wire.Append(nil, &wire.Msg{Kind: wire.KindHello, Op: os.Getenv("PEERCRED_PRIVSEP_ROLE")}, wire.DefaultLimits)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -279,23 +334,33 @@ func dumpableHello() int {
 	return 0
 }
 
-func TestVerifyRefusesDumpableWorker(t *testing.T) {
+func TestVerifyRefusesDumpableOrTracedWorker(t *testing.T) {
 	testutil.RequireRoot(t)
-	s, log := newSupervisor(t, privsep.Config{})
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	p, err := s.Spawn(ctx, privsep.Spec{Role: "sleep", UID: 65534, GID: 65534,
-		Env: append([]string{"PRIVSEP_TEST_DUMPABLE_HELLO=1"}, raceEnv...)})
-	if err == nil {
-		pid := p.PID()
-		p.Stop(ctx)
-		t.Fatalf("a dumpable worker was admitted (pid %d)", pid)
-	}
-	if !errors.Is(err, privsep.ErrVerify) || !strings.Contains(err.Error(), "dumpable") {
-		t.Errorf("Spawn: %v, want ErrVerify about the worker being dumpable", err)
-	}
-	if !strings.Contains(log.String(), "worker refused") {
-		t.Errorf("no log line for the refused worker:\n%s", log)
+	for _, tc := range []struct {
+		name, env, want string
+	}{
+		{"dumpable", "PRIVSEP_TEST_DUMPABLE_HELLO=1", "dumpable: /proc/"},
+		{"traced", "PRIVSEP_TEST_TRACED_HELLO=1", "traced by pid "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, log := newSupervisor(t, privsep.Config{})
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			errOut := &syncBuffer{}
+			p, err := s.Spawn(ctx, privsep.Spec{Role: "sleep", UID: 65534, GID: 65534, Stderr: errOut,
+				Env: append([]string{tc.env}, raceEnv...)})
+			if err == nil {
+				pid := p.PID()
+				p.Stop(ctx)
+				t.Fatalf("a %s worker was admitted (pid %d)", tc.name, pid)
+			}
+			if !errors.Is(err, privsep.ErrVerify) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Spawn: %v, want ErrVerify saying %q\nworker stderr: %s", err, tc.want, errOut)
+			}
+			if !strings.Contains(log.String(), "worker refused") {
+				t.Errorf("no log line for the refused worker:\n%s", log)
+			}
+		})
 	}
 }
 
