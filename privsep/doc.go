@@ -60,15 +60,17 @@
 // process of its UID, worker or not, can then neither trace it, nor copy its
 // descriptors (its connection to the parent, the files it was given), nor
 // read its memory. A confined worker cannot undo it: its filter refuses
-// PR_SET_DUMPABLE. Signals from its UID still reach it. What stays open:
+// PR_SET_DUMPABLE. Signals from its UID still reach it, and it dumps no
+// core. What stays open:
 //
 //   - From execve until this package initializes (the Go runtime's start
 //     and the init of the packages privsep imports) the worker is dumpable:
-//     a process of its UID that wins that race can copy its descriptors,
-//     its connection to the parent included, which the parent cannot see
-//     (one still tracing it at the hello is refused). Roles that must not
-//     reach each other need UIDs of their own, or the other roles confined
-//     (their filter refuses ptrace and pidfd_getfd).
+//     a process of its UID that wins that race can copy its descriptors
+//     (its connection to the parent included), or trace it and let go
+//     before its hello, and the parent cannot see it (a worker still
+//     traced at its hello is refused). Roles that must not reach each
+//     other need UIDs of their own, or the other roles confined (their
+//     filter refuses ptrace and pidfd_getfd).
 //   - Role code that calls execve(2), or changes its credentials while
 //     fs.suid_dumpable is 1, makes the process dumpable again.
 //   - A worker in a user namespace of its own ([Spec.UserNS]) shows /proc
@@ -79,6 +81,9 @@
 //     a parent that is not root, the namespace belongs to the parent's UID,
 //     which is the worker's: every process of that UID has CAP_SYS_PTRACE
 //     over the worker, dumpable or not.
+//   - A parent that is not root runs its workers as itself: processes of
+//     its UID reach the parent, and all it holds, unless it too makes
+//     itself not dumpable.
 //   - Root, and any process with CAP_SYS_PTRACE over the worker, reaches it
 //     regardless.
 //
