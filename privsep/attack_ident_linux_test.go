@@ -46,13 +46,19 @@ func init() {
 		}
 	}
 	// vault opens the file in its argument through the parent, keeps it
-	// open and idles; it prints the descriptor's number.
+	// open and idles; it prints the descriptor's number. With a second
+	// argument "dumpable", it makes itself dumpable again first.
 	privsep.Register("ident-vault", func(ctx context.Context, w *privsep.Worker) error {
 		f, err := w.Open(ctx, w.Args()[0], os.O_RDONLY)
 		if err != nil {
 			return err
 		}
 		defer f.Close()
+		if len(w.Args()) > 1 && w.Args()[1] == "dumpable" {
+			if err := unix.Prctl(unix.PR_SET_DUMPABLE, 1, 0, 0, 0); err != nil {
+				return err
+			}
+		}
 		fmt.Printf("fd %d\n", f.Fd())
 		<-ctx.Done()
 		return nil
@@ -220,12 +226,15 @@ func TestSameUIDSiblingCannotTakeOverWorker(t *testing.T) {
 	}{
 		{"vault in our user namespace", privsep.Spec{}},
 		// Root inside a namespace a root parent made: its owner is root,
-		// so its UID outside gives no capability over it.
+		// and the capabilities the worker has in it keep out processes of
+		// its UID outside, even while it is dumpable (as from execve to
+		// privsep's init): the kernel's ptrace check.
 		{"vault in a user namespace of its own", privsep.Spec{UserNS: true}},
+		{"vault in a user namespace of its own, dumpable", privsep.Spec{UserNS: true, Args: []string{"dumpable"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			spec := tc.spec
-			spec.Role, spec.UID, spec.GID, spec.Args = "ident-vault", 65534, 65534, []string{secret}
+			spec.Role, spec.UID, spec.GID, spec.Args = "ident-vault", 65534, 65534, append([]string{secret}, spec.Args...)
 			vault, vout := spawn(t, s, spec)
 			waitLine(t, vout, "fd ")
 			fd := strings.TrimSpace(strings.TrimPrefix(vout.String(), "fd "))

@@ -69,18 +69,21 @@
 //     (its connection to the parent included), or trace it and let go
 //     before its hello, and the parent cannot see it (a worker still
 //     traced at its hello is refused). Roles that must not reach each
-//     other need UIDs of their own, or the other roles confined (their
-//     filter refuses ptrace and pidfd_getfd).
+//     other need UIDs of their own, or [Spec.UserNS] (below), or the other
+//     roles confined (their filter refuses ptrace and pidfd_getfd).
 //   - Role code that calls execve(2), or changes its credentials while
 //     fs.suid_dumpable is 1, makes the process dumpable again.
-//   - A worker in a user namespace of its own ([Spec.UserNS]) shows /proc
-//     owned by its UID whether dumpable or not (that UID is its namespace's
-//     root), so the parent cannot check it. Made by a root parent, the
-//     namespace belongs to root and the worker has capabilities in it that
-//     processes of its UID outside lack: the kernel keeps them out. Made by
-//     a parent that is not root, the namespace belongs to the parent's UID,
-//     which is the worker's: every process of that UID has CAP_SYS_PTRACE
-//     over the worker, dumpable or not.
+//   - A worker in a user namespace of its own ([Spec.UserNS]) made by a
+//     root parent is out of reach of processes of its UID outside from
+//     execve on, dumpable or not, as long as it keeps its capabilities in
+//     that namespace: the namespace belongs to root, and the kernel's
+//     ptrace check (which pidfd_getfd and /proc apply too) refuses a caller
+//     that lacks capabilities its target has. The parent cannot check
+//     whether such a worker is dumpable: /proc shows it owned by its UID
+//     either way (its namespace's root). A namespace made by a parent that
+//     is not root belongs to the parent's UID, which is the worker's: every
+//     process of that UID has CAP_SYS_PTRACE over the worker, dumpable or
+//     not.
 //   - A parent that is not root runs its workers as itself: processes of
 //     its UID reach the parent, and all it holds, unless it too makes
 //     itself not dumpable.
