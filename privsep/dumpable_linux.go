@@ -22,8 +22,10 @@ import (
 // /proc shows it owned by our root (0:0), or by the overflow IDs if our
 // namespace does not map root. With Spec.UserNS, its namespace's root is
 // Spec.UID outside, which is also what a dumpable worker shows: /proc cannot
-// tell, and nothing is checked (nor would it help: the owner of the
-// namespace may ptrace the worker whether it is dumpable or not).
+// tell, and nothing is checked. Such a worker does not depend on it: made by
+// a root parent, it has capabilities in its namespace that processes of its
+// UID outside lack; made by another, its namespace's owner has
+// CAP_SYS_PTRACE over it whether it is dumpable or not (doc.go).
 func checkNotDumpable(spec *Spec, pid int) error {
 	if spec.UserNS {
 		return nil
