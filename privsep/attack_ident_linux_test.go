@@ -32,6 +32,14 @@ func init() {
 	if os.Getenv("PRIVSEP_TEST_DUMPABLE_HELLO") == "1" {
 		os.Exit(dumpableHello())
 	}
+	// A process that plays a worker whose hello carries a connection of
+	// the wrong kind (a stream socket pair) or none.
+	switch os.Getenv("PRIVSEP_TEST_BAD_HELLO") {
+	case "stream":
+		os.Exit(sendHello(unix.SOCK_STREAM))
+	case "none":
+		os.Exit(sendHello(-1))
+	}
 	// A process that plays a worker traced by another of its UID.
 	if os.Getenv("PRIVSEP_TEST_TRACED_HELLO") == "1" {
 		os.Exit(tracedHello())
@@ -171,25 +179,37 @@ func askAs(pidfd, pid, sfd int, path string) string {
 	if err := unix.Sendmsg(sfd, req, nil, nil, 0); err != nil {
 		return "sendmsg: " + err.Error()
 	}
-	unix.SetsockoptTimeval(sfd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 10})
 	buf := make([]byte, wire.DefaultLimits.BufferSize())
 	oob := make([]byte, scm.Space(4))
-	n, oobn, _, _, err := unix.Recvmsg(sfd, buf, oob, unix.MSG_CMSG_CLOEXEC)
-	if err != nil {
-		return "recvmsg: " + err.Error()
+	for {
+		// The worker's socket may be non-blocking (the flag is shared).
+		if n, err := unix.Poll([]unix.PollFd{{Fd: int32(sfd), Events: unix.POLLIN}}, 10000); n != 1 {
+			return fmt.Sprintf("poll: no reply (%v)", err)
+		}
+		// Other messages meant for the worker (its welcome) may come first.
+		n, oobn, _, _, err := unix.Recvmsg(sfd, buf, oob, unix.MSG_CMSG_CLOEXEC|unix.MSG_DONTWAIT)
+		if err != nil {
+			return "recvmsg: " + err.Error()
+		}
+		fds, _, _ := scm.Parse(oob[:oobn])
+		m, err := wire.Decode(buf[:n], len(fds), wire.DefaultLimits)
+		if err != nil {
+			scm.CloseAll(fds)
+			return "reply: " + err.Error()
+		}
+		if m.ID != 0x7eadbeef {
+			scm.CloseAll(fds)
+			continue
+		}
+		if m.Kind != wire.KindReply || len(fds) != 1 {
+			scm.CloseAll(fds)
+			return fmt.Sprintf("refused: %v code %d %q", m.Kind, m.Code, m.Payload)
+		}
+		b := make([]byte, 100)
+		k, _ := unix.Pread(fds[0], b, 0)
+		scm.CloseAll(fds)
+		return fmt.Sprintf("served as the worker: read %q", b[:max(k, 0)])
 	}
-	fds, _, _ := scm.Parse(oob[:oobn])
-	defer scm.CloseAll(fds)
-	m, err := wire.Decode(buf[:n], len(fds), wire.DefaultLimits)
-	if err != nil {
-		return "reply: " + err.Error()
-	}
-	if m.Kind != wire.KindReply || len(fds) != 1 {
-		return fmt.Sprintf("refused: %v code %d %q", m.Kind, m.Code, m.Payload)
-	}
-	b := make([]byte, 100)
-	k, _ := unix.Pread(fds[0], b, 0)
-	return fmt.Sprintf("served as the worker: read %q", b[:max(k, 0)])
 }
 
 // stopped reports whether pid is in a stopped state.
@@ -321,35 +341,60 @@ func trace(pid int) int {
 	return 0
 }
 
-// rawHello sends the hello on the worker's socket and waits for the
-// parent's answer.
-func rawHello() int {
-	hello, err := wire.Append(nil, &wire.Msg{Kind: wire.KindHello, Op: os.Getenv("PEERCRED_PRIVSEP_ROLE")}, wire.DefaultLimits)
+// rawHello sends the hello on the worker's socket, with one end of a new
+// socket pair, its connection from then on, and waits for the parent's
+// answer there.
+func rawHello() int { return sendHello(unix.SOCK_SEQPACKET) }
+
+// sendHello sends the hello with one end of a new socket pair of type typ
+// (none if typ is -1), and waits for the parent's answer on the other.
+func sendHello(typ int) int {
+	if typ < 0 {
+		typ = unix.SOCK_SEQPACKET
+	}
+	pair, err := unix.Socketpair(unix.AF_UNIX, typ|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "socketpair:", err)
+		return 3
+	}
+	var rights []byte
+	if os.Getenv("PRIVSEP_TEST_BAD_HELLO") != "none" {
+		rights = unix.UnixRights(pair[1])
+	}
+	nfiles := 0
+	if rights != nil {
+		nfiles = 1
+	}
+	hello, err := wire.Append(nil, &wire.Msg{Kind: wire.KindHello, Op: os.Getenv("PEERCRED_PRIVSEP_ROLE"), NFiles: nfiles}, wire.DefaultLimits)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 3
 	}
-	if _, err := unix.Write(3, hello); err != nil {
+	if err := unix.Sendmsg(3, hello, rights, nil, 0); err != nil {
 		fmt.Fprintln(os.Stderr, "hello:", err)
 		return 3
 	}
+	unix.Close(pair[1])
+	unix.Close(3)
 	// Admitted, it gets a welcome and then a stop: it exits at the stop.
 	buf := make([]byte, 4096)
 	for range 2 {
-		if n, err := unix.Read(3, buf); n <= 0 || err != nil {
+		if n, err := unix.Read(pair[0], buf); n <= 0 || err != nil {
 			return 0 // refused: the parent closed the connection
 		}
 	}
 	return 0
 }
 
-func TestVerifyRefusesDumpableOrTracedWorker(t *testing.T) {
+func TestVerifyRefusesWorker(t *testing.T) {
 	testutil.RequireRoot(t)
 	for _, tc := range []struct {
 		name, env, want string
 	}{
 		{"dumpable", "PRIVSEP_TEST_DUMPABLE_HELLO=1", "dumpable: /proc/"},
 		{"traced", "PRIVSEP_TEST_TRACED_HELLO=1", "traced by pid "},
+		{"without a connection of its own", "PRIVSEP_TEST_BAD_HELLO=none", "hello carries 0 descriptors, want 1"},
+		{"with a stream connection", "PRIVSEP_TEST_BAD_HELLO=stream", "the hello's connection is socket type 1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, log := newSupervisor(t, privsep.Config{})

@@ -47,7 +47,11 @@
 // only if /proc shows the same IDs, the spec's groups and no_new_privs, and
 // that the worker is not dumpable and not traced. Any mismatch: the worker
 // is killed and reaped and Spawn returns an error that says what did not
-// match. No request is served before.
+// match. No request is served before. The hello also carries one end of a
+// socket pair the worker made once it was not dumpable (SO_PEERCRED on it
+// names the worker): the parent serves the worker there, and drops the
+// connection the worker was started with, which another process of its UID
+// could have copied in the moment after execve.
 //
 // # Workers under one UID
 //
@@ -64,13 +68,15 @@
 // core. What stays open:
 //
 //   - From execve until this package initializes (the Go runtime's start
-//     and the init of the packages privsep imports) the worker is dumpable:
-//     a process of its UID that wins that race can copy its descriptors
-//     (its connection to the parent included), or trace it and let go
-//     before its hello, and the parent cannot see it (a worker still
-//     traced at its hello is refused). Roles that must not reach each
-//     other need UIDs of their own, or [Spec.UserNS] (below), or the other
-//     roles confined (their filter refuses ptrace and pidfd_getfd).
+//     and the init of the packages privsep imports) the worker is dumpable.
+//     A process of its UID that watches for new PIDs wins that race easily.
+//     What it can copy then is worth nothing (stdio, and the connection the
+//     worker was started with, which the parent drops at the hello), but it
+//     can also trace the worker, change its code and let go before the
+//     hello, and the parent cannot see that (a worker still traced at its
+//     hello is refused). Roles that must not reach each other need UIDs of
+//     their own, or [Spec.UserNS] (below), or the other roles confined
+//     (their filter refuses ptrace and pidfd_getfd).
 //   - Role code that calls execve(2), or changes its credentials while
 //     fs.suid_dumpable is 1, makes the process dumpable again.
 //   - A worker in a user namespace of its own ([Spec.UserNS]) made by a

@@ -453,15 +453,21 @@ func (s *Supervisor) start(ctx context.Context, spec *Spec, p *Process) (*incarn
 		}
 		return nil, err
 	}
-	peer, err := s.verify(ctx, mc, spec, cmd.Process.Pid)
+	peer, conn, err := s.verify(ctx, mc, spec, cmd.Process.Pid)
 	if err != nil {
 		s.log().Warn("privsep: worker refused", "role", spec.Role, "pid", cmd.Process.Pid, "err", err)
 		return fail(err)
 	}
 	peer.PidFD = inc.pidfd
-	if err := mc.setPassCred(false); err != nil {
+	// From here on the connection the worker made (sendHello): the one
+	// it was started with may have been copied before it was safe.
+	nmc, err := newMsgConn(conn, s.lim)
+	if err != nil {
 		return fail(fmt.Errorf("privsep: spawn %s worker: %w", spec.Role, err))
 	}
+	nmc.wto = mc.wto
+	mc.release()
+	mc = nmc
 	if err := mc.detach(); err != nil {
 		return fail(fmt.Errorf("privsep: spawn %s worker: %w", spec.Role, err))
 	}
@@ -562,10 +568,18 @@ func workerCmd(spec *Spec, remote *os.File) (*exec.Cmd, error) {
 }
 
 // verify waits for the worker's hello and checks, from what the kernel
-// says, that it is the child we started with the spec's identity.
-func (s *Supervisor) verify(ctx context.Context, mc *msgConn, spec *Spec, pid int) (*Peer, error) {
-	fail := func(format string, args ...any) (*Peer, error) {
-		return nil, fmt.Errorf("%w: %s worker pid %d: %s", ErrVerify, spec.Role, pid, fmt.Sprintf(format, args...))
+// says, that it is the child we started with the spec's identity. It
+// returns the connection the hello carried, which the worker made (the
+// caller closes it).
+func (s *Supervisor) verify(ctx context.Context, mc *msgConn, spec *Spec, pid int) (_ *Peer, _ *peercred.Conn, err error) {
+	var conn *peercred.Conn
+	defer func() {
+		if err != nil && conn != nil {
+			conn.Close()
+		}
+	}()
+	fail := func(format string, args ...any) (*Peer, *peercred.Conn, error) {
+		return nil, nil, fmt.Errorf("%w: %s worker pid %d: %s", ErrVerify, spec.Role, pid, fmt.Sprintf(format, args...))
 	}
 	deadline := time.Now().Add(spec.HelloTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
@@ -588,8 +602,8 @@ func (s *Supervisor) verify(ctx context.Context, mc *msgConn, spec *Spec, pid in
 	if m.Kind != wire.KindHello {
 		return fail("first message is %v, want hello", m.Kind)
 	}
-	if len(m.Files) != 0 {
-		return fail("hello carries %d descriptors", len(m.Files))
+	if len(m.Files) != 1 {
+		return fail("hello carries %d descriptors, want 1 (the worker's connection)", len(m.Files))
 	}
 	if m.Op != spec.Role {
 		return fail("hello is for role %q, want %q", m.Op, spec.Role)
@@ -607,6 +621,19 @@ func (s *Supervisor) verify(ctx context.Context, mc *msgConn, spec *Spec, pid in
 	}
 	if m.Cred.Gid != spec.GID {
 		return fail("gid is %d, want %d", m.Cred.Gid, spec.GID)
+	}
+	// The connection: a socket pair the worker made itself, which
+	// SO_PEERCRED on our end says (the creator of a pair).
+	if conn, err = peercred.FileConn(m.Files[0]); err != nil {
+		return fail("the hello's connection: %v", err)
+	}
+	if typ, err := socketType(conn); err != nil || typ != syscall.SOCK_SEQPACKET {
+		return fail("the hello's connection is socket type %d (%v), want SOCK_SEQPACKET", typ, err)
+	}
+	if cred := conn.Cred(); cred == nil {
+		return fail("the hello's connection has no peer credentials")
+	} else if cred.PID != pid || cred.UID != spec.UID {
+		return fail("the hello's connection was made by pid %d uid %d, not the worker", cred.PID, cred.UID)
 	}
 	// /proc of our unreaped child: the PID is still its own. All four IDs
 	// (real, effective, saved, filesystem), groups and no_new_privs.
@@ -665,7 +692,23 @@ func (s *Supervisor) verify(ctx context.Context, mc *msgConn, spec *Spec, pid in
 			return fail("%v", err)
 		}
 	}
-	return peer, nil
+	return peer, conn, nil
+}
+
+// socketType returns c's SO_TYPE.
+func socketType(c *peercred.Conn) (int, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var typ int
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		typ, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TYPE)
+	}); err != nil {
+		return 0, err
+	}
+	return typ, serr
 }
 
 // readStatus reads /proc/PID/status into a map.

@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/peercred/peercred"
@@ -138,12 +139,16 @@ func runWorker(role string) int {
 	}
 
 	f := os.NewFile(workerFD, "privsep")
-	c, err := peercred.FileConn(f)
+	boot, err := peercred.FileConn(f)
 	f.Close()
 	if err != nil {
 		return fail("socket to the parent: %v", err)
 	}
-	w, err := handshake(c, role, wire.Msg{Kind: wire.KindHello, Op: role, Payload: confinement})
+	c, err := sendHello(boot, &wire.Msg{Kind: wire.KindHello, Op: role, Payload: confinement})
+	if err != nil {
+		return fail("%v", err)
+	}
+	w, err := handshake(c, role, nil)
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -228,17 +233,46 @@ type reply struct {
 	lead    bool // not a reply: the caller is now the reader
 }
 
-// handshake sends hello on c, waits for the welcome and starts the reader.
-// It closes c on error.
-func handshake(c *peercred.Conn, role string, hello wire.Msg) (*Worker, error) {
+// sendHello sends a spawned worker's hello on boot, the connection it was
+// started with, together with one end of a new socket pair, and returns the
+// other end: the parent serves the worker on that pair from then on, and
+// drops boot. Another process of the worker's UID may have copied boot in
+// the moment after execve, before the worker became not dumpable; none can
+// have the new pair. It closes boot.
+func sendHello(boot *peercred.Conn, hello *wire.Msg) (*peercred.Conn, error) {
+	local, remote, err := peercred.Socketpair(syscall.SOCK_SEQPACKET)
+	if err != nil {
+		boot.Close()
+		return nil, fmt.Errorf("hello: %w", err)
+	}
+	defer remote.Close()
+	mc, err := newMsgConn(boot, wire.DefaultLimits)
+	if err != nil {
+		local.Close()
+		return nil, fmt.Errorf("hello: %w", err)
+	}
+	err = mc.write(hello, []*os.File{remote})
+	mc.release()
+	if err != nil {
+		local.Close()
+		return nil, fmt.Errorf("hello: %w", err)
+	}
+	return local, nil
+}
+
+// handshake sends hello on c, if not nil, waits for the welcome and starts
+// the reader. It closes c on error.
+func handshake(c *peercred.Conn, role string, hello *wire.Msg) (*Worker, error) {
 	// Until the welcome says otherwise, the protocol's defaults apply.
 	mc, err := newMsgConn(c, wire.DefaultLimits)
 	if err != nil {
 		return nil, fmt.Errorf("hello: %w", err)
 	}
-	if err := mc.write(&hello, nil); err != nil {
-		mc.release()
-		return nil, fmt.Errorf("hello: %w", err)
+	if hello != nil {
+		if err := mc.write(hello, nil); err != nil {
+			mc.release()
+			return nil, fmt.Errorf("hello: %w", err)
+		}
 	}
 	m, err := mc.readBefore(context.Background(), time.Now().Add(30*time.Second))
 	if err != nil {
@@ -299,7 +333,7 @@ func Dial(ctx context.Context, path, role string) (*Worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("privsep: dial: %w", err)
 	}
-	w, err := handshake(c, role, wire.Msg{Kind: wire.KindHello, Op: role})
+	w, err := handshake(c, role, &wire.Msg{Kind: wire.KindHello, Op: role})
 	if err != nil {
 		return nil, fmt.Errorf("privsep: dial %s: %w", path, err)
 	}
