@@ -44,9 +44,57 @@
 // first message carries SCM_CREDENTIALS, which the kernel fills in (or checks)
 // at the time of sending. The parent admits the worker only if that PID is the
 // child it started (held by a pidfd) and the UID and GID are the spec's, and
-// only if /proc shows the same IDs, the spec's groups and no_new_privs. Any
-// mismatch: the worker is killed and reaped and Spawn returns an error that
-// says what did not match. No request is served before.
+// only if /proc shows the same IDs, the spec's groups and no_new_privs, and
+// that the worker is not dumpable and not traced. Any mismatch: the worker
+// is killed and reaped and Spawn returns an error that says what did not
+// match. No request is served before. The hello also carries one end of a
+// socket pair the worker made once it was not dumpable (SO_PEERCRED on it
+// names the worker): the parent serves the worker there, and drops the
+// connection the worker was started with, which another process of its UID
+// could have copied in the moment after execve.
+//
+// # Workers under one UID
+//
+// Processes of one UID may trace each other, take each other's descriptors
+// with pidfd_getfd(2) and read each other's memory, unless the kernel is
+// told otherwise. A worker therefore makes itself not dumpable (prctl
+// PR_SET_DUMPABLE 0) as this package initializes, and again first thing in
+// [Main]; the parent admits it only if /proc shows it so (its /proc/PID/fd
+// owned by root, not by its UID) and traced by nobody (TracerPid 0). Another
+// process of its UID, worker or not, can then neither trace it, nor copy its
+// descriptors (its connection to the parent, the files it was given), nor
+// read its memory. A confined worker cannot undo it: its filter refuses
+// PR_SET_DUMPABLE. Signals from its UID still reach it, and it dumps no
+// core. What stays open:
+//
+//   - From execve until this package initializes (the Go runtime's start
+//     and the init of the packages privsep imports) the worker is dumpable.
+//     A process of its UID that watches for new PIDs wins that race easily.
+//     What it can copy then is worth nothing (stdio, and the connection the
+//     worker was started with, which the parent drops at the hello), but it
+//     can also trace the worker, change its code and let go before the
+//     hello, and the parent cannot see that (a worker still traced at its
+//     hello is refused). Roles that must not reach each other need UIDs of
+//     their own, or [Spec.UserNS] (below), or the other roles confined
+//     (their filter refuses ptrace and pidfd_getfd).
+//   - Role code that calls execve(2), or changes its credentials while
+//     fs.suid_dumpable is 1, makes the process dumpable again.
+//   - A worker in a user namespace of its own ([Spec.UserNS]) made by a
+//     root parent is out of reach of processes of its UID outside from
+//     execve on, dumpable or not, as long as it keeps its capabilities in
+//     that namespace: the namespace belongs to root, and the kernel's
+//     ptrace check (which pidfd_getfd and /proc apply too) refuses a caller
+//     that lacks capabilities its target has. The parent cannot check
+//     whether such a worker is dumpable: /proc shows it owned by its UID
+//     either way (its namespace's root). A namespace made by a parent that
+//     is not root belongs to the parent's UID, which is the worker's: every
+//     process of that UID has CAP_SYS_PTRACE over the worker, dumpable or
+//     not.
+//   - A parent that is not root runs its workers as itself: processes of
+//     its UID reach the parent, and all it holds, unless it too makes
+//     itself not dumpable.
+//   - Root, and any process with CAP_SYS_PTRACE over the worker, reaches it
+//     regardless.
 //
 // # Capabilities and policy
 //

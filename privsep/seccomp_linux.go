@@ -88,7 +88,8 @@ var stdioIoctls = []uint32{
 }
 
 // prctl options a worker may use: none changes its confinement, its
-// parent-death signal or who may trace it.
+// parent-death signal or who may trace it (PR_SET_DUMPABLE is left out: a
+// worker stays not dumpable, worker.go).
 var stdioPrctls = []uint32{
 	unix.PR_GET_NAME, unix.PR_SET_NAME, unix.PR_GET_NO_NEW_PRIVS, unix.PR_GET_SECCOMP,
 	unix.PR_GET_DUMPABLE, unix.PR_CAPBSET_READ, unix.PR_GET_PDEATHSIG, unix.PR_SET_VMA,

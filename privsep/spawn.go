@@ -78,12 +78,16 @@ type Process struct {
 	spec Spec
 
 	mu       sync.Mutex
-	cur      *incarnation // nil while between restarts
+	cur      *incarnation // nil from the moment its exit is noticed until the next one is verified
 	restarts int
 	stopping bool          // Stop or Shutdown: no more restarts
+	ended    bool          // the last incarnation ended and none follows
+	again    bool          // Restart asked between workers: start the next one whatever the policy
 	wake     chan struct{} // interrupts a restart delay
 	err      error         // why the last incarnation ended
 	done     chan struct{} // closed when no incarnation will follow
+	changed  chan struct{} // closed and replaced when cur or startErr changes
+	startErr error         // why the last start failed, until the next one begins
 }
 
 // incarnation is one worker process.
@@ -102,7 +106,12 @@ type incarnation struct {
 func (p *Process) Role() string { return p.spec.Role }
 
 // PID returns the PID of the current worker process, or 0 between restarts
-// and after the end.
+// and after the end. It is never the PID of a process already reaped: a
+// worker's PID is withdrawn as soon as its exit is noticed, before it is
+// reaped, and so before Restart returns. The worker may still exit at any
+// moment after PID returns: [Process.Signal] reaches the worker through its
+// pidfd, never a later process that reuses the PID. [Process.Ready] waits
+// for a PID to come back.
 func (p *Process) PID() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -110,6 +119,58 @@ func (p *Process) PID() int {
 		return 0
 	}
 	return p.cur.cmd.Process.Pid
+}
+
+// Ready waits until a worker process is current: one that passed
+// verification and is served. It returns nil at once if there is one; else
+// it waits for the start under way, or the next one the restart policy or
+// [Process.Restart] begins. If the last start failed, and no other has
+// begun since, it returns that error (wrapping its cause, such as
+// [ErrVerify]); the restart policy may still try again after its delay. It
+// returns an error wrapping [ErrWorkerGone] if no worker will follow, and
+// ctx's cause when ctx ends first.
+func (p *Process) Ready(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for {
+		if p.cur != nil && !p.stopping {
+			return nil
+		}
+		if p.startErr != nil {
+			return fmt.Errorf("privsep: %s worker not ready: %w", p.spec.Role, p.startErr)
+		}
+		changed := p.changed
+		p.mu.Unlock()
+		var err error
+		select {
+		case <-changed:
+		case <-p.done:
+			err = fmt.Errorf("privsep: %s worker not ready: %w: no worker will follow", p.spec.Role, ErrWorkerGone)
+		case <-ctx.Done():
+			err = fmt.Errorf("privsep: %s worker not ready: %w", p.spec.Role, context.Cause(ctx))
+		}
+		p.mu.Lock()
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// setCurrent makes inc, verified, the current worker process, or withdraws
+// the current one (nil). Called with p.mu held.
+func (p *Process) setCurrent(inc *incarnation) {
+	p.cur = inc
+	if inc != nil {
+		p.again = false
+		p.startErr = nil
+	}
+	p.notify()
+}
+
+// notify wakes Ready. Called with p.mu held.
+func (p *Process) notify() {
+	close(p.changed)
+	p.changed = make(chan struct{})
 }
 
 // Restarts returns how many times the worker was started again.
@@ -173,16 +234,25 @@ func (p *Process) Stop(ctx context.Context) error {
 }
 
 // Restart stops the current worker process (gracefully, then by force when
-// ctx ends) and starts a new one at once, whatever the restart policy.
+// ctx ends) and starts a new one at once, whatever the restart policy. It
+// returns once the old process is gone (PID no longer reports it); the new
+// one is then starting: [Process.Ready] waits until it is verified.
 func (p *Process) Restart(ctx context.Context) error {
 	p.mu.Lock()
 	if p.stopping {
 		p.mu.Unlock()
 		return fmt.Errorf("privsep: restart %s worker: %w", p.spec.Role, ErrUnavailable)
 	}
+	if p.ended {
+		p.mu.Unlock()
+		return fmt.Errorf("privsep: restart %s worker: %w: it exited and its policy did not restart it", p.spec.Role, ErrWorkerGone)
+	}
 	cur := p.cur
 	if cur != nil {
 		cur.forceRestart = true
+	} else {
+		p.again = true
+		p.startErr = nil // a start begins now, unless one is under way
 	}
 	p.mu.Unlock()
 	if cur == nil {
@@ -194,21 +264,26 @@ func (p *Process) Restart(ctx context.Context) error {
 	return nil
 }
 
-// waitExit waits for the worker to exit through its pidfd in the parker,
-// so that cmd.Wait then reaps at once: waiting in waitid(2) from the start
-// would hold a thread (and its stacks) for the worker's whole life.
+// waitExit waits for the worker to exit, without reaping it: through its
+// pidfd in the parker, so that cmd.Wait then reaps at once (waiting in
+// waitid(2) from the start would hold a thread, and its stacks, for the
+// worker's whole life). Without a pidfd, it waits in waitid(2) with WNOWAIT.
+// Until the worker is reaped its PID cannot name another process.
 func (inc *incarnation) waitExit() {
-	if inc.pidfd == nil {
-		return
+	if inc.pidfd != nil {
+		if rc, err := inc.pidfd.SyscallConn(); err == nil {
+			var aerr error
+			err = rc.Control(func(fd uintptr) {
+				aerr = parking.await(context.Background(), int(fd), unix.EPOLLIN)
+			})
+			if err == nil && aerr == nil {
+				return
+			}
+		}
 	}
-	rc, err := inc.pidfd.SyscallConn()
-	if err != nil {
-		return
+	var info unix.Siginfo
+	for unix.Waitid(unix.P_PID, inc.cmd.Process.Pid, &info, unix.WEXITED|unix.WNOWAIT, nil) == unix.EINTR {
 	}
-	rc.Control(func(fd uintptr) {
-		// On error, cmd.Wait waits.
-		parking.await(context.Background(), int(fd), unix.EPOLLIN)
-	})
 }
 
 // stop asks for a graceful stop, then kills when ctx ends.
@@ -265,7 +340,7 @@ func (s *Supervisor) Spawn(ctx context.Context, spec Spec) (*Process, error) {
 	if s.spawner == nil {
 		s.spawner = newSpawner()
 	}
-	p := &Process{s: s, spec: spec, done: make(chan struct{})}
+	p := &Process{s: s, spec: spec, done: make(chan struct{}), changed: make(chan struct{})}
 	s.procs[p] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
@@ -280,7 +355,7 @@ func (s *Supervisor) Spawn(ctx context.Context, spec Spec) (*Process, error) {
 		return nil, err
 	}
 	p.mu.Lock()
-	p.cur = inc
+	p.setCurrent(inc)
 	stopping := p.stopping
 	p.mu.Unlock()
 	go p.supervise(inc)
@@ -378,15 +453,21 @@ func (s *Supervisor) start(ctx context.Context, spec *Spec, p *Process) (*incarn
 		}
 		return nil, err
 	}
-	peer, err := s.verify(ctx, mc, spec, cmd.Process.Pid)
+	peer, conn, err := s.verify(ctx, mc, spec, cmd.Process.Pid)
 	if err != nil {
 		s.log().Warn("privsep: worker refused", "role", spec.Role, "pid", cmd.Process.Pid, "err", err)
 		return fail(err)
 	}
 	peer.PidFD = inc.pidfd
-	if err := mc.setPassCred(false); err != nil {
+	// From here on the connection the worker made (sendHello): the one
+	// it was started with may have been copied before it was safe.
+	nmc, err := newMsgConn(conn, s.lim)
+	if err != nil {
 		return fail(fmt.Errorf("privsep: spawn %s worker: %w", spec.Role, err))
 	}
+	nmc.wto = mc.wto
+	mc.release()
+	mc = nmc
 	if err := mc.detach(); err != nil {
 		return fail(fmt.Errorf("privsep: spawn %s worker: %w", spec.Role, err))
 	}
@@ -487,10 +568,18 @@ func workerCmd(spec *Spec, remote *os.File) (*exec.Cmd, error) {
 }
 
 // verify waits for the worker's hello and checks, from what the kernel
-// says, that it is the child we started with the spec's identity.
-func (s *Supervisor) verify(ctx context.Context, mc *msgConn, spec *Spec, pid int) (*Peer, error) {
-	fail := func(format string, args ...any) (*Peer, error) {
-		return nil, fmt.Errorf("%w: %s worker pid %d: %s", ErrVerify, spec.Role, pid, fmt.Sprintf(format, args...))
+// says, that it is the child we started with the spec's identity. It
+// returns the connection the hello carried, which the worker made (the
+// caller closes it).
+func (s *Supervisor) verify(ctx context.Context, mc *msgConn, spec *Spec, pid int) (_ *Peer, _ *peercred.Conn, err error) {
+	var conn *peercred.Conn
+	defer func() {
+		if err != nil && conn != nil {
+			conn.Close()
+		}
+	}()
+	fail := func(format string, args ...any) (*Peer, *peercred.Conn, error) {
+		return nil, nil, fmt.Errorf("%w: %s worker pid %d: %s", ErrVerify, spec.Role, pid, fmt.Sprintf(format, args...))
 	}
 	deadline := time.Now().Add(spec.HelloTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
@@ -513,8 +602,8 @@ func (s *Supervisor) verify(ctx context.Context, mc *msgConn, spec *Spec, pid in
 	if m.Kind != wire.KindHello {
 		return fail("first message is %v, want hello", m.Kind)
 	}
-	if len(m.Files) != 0 {
-		return fail("hello carries %d descriptors", len(m.Files))
+	if len(m.Files) != 1 {
+		return fail("hello carries %d descriptors, want 1 (the worker's connection)", len(m.Files))
 	}
 	if m.Op != spec.Role {
 		return fail("hello is for role %q, want %q", m.Op, spec.Role)
@@ -532,6 +621,19 @@ func (s *Supervisor) verify(ctx context.Context, mc *msgConn, spec *Spec, pid in
 	}
 	if m.Cred.Gid != spec.GID {
 		return fail("gid is %d, want %d", m.Cred.Gid, spec.GID)
+	}
+	// The connection: a socket pair the worker made itself, which
+	// SO_PEERCRED on our end says (the creator of a pair).
+	if conn, err = peercred.FileConn(m.Files[0]); err != nil {
+		return fail("the hello's connection: %v", err)
+	}
+	if typ, err := socketType(conn); err != nil || typ != syscall.SOCK_SEQPACKET {
+		return fail("the hello's connection is socket type %d (%v), want SOCK_SEQPACKET", typ, err)
+	}
+	if cred := conn.Cred(); cred == nil {
+		return fail("the hello's connection has no peer credentials")
+	} else if cred.PID != pid || cred.UID != spec.UID {
+		return fail("the hello's connection was made by pid %d uid %d, not the worker", cred.PID, cred.UID)
 	}
 	// /proc of our unreaped child: the PID is still its own. All four IDs
 	// (real, effective, saved, filesystem), groups and no_new_privs.
@@ -574,6 +676,14 @@ func (s *Supervisor) verify(ctx context.Context, mc *msgConn, spec *Spec, pid in
 	if st["NoNewPrivs"] != "1" {
 		return fail("NoNewPrivs is %q, want 1", st["NoNewPrivs"])
 	}
+	// Not dumpable, and not traced: no other process of its UID holds
+	// its memory, descriptors or connection (dumpable_linux.go).
+	if st["TracerPid"] != "0" {
+		return fail("traced by pid %s", st["TracerPid"])
+	}
+	if err := checkNotDumpable(spec, pid); err != nil {
+		return fail("%v", err)
+	}
 	peer := &Peer{Role: spec.Role, PID: pid, UID: m.Cred.Uid, GID: m.Cred.Gid, Groups: groups}
 	if spec.Confine != nil {
 		// Every thread's seccomp and no_new_privs, limits, namespaces,
@@ -582,7 +692,23 @@ func (s *Supervisor) verify(ctx context.Context, mc *msgConn, spec *Spec, pid in
 			return fail("%v", err)
 		}
 	}
-	return peer, nil
+	return peer, conn, nil
+}
+
+// socketType returns c's SO_TYPE.
+func socketType(c *peercred.Conn) (int, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var typ int
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		typ, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TYPE)
+	}); err != nil {
+		return 0, err
+	}
+	return typ, serr
 }
 
 // readStatus reads /proc/PID/status into a map.
@@ -623,6 +749,11 @@ func (p *Process) supervise(inc *incarnation) {
 	delay := p.spec.RestartDelay
 	for {
 		inc.waitExit()
+		// Exited, not yet reaped: withdraw its PID before the reap
+		// frees it for another process.
+		p.mu.Lock()
+		p.setCurrent(nil)
+		p.mu.Unlock()
 		inc.err = inc.cmd.Wait()
 		close(inc.exit)
 		cause := fmt.Errorf("%w: %s worker pid %d exited: %v", ErrWorkerGone, p.spec.Role, inc.cmd.Process.Pid, exitText(inc.err))
@@ -639,12 +770,12 @@ func (p *Process) supervise(inc *incarnation) {
 			"pid", inc.cmd.Process.Pid, "status", exitText(inc.err))
 
 		p.mu.Lock()
-		p.cur = nil
 		p.err = inc.err
-		forced := inc.forceRestart
+		forced := inc.forceRestart || p.again
 		restart := !p.stopping && (forced ||
 			p.spec.Restart == RestartAlways || p.spec.Restart == RestartOnFailure && inc.err != nil)
 		if !restart {
+			p.ended = true
 			p.mu.Unlock()
 			break
 		}
@@ -671,6 +802,7 @@ func (p *Process) supervise(inc *incarnation) {
 			delay = min(max(2*delay, p.spec.RestartDelay), p.spec.MaxRestartDelay)
 			p.mu.Lock()
 			stopping := p.stopping
+			p.startErr = nil // this start is under way
 			p.mu.Unlock()
 			if stopping || s.ctx.Err() != nil {
 				inc = nil
@@ -679,16 +811,25 @@ func (p *Process) supervise(inc *incarnation) {
 			next, err := s.start(s.ctx, &p.spec, p)
 			if err != nil {
 				s.log().Error("privsep: restart failed", "role", p.spec.Role, "err", err)
+				p.mu.Lock()
+				p.startErr = err
+				p.notify()
+				wake = make(chan struct{}) // the last one may be closed
+				p.wake = wake
+				p.mu.Unlock()
 				continue
 			}
 			inc = next
 			break
 		}
 		if inc == nil {
+			p.mu.Lock()
+			p.ended = true
+			p.mu.Unlock()
 			break
 		}
 		p.mu.Lock()
-		p.cur = inc
+		p.setCurrent(inc)
 		stopping := p.stopping
 		p.mu.Unlock()
 		if stopping {

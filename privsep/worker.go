@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/peercred/peercred"
@@ -54,10 +55,24 @@ func Register(role string, fn RoleFunc) {
 	roles[role] = fn
 }
 
+// A worker is not dumpable (prctl PR_SET_DUMPABLE 0): another process of
+// its UID can then neither ptrace(2) it, nor take its descriptors with
+// pidfd_getfd(2), nor read its memory or /proc/PID/fd, environ, maps...
+// (the kernel owns its /proc entries to root). execve(2) made it dumpable:
+// it turns that off again here, as this package initializes, before the
+// program's own packages do; Main does it again, first thing, and the
+// parent checks it (doc.go: Workers under one UID).
+func init() {
+	if _, ok := os.LookupEnv(envRole); ok {
+		unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0) // checked in runWorker
+	}
+}
+
 // Main runs the worker role when this process was started by
 // [Supervisor.Spawn], and then exits the process with the role's status: it
 // never returns in a worker. In any other process it returns at once. Call it
-// first thing in main, after registering the roles.
+// first thing in main, after registering the roles. A worker is not
+// dumpable from then on (the package doc: Workers under one UID).
 func Main() {
 	role, ok := os.LookupEnv(envRole)
 	if !ok {
@@ -71,6 +86,13 @@ func runWorker(role string) int {
 	fail := func(format string, args ...any) int {
 		fmt.Fprintf(os.Stderr, "privsep: %s worker (pid %d): %s\n", role, os.Getpid(), fmt.Sprintf(format, args...))
 		return 2
+	}
+	// Not dumpable, before anything else: see init. Nothing after this
+	// in Main makes it dumpable again (only execve(2) and changes of
+	// credentials do); the parent checks it from /proc before the hello
+	// is answered.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return fail("prctl(PR_SET_DUMPABLE, 0): %v", err)
 	}
 	parent, _ := strconv.Atoi(os.Getenv(envParent))
 	allowRoot := os.Getenv(envAllowRoot) == "1"
@@ -117,12 +139,16 @@ func runWorker(role string) int {
 	}
 
 	f := os.NewFile(workerFD, "privsep")
-	c, err := peercred.FileConn(f)
+	boot, err := peercred.FileConn(f)
 	f.Close()
 	if err != nil {
 		return fail("socket to the parent: %v", err)
 	}
-	w, err := handshake(c, role, wire.Msg{Kind: wire.KindHello, Op: role, Payload: confinement})
+	c, err := sendHello(boot, &wire.Msg{Kind: wire.KindHello, Op: role, Payload: confinement})
+	if err != nil {
+		return fail("%v", err)
+	}
+	w, err := handshake(c, role, nil)
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -205,17 +231,46 @@ type reply struct {
 	lead    bool // not a reply: the caller is now the reader
 }
 
-// handshake sends hello on c, waits for the welcome and starts the reader.
-// It closes c on error.
-func handshake(c *peercred.Conn, role string, hello wire.Msg) (*Worker, error) {
+// sendHello sends a spawned worker's hello on boot, the connection it was
+// started with, together with one end of a new socket pair, and returns the
+// other end: the parent serves the worker on that pair from then on, and
+// drops boot. Another process of the worker's UID may have copied boot in
+// the moment after execve, before the worker became not dumpable; none can
+// have the new pair. It closes boot.
+func sendHello(boot *peercred.Conn, hello *wire.Msg) (*peercred.Conn, error) {
+	local, remote, err := peercred.Socketpair(syscall.SOCK_SEQPACKET)
+	if err != nil {
+		boot.Close()
+		return nil, fmt.Errorf("hello: %w", err)
+	}
+	defer remote.Close()
+	mc, err := newMsgConn(boot, wire.DefaultLimits)
+	if err != nil {
+		local.Close()
+		return nil, fmt.Errorf("hello: %w", err)
+	}
+	err = mc.write(hello, []*os.File{remote})
+	mc.release()
+	if err != nil {
+		local.Close()
+		return nil, fmt.Errorf("hello: %w", err)
+	}
+	return local, nil
+}
+
+// handshake sends hello on c, if not nil, waits for the welcome and starts
+// the reader. It closes c on error.
+func handshake(c *peercred.Conn, role string, hello *wire.Msg) (*Worker, error) {
 	// Until the welcome says otherwise, the protocol's defaults apply.
 	mc, err := newMsgConn(c, wire.DefaultLimits)
 	if err != nil {
 		return nil, fmt.Errorf("hello: %w", err)
 	}
-	if err := mc.write(&hello, nil); err != nil {
-		mc.release()
-		return nil, fmt.Errorf("hello: %w", err)
+	if hello != nil {
+		if err := mc.write(hello, nil); err != nil {
+			mc.release()
+			return nil, fmt.Errorf("hello: %w", err)
+		}
 	}
 	m, err := mc.readBefore(context.Background(), time.Now().Add(30*time.Second))
 	if err != nil {
@@ -315,7 +370,7 @@ func (d *Dialer) Dial(ctx context.Context, path, role string) (*Worker, error) {
 		c.Close()
 		return nil, fmt.Errorf("privsep: dial %s: server pid %d uid %d gid %d refused: %w", path, cred.PID, cred.UID, cred.GID, err)
 	}
-	w, err := handshake(c, role, wire.Msg{Kind: wire.KindHello, Op: role})
+	w, err := handshake(c, role, &wire.Msg{Kind: wire.KindHello, Op: role})
 	if err != nil {
 		return nil, fmt.Errorf("privsep: dial %s: %w", path, err)
 	}

@@ -116,7 +116,7 @@ func (d *daemon) run(ctx context.Context) error {
 	d.web, err = d.sup.Spawn(sctx, d.worker)
 	cancel()
 	if err == nil {
-		_, err = d.waitReady(ctx, 0, 0)
+		_, err = d.waitReady(ctx, 0)
 	}
 	if err != nil {
 		if ctx.Err() != nil {
@@ -265,20 +265,25 @@ func (d *daemon) ready(ctx context.Context, req *privsep.Request) ([]byte, []*os
 	return []byte("none (-confine=false)"), nil, nil
 }
 
-// waitReady waits until a worker process other than notPID is current and
-// has said it serves, and returns its PID. It fails if the worker is
-// restarted more than maxRestarts times in total meanwhile (it failed), or
-// ends for good.
-func (d *daemon) waitReady(ctx context.Context, notPID, maxRestarts int) (int, error) {
-	timeout := time.NewTimer(readyTimeout)
-	defer timeout.Stop()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
+// waitReady waits until the current worker process, verified by the
+// supervisor, has said it serves, and returns its PID. It fails if a start
+// of the worker fails meanwhile, if it is restarted more than maxRestarts
+// times in total meanwhile, if it ends for good, or after readyTimeout.
+func (d *daemon) waitReady(ctx context.Context, maxRestarts int) (int, error) {
+	ctx, cancel := context.WithTimeoutCause(ctx, readyTimeout, fmt.Errorf("the web worker is not serving after %v", readyTimeout))
+	defer cancel()
 	for {
+		if err := d.web.Ready(ctx); err != nil {
+			if errors.Is(err, privsep.ErrWorkerGone) {
+				return 0, fmt.Errorf("the web worker exited: %v", d.web.Err())
+			}
+			return 0, err
+		}
+		pid := d.web.PID()
 		d.mu.Lock()
-		pid, changed := d.readyPID, d.readyCh
+		ready, changed := d.readyPID, d.readyCh
 		d.mu.Unlock()
-		if pid != 0 && pid != notPID && pid == d.web.PID() {
+		if pid != 0 && pid == ready {
 			return pid, nil
 		}
 		if d.web.Restarts() > maxRestarts {
@@ -286,11 +291,7 @@ func (d *daemon) waitReady(ctx context.Context, notPID, maxRestarts int) (int, e
 		}
 		select {
 		case <-changed:
-		case <-tick.C:
 		case <-d.web.Done():
-			return 0, fmt.Errorf("the web worker exited: %v", d.web.Err())
-		case <-timeout.C:
-			return 0, fmt.Errorf("the web worker is not serving after %v", readyTimeout)
 		case <-ctx.Done():
 			return 0, context.Cause(ctx)
 		}
@@ -303,13 +304,16 @@ func (d *daemon) restartWorker(ctx context.Context) (old, pid int, err error) {
 	d.restartMu.Lock()
 	defer d.restartMu.Unlock()
 	old, restarts := d.web.PID(), d.web.Restarts()
+	d.mu.Lock()
+	d.readyPID = 0 // the new worker may get the old one's PID
+	d.mu.Unlock()
 	sctx, cancel := context.WithTimeout(ctx, stopTimeout)
 	err = d.web.Restart(sctx)
 	cancel()
 	if err != nil {
 		return old, 0, err
 	}
-	pid, err = d.waitReady(ctx, old, restarts+1)
+	pid, err = d.waitReady(ctx, restarts+1)
 	return old, pid, err
 }
 

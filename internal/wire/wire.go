@@ -25,10 +25,13 @@
 //
 // Request carries the operation name in op, Hello the worker's role name;
 // both are non-empty and only [a-z0-9._-]. The other kinds have an empty op.
-// Descriptors ride only on Request and Reply. The header is exact: a datagram
-// with a byte more or less than 16+oplen+paylen is malformed. [Decode]
-// enforces every rule and [Append] refuses to encode what Decode would
-// refuse, so a peer that sends anything else broke the protocol.
+// Descriptors ride only on Request and Reply, and one on a spawned worker's
+// Hello: the connection it is served on from then on (made once no other
+// process of its UID can take it; the one it was started with is dropped).
+// The header is exact: a datagram with a byte more or less than
+// 16+oplen+paylen is malformed. [Decode] enforces every rule and [Append]
+// refuses to encode what Decode would refuse, so a peer that sends anything
+// else broke the protocol.
 //
 // # Receiving
 //
@@ -228,8 +231,11 @@ func checkSizes(k Kind, oplen int, paylen uint64, nfds int, lim Limits) error {
 
 // checkFields checks the rules that tie the fields to the kind.
 func checkFields[T string | []byte](k Kind, nfds int, id uint32, code uint16, op T) error {
-	if nfds != 0 && k != KindRequest && k != KindReply {
-		return malformed("nfds %d on %v, want 0 (only Request and Reply carry descriptors)", nfds, k)
+	if k == KindHello && nfds > 1 {
+		return malformed("nfds %d on %v, want 0 or 1 (the worker's connection)", nfds, k)
+	}
+	if nfds != 0 && k != KindRequest && k != KindReply && k != KindHello {
+		return malformed("nfds %d on %v, want 0 (only Request, Reply and Hello carry descriptors)", nfds, k)
 	}
 	if k == KindError {
 		if code == 0 {
