@@ -131,11 +131,11 @@ func (lc *ListenConfig) Listen(ctx context.Context, addr string) (*Listener, err
 		}
 		return lc.newListener(l.(*net.UnixListener), addr, nil), nil
 	}
-	ul, created, err := listenFile(ctx, network, addr, lc.Mode, lc.UID, lc.GID)
+	ul, file, err := listenFile(ctx, network, addr, lc.Mode, lc.UID, lc.GID)
 	if err != nil {
 		return nil, err
 	}
-	return lc.newListener(ul, addr, created), nil
+	return lc.newListener(ul, addr, file), nil
 }
 
 // NewListener wraps ul, which it takes over: closing the returned Listener
@@ -158,13 +158,13 @@ func (lc *ListenConfig) network() (string, error) {
 	return "", fmt.Errorf("network %q is not \"unix\" or \"unixpacket\"", lc.Network)
 }
 
-func (lc *ListenConfig) newListener(ul *net.UnixListener, addr string, created os.FileInfo) *Listener {
+func (lc *ListenConfig) newListener(ul *net.UnixListener, addr string, file *socketFile) *Listener {
 	l := &Listener{
 		ul:        ul,
 		addr:      &net.UnixAddr{Name: addr, Net: ul.Addr().Network()},
 		authorize: lc.Authorize,
 		logger:    lc.Logger,
-		created:   created,
+		file:      file,
 	}
 	l.cond.L = &l.mu
 	return l
@@ -178,7 +178,7 @@ type Listener struct {
 	addr      *net.UnixAddr
 	authorize Authorizer
 	logger    *slog.Logger
-	created   os.FileInfo // the socket file Listen created, removed on Close
+	file      *socketFile // the socket file Listen created, removed on Close
 
 	closeOnce sync.Once
 	closeErr  error
@@ -204,13 +204,11 @@ func (l *Listener) Addr() net.Addr { return l.addr }
 func (l *Listener) Close() error {
 	l.closeOnce.Do(func() {
 		l.closeErr = l.ul.Close()
-		if l.created != nil {
-			// Remove the file only if it is still the one we made: another
-			// process may have replaced it since.
-			if fi, err := os.Lstat(l.addr.Name); err == nil && os.SameFile(fi, l.created) {
-				if err := os.Remove(l.addr.Name); err != nil && l.closeErr == nil {
-					l.closeErr = err
-				}
+		if l.file != nil {
+			// Only if it is still the file we made, in the directory
+			// Listen opened: see socketFile.remove.
+			if err := l.file.remove(); err != nil && l.closeErr == nil {
+				l.closeErr = err
 			}
 		}
 	})
