@@ -369,7 +369,7 @@ func openDir(dir string) (int, error) {
 func readlinkAt(dir int, name string) (string, error) {
 	for size := 256; ; size *= 2 {
 		buf := make([]byte, size)
-		n, err := unix.Readlinkat(dir, name, buf)
+		n, err := readlinkat(dir, name, buf)
 		if err != nil {
 			return "", err
 		}

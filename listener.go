@@ -109,6 +109,17 @@ func Listen(ctx context.Context, addr string) (*Listener, error) {
 //
 // Mode, UID and GID apply to socket files only; setting them for an abstract
 // address is an error rather than a protection silently not applied.
+//
+// The directory that holds the socket file is opened once, one path
+// component at a time, following only symlinks that root or the caller's
+// effective UID owns: a symlink of another user on the way makes Listen fail
+// with an error that satisfies errors.Is(err, fs.ErrPermission). The
+// Listener keeps that directory open until Close, and every step (the stale
+// check and removal, bind, chown, chmod, link, and the removal on Close) works
+// in it through its descriptor, never again through addr: a user who owns a
+// directory on the path and swaps it for a symlink cannot make the listener
+// create, change or remove a file anywhere else. On systems other than Linux,
+// bind and the stale check still resolve the path (see dirfd_path.go).
 func (lc *ListenConfig) Listen(ctx context.Context, addr string) (*Listener, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, listenError(addr, err)
