@@ -24,7 +24,7 @@ import (
 // rename or replace directories on the path (one who owns a directory on it)
 // can therefore not make root create, change or remove a file anywhere else.
 // How bind and connect reach a name in a directory descriptor is the one
-// per-OS part: see dirAddr.
+// per-OS part: see bindIn and probeIn in the dirfd_*.go files.
 
 // socketFile is the socket file Listen created: a name in a directory held
 // open, and the file's identity, so that Close removes that file and nothing
@@ -85,7 +85,7 @@ func (f *socketFile) listen(ctx context.Context, network string, mode os.FileMod
 				return nil, err
 			}
 		}
-		ul, err := bind(ctx, network, dirAddr(f.dir, f.dirPath, f.name))
+		ul, err := bindIn(ctx, network, f.dir, f.dirPath, f.name)
 		if err != nil {
 			return nil, err
 		}
@@ -105,7 +105,7 @@ func (f *socketFile) listen(ctx context.Context, network string, mode os.FileMod
 		return nil, fmt.Errorf("private directory for the socket: %w", err)
 	}
 	defer pd.remove()
-	ul, err := bind(ctx, network, dirAddr(pd.fd, pd.path(), "s"))
+	ul, err := bindIn(ctx, network, pd.fd, pd.path()+"/", "s")
 	if err != nil {
 		return nil, err
 	}
@@ -170,18 +170,6 @@ func (f *socketFile) remove() error {
 	return nil
 }
 
-// bind listens on addr, which must not exist.
-func bind(ctx context.Context, network, addr string) (*net.UnixListener, error) {
-	var nlc net.ListenConfig
-	l, err := nlc.Listen(ctx, network, addr)
-	if err != nil {
-		return nil, bindError(err)
-	}
-	ul := l.(*net.UnixListener)
-	ul.SetUnlinkOnClose(false)
-	return ul, nil
-}
-
 // checkStale looks at the socket's name. It returns nil when nothing is
 // there, the file's Stat_t when it is a socket nobody accepts on, and an
 // error when it is a live socket (EADDRINUSE), not a socket (EEXIST) or
@@ -199,11 +187,9 @@ func (f *socketFile) checkStale(ctx context.Context, network string) (*unix.Stat
 		return nil, fmt.Errorf("%s exists and is not a socket (mode %#o); not removing it: %w",
 			f.path(), st.Mode, fs.ErrExist)
 	}
-	var d net.Dialer
-	c, err := d.DialContext(ctx, network, dirAddr(f.dir, f.dirPath, f.name))
+	err = probeIn(ctx, network, f.dir, f.dirPath, f.name)
 	switch {
 	case err == nil:
-		c.Close()
 		return nil, fmt.Errorf("%s is in use by a listening process: %w", f.path(), syscall.EADDRINUSE)
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return &st, nil // stale: the socket exists but nobody listens
@@ -212,7 +198,7 @@ func (f *socketFile) checkStale(ctx context.Context, network string) (*unix.Stat
 	default:
 		// EAGAIN (a full backlog), EACCES, EPROTOTYPE (a datagram or
 		// seqpacket socket): something may be there; leave it.
-		return nil, fmt.Errorf("cannot tell whether %s is in use: %w", f.path(), bindError(err))
+		return nil, fmt.Errorf("cannot tell whether %s is in use: %w", f.path(), err)
 	}
 }
 
