@@ -24,14 +24,15 @@ import (
 // rename or replace directories on the path (one who owns a directory on it)
 // can therefore not make root create, change or remove a file anywhere else.
 // How bind and connect reach a name in a directory descriptor is the one
-// per-OS part: see bindIn and probeIn in the dirfd_*.go files.
+// per-OS part: see bindIn and probeIn in the dirfd_*.go files (on systems
+// that cannot, these two resolve the path: dirfd_path.go says what follows).
 
 // socketFile is the socket file Listen created: a name in a directory held
 // open, and the file's identity, so that Close removes that file and nothing
 // else.
 type socketFile struct {
 	dir      int    // the socket's directory, opened by openDir
-	dirPath  string // the directory as the caller named it, for messages and dirAddr
+	dirPath  string // the directory as the caller named it: empty or ending in "/"
 	name     string // the socket's name in dir
 	dev, ino uint64 // the socket file we made; zero until then
 }
@@ -72,6 +73,9 @@ func listenFile(ctx context.Context, network, path string, mode os.FileMode, uid
 	return ul, f, nil
 }
 
+// listen makes the socket file in f's directory and records its identity in
+// f. When it fails, it removes what it made wherever it can still find it
+// (a private directory that someone renamed stays, empty, under its new name).
 func (f *socketFile) listen(ctx context.Context, network string, mode os.FileMode, uid, gid int) (*net.UnixListener, error) {
 	stale, err := f.checkStale(ctx, network)
 	if err != nil {
@@ -226,7 +230,7 @@ func (f *socketFile) removeStale(stale *unix.Stat_t) error {
 // held open so that later operations do not depend on its name.
 type privateDir struct {
 	parent     int    // the socket's directory
-	parentPath string // its path, for messages and dirAddr
+	parentPath string // its path as the caller named it: empty or ending in "/"
 	name       string
 	fd         int
 	st         unix.Stat_t
