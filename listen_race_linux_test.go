@@ -155,8 +155,10 @@ func TestListenPathSwappedBySymlink(t *testing.T) {
 		name  string
 		lc    peercred.ListenConfig
 		stale bool // a stale socket is left at the path before every Listen
+		dir   bool // the target holds an empty directory of the socket's name, not a file
 	}{
 		{name: "mode unset"},
+		{name: "mode unset, the target holding a directory", dir: true},
 		{name: "mode 0666 through a private directory", lc: peercred.ListenConfig{Mode: 0666}},
 		{name: "stale socket replaced", stale: true},
 		{name: "stale socket replaced with mode 0600", lc: peercred.ListenConfig{Mode: 0600}, stale: true},
@@ -165,10 +167,16 @@ func TestListenPathSwappedBySymlink(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			base := testutil.SocketDir(t)
 			target := filepath.Join(base, "target")
-			if err := os.Mkdir(target, 0o755); err != nil {
+			err := os.Mkdir(target, 0o755)
+			if err != nil {
 				t.Fatal(err)
 			}
-			if err := os.WriteFile(filepath.Join(target, "sock"), []byte("root's file"), 0o600); err != nil {
+			if tt.dir {
+				err = os.Mkdir(filepath.Join(target, "sock"), 0o755)
+			} else {
+				err = os.WriteFile(filepath.Join(target, "sock"), []byte("root's file"), 0o600)
+			}
+			if err != nil {
 				t.Fatal(err)
 			}
 			home := filepath.Join(base, "home")
