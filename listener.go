@@ -118,8 +118,11 @@ func Listen(ctx context.Context, addr string) (*Listener, error) {
 // check and removal, bind, chown, chmod, link, and the removal on Close) works
 // in it through its descriptor, never again through addr: a user who owns a
 // directory on the path and swaps it for a symlink cannot make the listener
-// create, change or remove a file anywhere else. On systems other than Linux,
-// bind and the stale check still resolve the path (see dirfd_path.go).
+// create, change or remove a file anywhere else. Linux binds through
+// /proc/self/fd (so /proc must be mounted) and FreeBSD with bindat(2); on
+// macOS, OpenBSD, NetBSD and DragonFly, bind and the stale check still
+// resolve the path, so such a user can have the socket created elsewhere
+// (Listen then fails, and that socket file stays).
 func (lc *ListenConfig) Listen(ctx context.Context, addr string) (*Listener, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, listenError(addr, err)
