@@ -7,24 +7,43 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"net"
 	"os"
-	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 )
 
+// A socket's path is resolved once: Listen opens the directory that holds the
+// socket (see openDir) and does every later step through that descriptor or
+// through a private directory it makes in it: the stale-socket check and
+// removal, bind, chown, chmod, link, and the removal on Close. A user who can
+// rename or replace directories on the path (one who owns a directory on it)
+// can therefore not make root create, change or remove a file anywhere else.
+// How bind and connect reach a name in a directory descriptor is the one
+// per-OS part: see bindIn and probeIn in the dirfd_*.go files (on systems
+// that cannot, these two resolve the path: dirfd_path.go says what follows).
+
+// socketFile is the socket file Listen created: a name in a directory held
+// open, and the file's identity, so that Close removes that file and nothing
+// else.
+type socketFile struct {
+	dir      int    // the socket's directory, opened by openDir
+	dirPath  string // the directory as the caller named it: empty or ending in "/"
+	name     string // the socket's name in dir
+	dev, ino uint64 // the socket file we made; zero until then
+}
+
 // listenFile listens on the socket file path. When a mode or owner is asked
 // for, the socket is bound in a fresh 0700 directory beside path, given its
 // mode and owner there, and then hard-linked to path: link(2) never replaces
 // an existing file, and nobody can reach the socket before it has its final
-// permissions. It returns the listener and the FileInfo of the file it made.
-func listenFile(ctx context.Context, network, path string, mode os.FileMode, uid, gid int) (*net.UnixListener, os.FileInfo, error) {
-	stale, err := checkStale(ctx, network, path)
-	if err != nil {
-		return nil, nil, err
-	}
+// permissions. It returns the listener and the socket file it made, which
+// holds a descriptor of path's directory until its remove method is called.
+func listenFile(ctx context.Context, network, path string, mode os.FileMode, uid, gid int) (*net.UnixListener, *socketFile, error) {
 	if mode&^os.ModePerm != 0 {
 		return nil, nil, listenError(path, fmt.Errorf("mode %v has bits other than permissions", mode))
 	}
@@ -34,38 +53,75 @@ func listenFile(ctx context.Context, network, path string, mode os.FileMode, uid
 	if gid <= 0 {
 		gid = -1
 	}
+	dirPath, name := "", path
+	if i := strings.LastIndexByte(path, '/'); i >= 0 {
+		dirPath, name = path[:i+1], path[i+1:]
+	}
+	if name == "" || name == "." || name == ".." {
+		return nil, nil, listenError(path, fmt.Errorf("%s names a directory, not a socket file", path))
+	}
+	dir, err := openDir(dirPath)
+	if err != nil {
+		return nil, nil, listenError(path, fmt.Errorf("socket directory: %w", err))
+	}
+	f := &socketFile{dir: dir, dirPath: dirPath, name: name}
+	ul, err := f.listen(ctx, network, mode, uid, gid)
+	if err != nil {
+		unix.Close(dir)
+		return nil, nil, listenError(path, err)
+	}
+	return ul, f, nil
+}
+
+// listen makes the socket file in f's directory and records its identity in
+// f. When it fails, it removes what it made wherever it can still find it
+// (a private directory that someone renamed stays, empty, under its new name).
+func (f *socketFile) listen(ctx context.Context, network string, mode os.FileMode, uid, gid int) (*net.UnixListener, error) {
+	stale, err := f.checkStale(ctx, network)
+	if err != nil {
+		return nil, err
+	}
+	var st unix.Stat_t
 	if mode == 0 && uid == -1 && gid == -1 {
 		// Nothing to apply: bind in place, with the kernel's default mode.
 		if stale != nil {
-			if err := removeStale(path, stale); err != nil {
-				return nil, nil, err
+			if err := f.removeStale(stale); err != nil {
+				return nil, err
 			}
 		}
-		return bindAt(ctx, network, path)
+		ul, err := bindIn(ctx, network, f.dir, f.dirPath, f.name)
+		if err != nil {
+			return nil, err
+		}
+		// Who can write the directory can swap the socket for another
+		// file before this look; Close would then remove that file, a
+		// name in the same directory that its owner could remove too.
+		if err := unix.Fstatat(f.dir, f.name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil || uint32(st.Mode)&unix.S_IFMT != unix.S_IFSOCK {
+			ul.Close()
+			return nil, fmt.Errorf("%s was replaced while listening (%v): %w", f.path(), err, syscall.EADDRINUSE)
+		}
+		f.dev, f.ino = uint64(st.Dev), uint64(st.Ino)
+		return ul, nil
 	}
 
-	pd, err := newPrivateDir(filepath.Dir(path))
+	pd, err := newPrivateDir(f.dir, f.dirPath)
 	if err != nil {
-		return nil, nil, listenError(path, fmt.Errorf("private directory for the socket: %w", err))
+		return nil, fmt.Errorf("private directory for the socket: %w", err)
 	}
 	defer pd.remove()
-	// bind(2) takes a path; if someone swapped the directory under that
-	// name since we opened it, the socket lands in theirs, and the checks
-	// below, made through our descriptor of our directory, fail.
-	ul, _, err := bindAt(ctx, network, filepath.Join(pd.path, "s"))
+	ul, err := bindIn(ctx, network, pd.fd, pd.path()+"/", "s")
 	if err != nil {
-		return nil, nil, listenError(path, err)
+		return nil, err
 	}
-	fail := func(err error) (*net.UnixListener, os.FileInfo, error) {
+	fail := func(err error) (*net.UnixListener, error) {
 		ul.Close()
-		return nil, nil, listenError(path, err)
+		return nil, err
 	}
-	var st unix.Stat_t
-	if err := unix.Fstatat(pd.fd, "s", &st, unix.AT_SYMLINK_NOFOLLOW); err != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
-		return fail(fmt.Errorf("the socket is not in the private directory %s (replaced?): %v", pd.path, err))
+	// Every change goes through the private directory's descriptor:
+	// nobody else can write in it, so "s" is our socket.
+	if err := unix.Fstatat(pd.fd, "s", &st, unix.AT_SYMLINK_NOFOLLOW); err != nil || uint32(st.Mode)&unix.S_IFMT != unix.S_IFSOCK {
+		return fail(fmt.Errorf("the socket is not in the private directory %s (replaced?): %v", pd.path(), err))
 	}
-	// Every change goes through the directory's descriptor: nobody else
-	// can write in it, so "s" is our socket, whatever happens to paths.
 	if uid != -1 || gid != -1 {
 		if err := unix.Fchownat(pd.fd, "s", uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return fail(os.NewSyscallError("fchownat", err))
@@ -77,138 +133,241 @@ func listenFile(ctx context.Context, network, path string, mode os.FileMode, uid
 		}
 	}
 	if stale != nil {
-		if err := removeStale(path, stale); err != nil {
-			ul.Close()
-			return nil, nil, err
+		if err := f.removeStale(stale); err != nil {
+			return fail(err)
 		}
 	}
-	if err := unix.Linkat(pd.fd, "s", unix.AT_FDCWD, path, 0); err != nil {
+	if err := unix.Linkat(pd.fd, "s", f.dir, f.name, 0); err != nil {
 		if err == unix.EEXIST {
 			// Someone created the path since we looked.
-			return fail(fmt.Errorf("%s appeared while listening: %w", path, syscall.EADDRINUSE))
+			return fail(fmt.Errorf("%s appeared while listening: %w", f.path(), syscall.EADDRINUSE))
 		}
-		return fail(&os.LinkError{Op: "link", Old: filepath.Join(pd.path, "s"), New: path, Err: err})
+		return fail(&os.LinkError{Op: "linkat", Old: pd.path() + "/s", New: f.path(), Err: err})
 	}
-	fi, err := os.Lstat(path)
-	if err != nil {
-		return fail(err)
-	}
-	if st2, ok := fi.Sys().(*syscall.Stat_t); !ok || uint64(st2.Ino) != uint64(st.Ino) || uint64(st2.Dev) != uint64(st.Dev) {
+	var st2 unix.Stat_t
+	if err := unix.Fstatat(f.dir, f.name, &st2, unix.AT_SYMLINK_NOFOLLOW); err != nil || st2.Dev != st.Dev || st2.Ino != st.Ino {
 		// Not ours after all: leave what is there alone.
-		return fail(fmt.Errorf("%s was replaced while listening: %w", path, syscall.EADDRINUSE))
+		return fail(fmt.Errorf("%s was replaced while listening: %w", f.path(), syscall.EADDRINUSE))
 	}
-	// The listener's own name is the temporary one; it is unlinked with
-	// the private directory, and Close removes path itself.
-	return ul, fi, nil
+	f.dev, f.ino = uint64(st.Dev), uint64(st.Ino)
+	// The listener's own name is the one in the private directory; it is
+	// unlinked with the directory, and Close removes the socket file.
+	return ul, nil
 }
 
-// bindAt listens on path, which must not exist, and stats what it made.
-func bindAt(ctx context.Context, network, path string) (*net.UnixListener, os.FileInfo, error) {
-	var nlc net.ListenConfig
-	l, err := nlc.Listen(ctx, network, path)
-	if err != nil {
-		return nil, nil, err
+// path is the socket's path as the caller named it, for messages.
+func (f *socketFile) path() string { return f.dirPath + f.name }
+
+// remove removes the socket file if the directory still holds the file we
+// made under our name, and closes the directory. Only the caller's
+// directory is ever touched, and never a directory: unlinkat without
+// AT_REMOVEDIR fails on one.
+func (f *socketFile) remove() error {
+	defer unix.Close(f.dir)
+	var st unix.Stat_t
+	if err := unix.Fstatat(f.dir, f.name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil || uint64(st.Dev) != f.dev || uint64(st.Ino) != f.ino {
+		return nil // gone or replaced: not ours to remove
 	}
-	ul := l.(*net.UnixListener)
-	ul.SetUnlinkOnClose(false)
-	fi, err := os.Lstat(path)
-	if err != nil {
-		ul.Close()
-		return nil, nil, err
+	if err := unix.Unlinkat(f.dir, f.name, 0); err != nil && err != unix.ENOENT {
+		return &os.PathError{Op: "unlinkat", Path: f.path(), Err: err}
 	}
-	return ul, fi, nil
+	return nil
 }
 
-// checkStale looks at path. It returns nil when nothing is there, the file's
-// FileInfo when it is a socket nobody accepts on, and an error when it is a
-// live socket (EADDRINUSE), not a socket (EEXIST) or cannot be probed.
-func checkStale(ctx context.Context, network, path string) (os.FileInfo, error) {
-	fi, err := os.Lstat(path)
-	if errors.Is(err, fs.ErrNotExist) {
+// checkStale looks at the socket's name. It returns nil when nothing is
+// there, the file's Stat_t when it is a socket nobody accepts on, and an
+// error when it is a live socket (EADDRINUSE), not a socket (EEXIST) or
+// cannot be probed.
+func (f *socketFile) checkStale(ctx context.Context, network string) (*unix.Stat_t, error) {
+	var st unix.Stat_t
+	err := unix.Fstatat(f.dir, f.name, &st, unix.AT_SYMLINK_NOFOLLOW)
+	if err == unix.ENOENT {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, listenError(path, err)
+		return nil, &os.PathError{Op: "fstatat", Path: f.path(), Err: err}
 	}
-	if fi.Mode().Type() != fs.ModeSocket {
-		return nil, listenError(path, fmt.Errorf("%s exists and is not a socket (%v); not removing it: %w",
-			path, fi.Mode().Type(), fs.ErrExist))
+	if uint32(st.Mode)&unix.S_IFMT != unix.S_IFSOCK {
+		return nil, fmt.Errorf("%s exists and is not a socket (mode %#o); not removing it: %w",
+			f.path(), st.Mode, fs.ErrExist)
 	}
-	var d net.Dialer
-	c, err := d.DialContext(ctx, network, path)
+	err = probeIn(ctx, network, f.dir, f.dirPath, f.name)
 	switch {
 	case err == nil:
-		c.Close()
-		return nil, listenError(path, fmt.Errorf("%s is in use by a listening process: %w", path, syscall.EADDRINUSE))
+		return nil, fmt.Errorf("%s is in use by a listening process: %w", f.path(), syscall.EADDRINUSE)
 	case errors.Is(err, syscall.ECONNREFUSED):
-		return fi, nil // stale: the socket exists but nobody listens
+		return &st, nil // stale: the socket exists but nobody listens
 	case errors.Is(err, syscall.ENOENT):
 		return nil, nil // removed since we looked
 	default:
 		// EAGAIN (a full backlog), EACCES, EPROTOTYPE (a datagram or
 		// seqpacket socket): something may be there; leave it.
-		return nil, listenError(path, fmt.Errorf("cannot tell whether %s is in use: %w", path, err))
+		return nil, fmt.Errorf("cannot tell whether %s is in use: %w", f.path(), err)
 	}
 }
 
-// removeStale removes the stale socket at path if it is still the file that
+// removeStale removes the stale socket if it is still the file that
 // checkStale found.
-func removeStale(path string, stale os.FileInfo) error {
-	fi, err := os.Lstat(path)
-	if errors.Is(err, fs.ErrNotExist) {
+func (f *socketFile) removeStale(stale *unix.Stat_t) error {
+	var st unix.Stat_t
+	err := unix.Fstatat(f.dir, f.name, &st, unix.AT_SYMLINK_NOFOLLOW)
+	if err == unix.ENOENT {
 		return nil
 	}
 	if err != nil {
-		return listenError(path, err)
+		return &os.PathError{Op: "fstatat", Path: f.path(), Err: err}
 	}
-	if !os.SameFile(fi, stale) {
-		return listenError(path, fmt.Errorf("%s was replaced while listening: %w", path, syscall.EADDRINUSE))
+	if st.Dev != stale.Dev || st.Ino != stale.Ino {
+		return fmt.Errorf("%s was replaced while listening: %w", f.path(), syscall.EADDRINUSE)
 	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return listenError(path, fmt.Errorf("remove stale socket: %w", err))
+	if err := unix.Unlinkat(f.dir, f.name, 0); err != nil && err != unix.ENOENT {
+		return fmt.Errorf("remove stale socket: %w", &os.PathError{Op: "unlinkat", Path: f.path(), Err: err})
 	}
 	return nil
 }
 
-// privateDir is a fresh 0700 directory of ours, held open so that later
-// operations do not depend on what its path resolves to.
+// privateDir is a fresh 0700 directory of ours in the socket's directory,
+// held open so that later operations do not depend on its name.
 type privateDir struct {
-	path string
-	fd   int
-	st   unix.Stat_t
+	parent     int    // the socket's directory
+	parentPath string // its path as the caller named it: empty or ending in "/"
+	name       string
+	fd         int
+	st         unix.Stat_t
 }
 
 // newPrivateDir makes a private directory in parent and checks, through
 // its descriptor, that it is ours and closed to others.
-func newPrivateDir(parent string) (*privateDir, error) {
-	path, err := os.MkdirTemp(parent, ".pc")
-	if err != nil {
-		return nil, err
+func newPrivateDir(parent int, parentPath string) (*privateDir, error) {
+	pd := &privateDir{parent: parent, parentPath: parentPath}
+	for try := 0; ; try++ {
+		pd.name = ".pc" + strconv.FormatUint(uint64(rand.Uint32()), 10)
+		err := unix.Mkdirat(parent, pd.name, 0o700)
+		if err == nil {
+			break
+		}
+		if err != unix.EEXIST || try == 100 {
+			return nil, &os.PathError{Op: "mkdirat", Path: pd.path(), Err: err}
+		}
 	}
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	// O_NOFOLLOW: if someone who can write the directory swapped ours
+	// for a symlink already, this fails; if for a directory, the checks
+	// below do. Ours is then left where they put it, empty.
+	fd, err := unix.Openat(parent, pd.name, dirOpenFlags|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		os.Remove(path)
-		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+		return nil, &os.PathError{Op: "openat", Path: pd.path(), Err: err}
 	}
-	pd := &privateDir{path: path, fd: fd}
+	pd.fd = fd
 	if err := unix.Fstat(fd, &pd.st); err != nil {
 		unix.Close(fd)
 		return nil, os.NewSyscallError("fstat", err)
 	}
 	if int(pd.st.Uid) != os.Geteuid() || pd.st.Mode&0o077 != 0 {
 		unix.Close(fd)
-		return nil, fmt.Errorf("%s is not a private directory of ours (uid %d, mode %#o)", path, pd.st.Uid, pd.st.Mode&0o7777)
+		return nil, fmt.Errorf("%s is not a private directory of ours (uid %d, mode %#o)", pd.path(), pd.st.Uid, pd.st.Mode&0o7777)
 	}
 	return pd, nil
 }
 
-// remove empties and removes the directory, by path only if the path
-// still names it.
+func (pd *privateDir) path() string { return pd.parentPath + pd.name }
+
+// remove empties the directory and removes it, if its name in the
+// socket's directory still names it.
 func (pd *privateDir) remove() {
 	unix.Unlinkat(pd.fd, "s", 0)
 	var st unix.Stat_t
-	if unix.Lstat(pd.path, &st) == nil && st.Dev == pd.st.Dev && st.Ino == pd.st.Ino {
-		unix.Rmdir(pd.path)
+	if unix.Fstatat(pd.parent, pd.name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Dev == pd.st.Dev && st.Ino == pd.st.Ino {
+		unix.Unlinkat(pd.parent, pd.name, unix.AT_REMOVEDIR)
 	}
 	unix.Close(pd.fd)
+}
+
+// maxSymlinks bounds the symlinks openDir follows, as the kernel's 40.
+const maxSymlinks = 40
+
+// openDir opens the directory dir for the steps that follow, without
+// trusting what another user can change: it walks dir one component at a
+// time and follows a symlink only if root or the effective user owns it.
+// Owning a directory on the path gives a user power over what is below it,
+// but not the power to lead root elsewhere: the symlink they would swap in
+// is theirs, and is refused. Symlinks of the system (/var/run -> /run) and
+// of the caller keep working. Refusing every symlink (RESOLVE_NO_SYMLINKS)
+// would break those; following any (open(2)) would let the owner of a
+// directory on the path choose the directory root works in.
+//
+// The returned descriptor is close-on-exec; on Linux it is an O_PATH one.
+func openDir(dir string) (int, error) {
+	start := "."
+	if strings.HasPrefix(dir, "/") {
+		start = "/"
+	}
+	fd, err := unix.Open(start, dirOpenFlags|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, &os.PathError{Op: "open", Path: start, Err: err}
+	}
+	walked := strings.TrimSuffix(start, ".") // for messages: the path as followed so far
+	rest := strings.Split(dir, "/")
+	links := 0
+	for len(rest) > 0 {
+		c := rest[0]
+		rest = rest[1:]
+		if c == "" || c == "." {
+			continue
+		}
+		at := walked + c
+		nfd, err := unix.Openat(fd, c, dirOpenFlags|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err == nil {
+			unix.Close(fd)
+			fd, walked = nfd, at+"/"
+			continue
+		}
+		if err != unix.ENOTDIR && err != unix.ELOOP {
+			unix.Close(fd)
+			return -1, &os.PathError{Op: "openat", Path: at, Err: err}
+		}
+		target, owner, ok, lerr := readSymlink(fd, c)
+		if lerr != nil || !ok {
+			unix.Close(fd)
+			if lerr == nil {
+				lerr = err
+			}
+			return -1, &os.PathError{Op: "openat", Path: at, Err: lerr}
+		}
+		if owner != 0 && int(owner) != os.Geteuid() {
+			unix.Close(fd)
+			return -1, fmt.Errorf("%s is a symlink of uid %d; only symlinks of root or of the listening uid %d are followed: %w",
+				at, owner, os.Geteuid(), fs.ErrPermission)
+		}
+		if links++; links > maxSymlinks {
+			unix.Close(fd)
+			return -1, &os.PathError{Op: "openat", Path: at, Err: unix.ELOOP}
+		}
+		if strings.HasPrefix(target, "/") {
+			unix.Close(fd)
+			if fd, err = unix.Open("/", dirOpenFlags|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+				return -1, &os.PathError{Op: "open", Path: "/", Err: err}
+			}
+			walked = "/"
+		}
+		rest = append(strings.Split(target, "/"), rest...)
+	}
+	return fd, nil
+}
+
+// readlinkAt reads the symlink name in dir (name "" for a descriptor of
+// the link itself, where the OS allows).
+func readlinkAt(dir int, name string) (string, error) {
+	for size := 256; ; size *= 2 {
+		buf := make([]byte, size)
+		n, err := readlinkat(dir, name, buf)
+		if err != nil {
+			return "", err
+		}
+		if n < size {
+			return string(buf[:n]), nil
+		}
+		if size >= 1<<16 {
+			return "", unix.ENAMETOOLONG
+		}
+	}
 }

@@ -114,6 +114,20 @@ func Listen(ctx context.Context, addr string) (*Listener, error) {
 //
 // Mode, UID and GID apply to socket files only; setting them for an abstract
 // address is an error rather than a protection silently not applied.
+//
+// The directory that holds the socket file is opened once, one path
+// component at a time, following only symlinks that root or the caller's
+// effective UID owns: a symlink of another user on the way makes Listen fail
+// with an error that satisfies errors.Is(err, fs.ErrPermission). The
+// Listener keeps that directory open until Close, and every step (the stale
+// check and removal, bind, chown, chmod, link, and the removal on Close) works
+// in it through its descriptor, never again through addr: a user who owns a
+// directory on the path and swaps it for a symlink cannot make the listener
+// create, change or remove a file anywhere else. Linux binds through
+// /proc/self/fd (so /proc must be mounted) and FreeBSD with bindat(2); on
+// macOS, OpenBSD, NetBSD and DragonFly, bind and the stale check still
+// resolve the path, so such a user can have the socket created elsewhere
+// (Listen then fails, and that socket file stays).
 func (lc *ListenConfig) Listen(ctx context.Context, addr string) (*Listener, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, listenError(addr, err)
@@ -136,11 +150,11 @@ func (lc *ListenConfig) Listen(ctx context.Context, addr string) (*Listener, err
 		}
 		return lc.newListener(l.(*net.UnixListener), addr, nil), nil
 	}
-	ul, created, err := listenFile(ctx, network, addr, lc.Mode, lc.UID, lc.GID)
+	ul, file, err := listenFile(ctx, network, addr, lc.Mode, lc.UID, lc.GID)
 	if err != nil {
 		return nil, err
 	}
-	return lc.newListener(ul, addr, created), nil
+	return lc.newListener(ul, addr, file), nil
 }
 
 // NewListener wraps ul, which it takes over: closing the returned Listener
@@ -163,13 +177,13 @@ func (lc *ListenConfig) network() (string, error) {
 	return "", fmt.Errorf("network %q is not \"unix\" or \"unixpacket\"", lc.Network)
 }
 
-func (lc *ListenConfig) newListener(ul *net.UnixListener, addr string, created os.FileInfo) *Listener {
+func (lc *ListenConfig) newListener(ul *net.UnixListener, addr string, file *socketFile) *Listener {
 	l := &Listener{
 		ul:        ul,
 		addr:      &net.UnixAddr{Name: addr, Net: ul.Addr().Network()},
 		authorize: lc.Authorize,
 		logger:    lc.Logger,
-		created:   created,
+		file:      file,
 	}
 	l.cond.L = &l.mu
 	return l
@@ -183,7 +197,7 @@ type Listener struct {
 	addr      *net.UnixAddr
 	authorize Authorizer
 	logger    *slog.Logger
-	created   os.FileInfo // the socket file Listen created, removed on Close
+	file      *socketFile // the socket file Listen created, removed on Close
 	refusals  refusalLog  // rate-limits the lines about refused peers
 
 	closeOnce sync.Once
@@ -211,13 +225,11 @@ func (l *Listener) Close() error {
 	l.closeOnce.Do(func() {
 		l.closeErr = l.ul.Close()
 		defer l.closeRefusalLog() // reports the refusals counted and not logged
-		if l.created != nil {
-			// Remove the file only if it is still the one we made: another
-			// process may have replaced it since.
-			if fi, err := os.Lstat(l.addr.Name); err == nil && os.SameFile(fi, l.created) {
-				if err := os.Remove(l.addr.Name); err != nil && l.closeErr == nil {
-					l.closeErr = err
-				}
+		if l.file != nil {
+			// Only if it is still the file we made, in the directory
+			// Listen opened: see socketFile.remove.
+			if err := l.file.remove(); err != nil && l.closeErr == nil {
+				l.closeErr = err
 			}
 		}
 	})

@@ -1,0 +1,82 @@
+//go:build linux
+
+package peercred
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// dirOpenFlags opens the directories openDir walks: O_PATH needs only search
+// permission, as path resolution does.
+const dirOpenFlags = unix.O_PATH
+
+// procAddr is the address through which bind(2) and connect(2) reach name in
+// the directory dir: /proc/self/fd/N/name. The kernel resolves
+// /proc/self/fd/N to the very directory the descriptor holds, whatever has
+// become of its path since, so nobody can redirect these calls. The address
+// the kernel records for the socket (what getsockname and a client's
+// getpeername report) is this one; Listener.Addr reports the caller's path.
+// It needs /proc mounted (procError says so when it is not).
+func procAddr(dir int, name string) string {
+	return "/proc/self/fd/" + strconv.Itoa(dir) + "/" + name
+}
+
+// bindIn listens on name in the directory dir; nothing may exist there.
+func bindIn(ctx context.Context, network string, dir int, _, name string) (*net.UnixListener, error) {
+	var nlc net.ListenConfig
+	l, err := nlc.Listen(ctx, network, procAddr(dir, name))
+	if err != nil {
+		return nil, procError(err)
+	}
+	ul := l.(*net.UnixListener)
+	ul.SetUnlinkOnClose(false)
+	return ul, nil
+}
+
+// probeIn connects to name in the directory dir and hangs up: nil means a
+// process accepts connections there.
+func probeIn(ctx context.Context, network string, dir int, _, name string) error {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, network, procAddr(dir, name))
+	if err != nil {
+		return procError(err)
+	}
+	return c.Close()
+}
+
+// procError explains an error of bind or connect through procAddr.
+func procError(err error) error {
+	if errors.Is(err, unix.ENOENT) {
+		if _, serr := os.Stat("/proc/self/fd"); serr != nil {
+			return fmt.Errorf("%w (sockets are bound and probed through /proc/self/fd, and it is missing: is /proc mounted?)", err)
+		}
+	}
+	return err
+}
+
+// readSymlink reads the symlink name in dir and says who owns it. ok is
+// false when name is not a symlink. The link is opened first and both
+// answers come from that one descriptor, so they describe the same link.
+func readSymlink(dir int, name string) (target string, owner uint32, ok bool, err error) {
+	fd, err := unix.Openat(dir, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", 0, false, err
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return "", 0, false, err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFLNK {
+		return "", 0, false, nil
+	}
+	target, err = readlinkAt(fd, "")
+	return target, st.Uid, err == nil, err
+}
