@@ -41,10 +41,27 @@ func bindIn(ctx context.Context, network string, dir int, _, name string) (*net.
 }
 
 // probeIn connects to name in the directory dir and hangs up: nil means a
-// process accepts connections there.
+// process accepts connections there. connect(2) follows a symlink in the
+// last component, and the owner of the directory may swap the socket for
+// one between our look and the connect (to make root connect to a socket
+// it could not reach itself): so the name is opened first, without
+// following it (O_PATH|O_NOFOLLOW), it must be a socket, and the connection
+// goes through that descriptor, /proc/self/fd/N.
 func probeIn(ctx context.Context, network string, dir int, _, name string) error {
+	fd, err := unix.Openat(dir, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return os.NewSyscallError("openat", err)
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return os.NewSyscallError("fstat", err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		return fmt.Errorf("%s is no longer a socket (mode %#o)", name, st.Mode)
+	}
 	var d net.Dialer
-	c, err := d.DialContext(ctx, network, procAddr(dir, name))
+	c, err := d.DialContext(ctx, network, "/proc/self/fd/"+strconv.Itoa(fd))
 	if err != nil {
 		return procError(err)
 	}

@@ -419,3 +419,105 @@ func TestListenCloseNoLeak(t *testing.T) {
 		t.Errorf("directory after the cycles: %v", got)
 	}
 }
+
+func init() {
+	// swapstale DIR: exchange DIR/s.sock (a stale socket) and DIR/l (a
+	// symlink) with renameat2(RENAME_EXCHANGE) in a loop, making a new
+	// stale socket at s.sock whenever root's Listen and Close took it,
+	// until killed.
+	testutil.Register("swapstale", func(args []string) int {
+		sock, link := filepath.Join(args[0], "s.sock"), filepath.Join(args[0], "l")
+		for i := 0; ; i++ {
+			err := unix.Renameat2(unix.AT_FDCWD, sock, unix.AT_FDCWD, link, unix.RENAME_EXCHANGE)
+			if errors.Is(err, unix.ENOENT) {
+				err = staleSocket(sock)
+			}
+			if err != nil {
+				fmt.Println("error:", err)
+				return 1
+			}
+			if i == 0 {
+				fmt.Println("ready")
+			}
+		}
+	})
+}
+
+// staleSocket leaves a socket file at path that nobody listens on.
+func staleSocket(path string) error {
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return err
+	}
+	l.SetUnlinkOnClose(false)
+	return l.Close()
+}
+
+// TestListenStaleProbeFollowsNoSymlink: Listen probes a stale socket by
+// connecting to it, and connect(2) follows a symlink in the last component.
+// The owner of the socket's directory exchanges the stale socket for a
+// symlink to a socket in a directory only root can reach, in a loop: root
+// must never connect to that socket.
+func TestListenStaleProbeFollowsNoSymlink(t *testing.T) {
+	testutil.RequireRoot(t)
+	base := testutil.SocketDir(t)
+	victimDir := filepath.Join(base, "rootonly")
+	mkdirOwned(t, victimDir, 0700, &testutil.User{})
+	victim, err := net.Listen("unix", filepath.Join(victimDir, "v.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { victim.Close() })
+	reached := make(chan struct{}, 1)
+	go func() {
+		for {
+			c, err := victim.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+			select {
+			case reached <- struct{}{}:
+			default:
+			}
+		}
+	}()
+
+	att := filepath.Join(base, "att")
+	mkdirOwned(t, att, 0755, attacker)
+	if err := staleSocket(filepath.Join(att, "s.sock")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(victimDir, "v.sock"), filepath.Join(att, "l")); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"s.sock", "l"} {
+		if err := os.Lchown(filepath.Join(att, name), int(attacker.UID), int(attacker.GID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := testutil.Start(t, "swapstale", testutil.Options{As: attacker, Args: []string{att}})
+	if got := p.Line(t); got != "ready" {
+		t.Fatalf("attacker: %q", got)
+	}
+
+	ok, n := 0, 0
+	deadline := time.Now().Add(raceTime)
+	for n < raceCycles && time.Now().Before(deadline) {
+		n++
+		l, err := peercred.Listen(context.Background(), filepath.Join(att, "s.sock"))
+		if err == nil {
+			ok++
+			l.Close()
+		}
+		select {
+		case <-reached:
+			t.Fatalf("after %d cycles, root's stale-socket probe connected to %s, a socket the attacker cannot reach", n, victim.Addr())
+		default:
+		}
+	}
+	t.Logf("%d cycles, %d listened", n, ok)
+	if ok == 0 {
+		t.Fatalf("Listen never succeeded in %d cycles", n)
+	}
+}

@@ -192,6 +192,14 @@ func (f *socketFile) checkStale(ctx context.Context, network string) (*unix.Stat
 			f.path(), st.Mode, fs.ErrExist)
 	}
 	err = probeIn(ctx, network, f.dir, f.dirPath, f.name)
+	if err == nil || errors.Is(err, syscall.ECONNREFUSED) {
+		// The answer is about the file checked above only if it is
+		// still there.
+		var now unix.Stat_t
+		if serr := unix.Fstatat(f.dir, f.name, &now, unix.AT_SYMLINK_NOFOLLOW); serr != nil || now.Dev != st.Dev || now.Ino != st.Ino {
+			return nil, fmt.Errorf("cannot tell whether %s is in use: it was replaced while probed: %w", f.path(), syscall.EADDRINUSE)
+		}
+	}
 	switch {
 	case err == nil:
 		return nil, fmt.Errorf("%s is in use by a listening process: %w", f.path(), syscall.EADDRINUSE)
