@@ -14,10 +14,22 @@ import (
 // any user can make a user and mount namespace, mount a tmpfs, and put its
 // own program at any path there, even one that does not exist outside.
 //
-// What it proves: the peer started (its last execve) from that file. Not
-// what it runs now: a process that exec'd an allowed file still loads what
-// LD_PRELOAD and its environment say, can be ptraced by its own UID, and
-// does what its input tells it. Combine it with a UID check.
+// What it proves, and what it cannot. The kernel's record of a process's
+// executable is not proof of what it exec'd: a process may set it
+// (prctl PR_SET_MM_MAP with an exe_fd) to any file it can open, given
+// CAP_CHECKPOINT_RESTORE in its user namespace, and any user gets that by
+// making a user namespace of its own (where unprivileged user namespaces
+// are allowed, as on most distributions), even from a sibling that shares
+// the peer's memory while the peer itself stays in ours. Nor does a
+// process that really exec'd an allowed file run only that file's code: it
+// loads what LD_PRELOAD and its environment say, can be ptraced by its own
+// UID, and does what its input tells it; and the connection may have been
+// handed on by the process that made it to another, which the kernel
+// still reports as the peer while the first lives. So an executable is
+// never authentication on its own: combine it with a UID check
+// ([AllOf](AllowUIDs(...), AllowExecutables(...))), and count on it alone
+// only where unprivileged user namespaces are disabled and no untrusted
+// process has CAP_CHECKPOINT_RESTORE or CAP_SYS_RESOURCE.
 //
 // Files, not bytes: a copy of an allowed file is another file and is
 // refused; a hard link to it is the same file and is admitted; a symbolic
