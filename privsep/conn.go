@@ -400,6 +400,27 @@ func (mc *msgConn) write(m *wire.Msg, files []*os.File) error {
 	})
 }
 
+// writeNow sends m if the socket has room for it now, and otherwise does
+// not wait: for a message the peer may miss, such as Stop to a peer whose
+// session ends anyway.
+func (mc *msgConn) writeNow(m *wire.Msg) error {
+	b, err := wire.Append(nil, m, mc.lim)
+	if err != nil {
+		return err
+	}
+	fd, err := mc.sk.get()
+	if err != nil {
+		return err
+	}
+	defer mc.sk.put()
+	for {
+		err := unix.Sendmsg(fd, b, nil, nil, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
+		if err != unix.EINTR {
+			return os.NewSyscallError("sendmsg", err)
+		}
+	}
+}
+
 // send is one sendmsg(2). A peer that stops reading fills its socket
 // buffer: then the sender waits in Go's poller (a blocked sender holds no
 // thread, however many there are), and fails with os.ErrDeadlineExceeded

@@ -491,7 +491,10 @@ func (s *Supervisor) Shutdown(ctx context.Context) error {
 		l.Close()
 	}
 	for _, c := range conns {
-		c.mc.write(&wire.Msg{Kind: wire.KindStop}, nil)
+		// Stop is a courtesy: a client whose socket is full (one that
+		// does not read) would hold Shutdown for Config.WriteTimeout,
+		// one after another. Its session ends either way.
+		c.mc.writeNow(&wire.Msg{Kind: wire.KindStop})
 		c.end(fmt.Errorf("%w: supervisor shutting down", ErrUnavailable))
 	}
 	var wg sync.WaitGroup
