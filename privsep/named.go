@@ -111,15 +111,25 @@ func (s *Supervisor) admit(c *peercred.Conn) {
 			pidfd.Close()
 		}
 	}()
+	// The place taken in ListenUnix is held until the role's Claim has
+	// answered: an Authorizer may block (a stat of a peer's executable on
+	// a FUSE file system its owner stopped serving), and then holds this
+	// goroutine and its thread, which the place bounds per UID.
+	held := true
+	release := func() {
+		if held {
+			held = false
+			s.releasePreHello(cred.UID)
+		}
+	}
+	defer release()
 	mc, err := newMsgConn(c, s.lim)
 	if err != nil {
-		s.releasePreHello(cred.UID)
 		refuse("%v", err)
 		return
 	}
 	mc.wto = s.cfg.WriteTimeout
 	m, err := mc.readBefore(s.closingCtx, time.Now().Add(helloTimeout))
-	s.releasePreHello(cred.UID)
 	if err != nil {
 		refuse("hello: %v", err)
 		return
@@ -139,6 +149,7 @@ func (s *Supervisor) admit(c *peercred.Conn) {
 		refuse("role %q: %v", role, err)
 		return
 	}
+	release()
 	// Admitted: the session holds its place until it ends (finish).
 	if reason := s.takeNamed(cred.UID); reason != "" {
 		// Say why, so that the client's Dial can: an error in answer
