@@ -65,7 +65,9 @@ func checkExecutable(c *Cred, allowed []string, anyNS bool) error {
 	if err != nil {
 		return fmt.Errorf("pid %d: executable unknown: %w: %w", c.PID, err, ErrUnauthorized)
 	}
-	exePath, _ := os.Readlink(dir + "/exe") // for messages only
+	// For messages only, and quoted there (%q): the peer chose it, and
+	// may have put controls and bidirectional overrides in it.
+	exePath, _ := os.Readlink(dir + "/exe")
 	var view fsView
 	if !anyNS {
 		if view, err = fsViewOf(dir); err != nil {
@@ -82,11 +84,11 @@ func checkExecutable(c *Cred, allowed []string, anyNS bool) error {
 			return fmt.Errorf("pid %d: ours: %w: %w", c.PID, err, ErrUnauthorized)
 		}
 		if view.mnt != ours.mnt {
-			return fmt.Errorf("pid %d runs %s in another mount namespace (mnt inode %d, ours %d), where paths are not ours (refused unless AnyMountNamespace): %w",
+			return fmt.Errorf("pid %d runs %q in another mount namespace (mnt inode %d, ours %d), where paths are not ours (refused unless AnyMountNamespace): %w",
 				c.PID, exePath, view.mnt.ino, ours.mnt.ino, ErrUnauthorized)
 		}
 		if view.root != ours.root {
-			return fmt.Errorf("pid %d runs %s with another root directory (%v, ours %v), where paths are not ours (refused unless AnyMountNamespace): %w",
+			return fmt.Errorf("pid %d runs %q with another root directory (%v, ours %v), where paths are not ours (refused unless AnyMountNamespace): %w",
 				c.PID, exePath, view.root, ours.root, ErrUnauthorized)
 		}
 	}
@@ -98,7 +100,7 @@ func checkExecutable(c *Cred, allowed []string, anyNS bool) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("pid %d executable %s (%v) is not in the allowed list %q: %w", c.PID, exePath, exe, allowed, ErrUnauthorized)
+	return fmt.Errorf("pid %d executable %q (%v) is not in the allowed list %q: %w", c.PID, exePath, exe, allowed, ErrUnauthorized)
 }
 
 // checkDescendant is the Authorizer of DescendantOf(root).

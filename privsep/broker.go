@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -100,10 +101,10 @@ func (ss *session) file(req *Request) ([]byte, []*os.File, error) {
 	case opFileStat, opFileLstat, opFileReadlink:
 	case opFileOpen:
 		if r.Flag&^brokerOpenFlags != 0 {
-			return nil, nil, fmt.Errorf("%w: %s: open flags %#x not allowed through the broker", ErrDenied, r.Path, r.Flag&^brokerOpenFlags)
+			return nil, nil, fmt.Errorf("%w: %q: open flags %#x not allowed through the broker", ErrDenied, r.Path, r.Flag&^brokerOpenFlags)
 		}
 		if r.Flag&unix.O_ACCMODE == unix.O_ACCMODE {
-			return nil, nil, fmt.Errorf("%w: %s: invalid access mode", ErrBadRequest, r.Path)
+			return nil, nil, fmt.Errorf("%w: %q: invalid access mode", ErrBadRequest, r.Path)
 		}
 		if r.Flag&unix.O_ACCMODE != unix.O_RDONLY || r.Flag&(unix.O_TRUNC|unix.O_APPEND) != 0 {
 			need = FileReadWrite
@@ -113,10 +114,10 @@ func (ss *session) file(req *Request) ([]byte, []*os.File, error) {
 		}
 	case opFileAccess:
 		if r.Flag&^(unix.R_OK|unix.W_OK|unix.X_OK) != 0 {
-			return nil, nil, fmt.Errorf("%w: %s: access mode %#x", ErrBadRequest, r.Path, r.Flag)
+			return nil, nil, fmt.Errorf("%w: %q: access mode %#x", ErrBadRequest, r.Path, r.Flag)
 		}
 		if r.Flag&unix.X_OK != 0 {
-			return nil, nil, fmt.Errorf("%w: %s: X_OK: the broker grants no execution", ErrDenied, r.Path)
+			return nil, nil, fmt.Errorf("%w: %q: X_OK: the broker grants no execution", ErrDenied, r.Path)
 		}
 		if r.Flag&unix.W_OK != 0 {
 			need = FileReadWrite
@@ -127,7 +128,7 @@ func (ss *session) file(req *Request) ([]byte, []*os.File, error) {
 		return nil, nil, fmt.Errorf("%w %q", ErrUnknownOp, req.Op)
 	}
 	if req.Op != opFileRename && r.Path2 != "" {
-		return nil, nil, fmt.Errorf("%w: %s: a second path for %s", ErrBadRequest, r.Path, req.Op)
+		return nil, nil, fmt.Errorf("%w: %q: a second path for %s", ErrBadRequest, r.Path, req.Op)
 	}
 	at, err := ss.fileRule(r.Path, need)
 	if err != nil {
@@ -204,7 +205,7 @@ func (ss *session) file(req *Request) ([]byte, []*os.File, error) {
 		})
 	case opFileRename:
 		if !cleanAbs(r.Path2) {
-			return nil, nil, fmt.Errorf("%w: %s: new path %q must be absolute and clean", ErrDenied, r.Path, r.Path2)
+			return nil, nil, fmt.Errorf("%w: %q: new path %q must be absolute and clean", ErrDenied, r.Path, r.Path2)
 		}
 		to, derr := ss.fileRule(r.Path2, FileReadWriteCreate)
 		if derr != nil {
@@ -224,7 +225,7 @@ func (ss *session) file(req *Request) ([]byte, []*os.File, error) {
 		}
 		var errno syscall.Errno
 		if !errors.As(err, &errno) {
-			return nil, nil, fmt.Errorf("%s %s: %w", req.Op, r.Path, err)
+			return nil, nil, fmt.Errorf("%s %q: %w", req.Op, r.Path, err)
 		}
 		return wire.AppendFileResult(nil, uint32(errno), nil), nil, nil
 	}
@@ -236,7 +237,9 @@ type deniedPath struct {
 	path, reason string
 }
 
-func (e *deniedPath) Error() string { return ErrDenied.Error() + ": " + e.path + ": " + e.reason }
+func (e *deniedPath) Error() string {
+	return ErrDenied.Error() + ": " + strconv.Quote(e.path) + ": " + e.reason
+}
 func (e *deniedPath) Unwrap() error { return ErrDenied }
 
 // fileAt is a path resolved to a rule: the rule's directory, open, and the
@@ -273,7 +276,7 @@ func (ss *session) fileRule(p string, need FileAccess) (*fileAt, error) {
 		}
 		dir, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != nil {
-			return nil, fmt.Errorf("%s: rule directory %s: %w", p, root, err)
+			return nil, fmt.Errorf("%q: rule directory %s: %w", p, root, err)
 		}
 		return &fileAt{path: p, root: root, dir: dir, rel: rel}, nil
 	}

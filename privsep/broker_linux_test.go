@@ -277,10 +277,10 @@ func TestBrokerEscapes(t *testing.T) {
 	for _, want := range []string{
 		`level=WARN msg="privsep: call refused" role=broker pid=`,
 		"uid=1234 op=file.open",
-		secret + ": no rule of role \\\"broker\\\" allows it",
-		allowed + "/abs-link: has a symbolic link",
-		"/proc/self/root" + secret + ": has a symbolic link",
-		allowed + "/../secret: path must be absolute and clean",
+		secret + "\\\": no rule of role \\\"broker\\\" allows it",
+		allowed + "/abs-link\\\": has a symbolic link",
+		"/proc/self/root" + secret + "\\\": has a symbolic link",
+		allowed + "/../secret\\\": path must be absolute and clean",
 	} {
 		if !strings.Contains(log.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, log)

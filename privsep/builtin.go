@@ -32,11 +32,11 @@ func (ss *session) open(req *Request) ([]byte, []*os.File, error) {
 			continue
 		}
 		if !flagsAllowed(flag, r.Flags) {
-			return nil, nil, fmt.Errorf("%w: open %s: flags %#x not allowed (rule allows %#x)", ErrDenied, path, flag, r.Flags)
+			return nil, nil, fmt.Errorf("%w: open %q: flags %#x not allowed (rule allows %#x)", ErrDenied, path, flag, r.Flags)
 		}
 		if r.Once {
 			if why := ss.takeOnce(fmt.Sprintf("open:%d", i)); why != "" {
-				return nil, nil, fmt.Errorf("%w: open %s: %s", ErrDenied, path, why)
+				return nil, nil, fmt.Errorf("%w: open %q: %s", ErrDenied, path, why)
 			}
 		}
 		f, err := openBeneath(r, rel, flag)
@@ -45,7 +45,7 @@ func (ss *session) open(req *Request) ([]byte, []*os.File, error) {
 		}
 		return nil, []*os.File{f}, nil
 	}
-	return nil, nil, fmt.Errorf("%w: open %s: no rule of role %q allows it", ErrDenied, path, ss.peer.Role)
+	return nil, nil, fmt.Errorf("%w: open %q: no rule of role %q allows it", ErrDenied, path, ss.peer.Role)
 }
 
 // match reports whether path falls under r, and the path to open relative
@@ -70,7 +70,7 @@ func openBeneath(r OpenRule, rel string, flag int) (*os.File, error) {
 	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", filepath.Join(dir, rel), err)
+		return nil, fmt.Errorf("open %q: %w", filepath.Join(dir, rel), err)
 	}
 	defer root.Close()
 	// O_NONBLOCK so that a FIFO (or device) the worker planted cannot
@@ -79,16 +79,16 @@ func openBeneath(r OpenRule, rel string, flag int) (*os.File, error) {
 	name := filepath.Join(dir, rel)
 	f, err := root.OpenFile(rel, flag|syscall.O_CLOEXEC|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", name, err)
+		return nil, fmt.Errorf("open %q: %w", name, err)
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("open %s: %w", name, err)
+		return nil, fmt.Errorf("open %q: %w", name, err)
 	}
 	if !fi.Mode().IsRegular() {
 		f.Close()
-		return nil, fmt.Errorf("%w: open %s: not a regular file (%v)", ErrDenied, name, fi.Mode().Type())
+		return nil, fmt.Errorf("%w: open %q: not a regular file (%v)", ErrDenied, name, fi.Mode().Type())
 	}
 	if flag&syscall.O_NONBLOCK == 0 {
 		f.Fd() // puts the descriptor back in blocking mode, as asked
@@ -127,7 +127,7 @@ func (ss *session) listen(req *Request) ([]byte, []*os.File, error) {
 		}
 		if r.Once {
 			if why := ss.takeOnce(fmt.Sprintf("listen:%d", i)); why != "" {
-				return nil, nil, fmt.Errorf("%w: listen %s %s: %s", ErrDenied, network, address, why)
+				return nil, nil, fmt.Errorf("%w: listen %q %q: %s", ErrDenied, network, address, why)
 			}
 		}
 		f, err := listenFile(network, address)
@@ -136,7 +136,7 @@ func (ss *session) listen(req *Request) ([]byte, []*os.File, error) {
 		}
 		return nil, []*os.File{f}, nil
 	}
-	return nil, nil, fmt.Errorf("%w: listen %s %s: no rule of role %q allows it", ErrDenied, network, address, ss.peer.Role)
+	return nil, nil, fmt.Errorf("%w: listen %q %q: no rule of role %q allows it", ErrDenied, network, address, ss.peer.Role)
 }
 
 // listenFile listens on network and address and returns the socket as a

@@ -92,7 +92,7 @@ func TestOpenThroughParent(t *testing.T) {
 	waitDone(t, p)
 	want := []string{
 		secret + ": content of secret",
-		other + ": denied=true privsep: open: privsep: denied by policy: open " + other + ": no rule of role \"open\" allows it",
+		other + ": denied=true privsep: open: privsep: denied by policy: open " + strconv.Quote(other) + ": no rule of role \"open\" allows it",
 	}
 	got := strings.Split(strings.TrimSpace(out.String()), "\n")
 	if len(got) != 3 {

@@ -33,7 +33,8 @@ the groups of -allow-gid; without either, the user who started the server.
 Any other client receives "Unauthorized access" and is disconnected, and the
 refusal is logged on stderr with its pid, uid and gid, as the kernel reports
 them: the first 5 of each user in 10 seconds, then one line with the number
-not logged, so that a user who connects in a loop cannot flood the log.
+not logged, so that a user who connects in a loop cannot flood the log. The
+connections of allowed users are logged ("admitted", "closed") the same way.
 `,
 		run: func(ctx context.Context, addr string) error {
 			auth, who := echoPolicy(allowUIDs.IDs, allowGIDs.IDs)
@@ -53,6 +54,10 @@ not logged, so that a user who connects in a loop cannot flood the log.
 				log.Warn("refusals not logged", "uid", uid, "dropped", dropped, "interval", ratelog.DefaultInterval)
 			}}
 			defer refusals.Close()
+			sessions := &ratelog.Limiter[uint32]{Summary: func(uid uint32, dropped uint64) {
+				log.Info("connections not logged", "uid", uid, "dropped", dropped, "interval", ratelog.DefaultInterval)
+			}}
+			defer sessions.Close()
 
 			// On return, cancel ends the clients' conns, then wg waits
 			// for their goroutines.
@@ -74,7 +79,7 @@ not logged, so that a user who connects in a loop cannot flood the log.
 					return err
 				}
 				delay = 0
-				wg.Go(func() { echo(ctx, c, auth, refusals, log) })
+				wg.Go(func() { echo(ctx, c, auth, refusals, sessions, log) })
 			}
 		},
 	}
@@ -104,8 +109,8 @@ func echoPolicy(uids, gids []uint32) (peercred.Authorizer, string) {
 
 // echo serves one client: refused with a message, or echoed line by line
 // until it closes or the server stops. A refusal is logged if refusals
-// allows it.
-func echo(ctx context.Context, c *peercred.Conn, auth peercred.Authorizer, refusals *ratelog.Limiter[uint32], log *slog.Logger) {
+// allows it, an admitted connection if sessions does.
+func echo(ctx context.Context, c *peercred.Conn, auth peercred.Authorizer, refusals, sessions *ratelog.Limiter[uint32], log *slog.Logger) {
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
 	cred := c.Cred()
@@ -120,7 +125,10 @@ func echo(ctx context.Context, c *peercred.Conn, auth peercred.Authorizer, refus
 		return
 	}
 	defer c.Close()
-	log.Info("admitted", attrs...)
+	logged := sessions.Allow(cred.UID)
+	if logged {
+		log.Info("admitted", attrs...)
+	}
 	r := bufio.NewReader(c)
 	for {
 		// A line longer than the buffer is echoed in pieces, as it comes.
@@ -131,11 +139,13 @@ func echo(ctx context.Context, c *peercred.Conn, auth peercred.Authorizer, refus
 			}
 		}
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
-			if ctx.Err() == nil && !errors.Is(err, io.EOF) {
+			if logged && ctx.Err() == nil && !errors.Is(err, io.EOF) {
 				log.Info("client error", append(attrs, "err", err.Error())...)
 			}
 			break
 		}
 	}
-	log.Info("closed", attrs...)
+	if logged {
+		log.Info("closed", attrs...)
+	}
 }

@@ -17,10 +17,14 @@ import (
 // worker run out of descriptors and stop accepting. A connection accepted at
 // the cap makes room by closing the one that has waited longest for a
 // request (idle between keep-alive requests, or new and silent); if every
-// connection is busy with a request, the new one is closed instead. TCP says
-// nothing of the local user behind a connection, so the cap cannot be per
-// user: an attacker can take others' idle connections away, never their
-// chance to be answered.
+// connection is busy with a request, it closes the one busy longest, so
+// that connections kept busy cannot hold the worker: a new client always
+// gets its chance. What keeps a connection busy is bounded besides: the
+// page is answered at once, a request body (never read, see refuseBody)
+// closes the connection, and a client that does not read its answer meets
+// WriteTimeout. TCP says nothing of the local user behind a connection, so
+// the cap cannot be per user: an attacker can take others' connections
+// away, at the cap, never their chance to be answered.
 //
 // Its ConnState method must be the http.Server's ConnState hook.
 type connLimit struct {
@@ -48,45 +52,49 @@ func newConnLimit(l net.Listener, max int, log *slog.Logger) *connLimit {
 	return cl
 }
 
-// Accept returns the next connection, once there is room for it.
+// Accept returns the next connection, after making room for it.
 func (cl *connLimit) Accept() (net.Conn, error) {
-	for {
-		c, err := cl.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		victim, ok := cl.admit(c)
-		if victim != nil {
-			victim.Close()
+	c, err := cl.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	if victim, busy := cl.admit(c); victim != nil {
+		victim.Close()
+		if busy {
+			cl.warn("http: connection cap reached and every connection busy; closed the one busy longest", "max", cl.max)
+		} else {
 			cl.warn("http: connection cap reached; closed the connection waiting longest", "max", cl.max)
 		}
-		if ok {
-			return c, nil
-		}
-		c.Close()
-		cl.warn("http: connection cap reached and every connection busy; closed a new one", "max", cl.max)
 	}
+	return c, nil
 }
 
 // admit makes room for c and counts it, and returns the connection to
-// close for it, if any. It returns false if there is no room.
-func (cl *connLimit) admit(c net.Conn) (victim net.Conn, ok bool) {
+// close for it, if any: the one that has waited longest for a request, or
+// else the one busy longest (busy true).
+func (cl *connLimit) admit(c net.Conn) (victim net.Conn, busy bool) {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
 	if len(cl.conns) >= cl.max {
-		var oldest time.Time
+		var idle, active net.Conn
+		var idleSince, activeSince time.Time
 		for vc, e := range cl.conns {
-			if (e.state == http.StateIdle || e.state == http.StateNew) && (victim == nil || e.since.Before(oldest)) {
-				victim, oldest = vc, e.since
+			if e.state == http.StateIdle || e.state == http.StateNew {
+				if idle == nil || e.since.Before(idleSince) {
+					idle, idleSince = vc, e.since
+				}
+			} else if active == nil || e.since.Before(activeSince) {
+				active, activeSince = vc, e.since
 			}
 		}
+		victim, busy = idle, false
 		if victim == nil {
-			return nil, false
+			victim, busy = active, true
 		}
 		delete(cl.conns, victim)
 	}
 	cl.conns[c] = connEntry{http.StateNew, time.Now()}
-	return victim, true
+	return victim, busy
 }
 
 // ConnState follows the state of each connection (http.Server.ConnState).

@@ -86,15 +86,17 @@ func TestConnLimit(t *testing.T) {
 			c.Close()
 		}
 	})
-	t.Run("a new connection is closed when all are busy", func(t *testing.T) {
+	t.Run("the connection busy longest makes room when all are busy", func(t *testing.T) {
 		testutil.WaitFor(t, "the idle connections to close", 10*time.Second, func() bool { return openConns(cl) == 0 })
 		_, a := send("/block")
+		testutil.WaitFor(t, "a busy", 10*time.Second, func() bool { return activeConns(cl) == 1 })
+		time.Sleep(10 * time.Millisecond) // a has been busy longer than b
 		_, b := send("/block")
 		testutil.WaitFor(t, "two busy connections", 10*time.Second, func() bool { return activeConns(cl) == 2 })
 		_, c := send("/")
-		closed("a connection beyond the cap", c)
+		answered("a connection beyond the cap", c)
+		closed("the connection busy longest", a)
 		close(release)
-		answered("busy a", a)
 		answered("busy b", b)
 	})
 	if log := logBuf.String(); !strings.Contains(log, "connection cap reached") {

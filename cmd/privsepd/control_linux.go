@@ -38,6 +38,13 @@ func (d *daemon) serveControl(ctx context.Context, l *peercred.Listener) {
 		d.log.Warn("control: warnings not logged", "uid", uid, "dropped", dropped, "interval", ratelog.DefaultInterval)
 	}}
 	defer d.ctlWarn.Close()
+	// Any allowed user may ask for the status, as often as it likes: a
+	// few of its commands are logged per interval, and a count of the
+	// others.
+	d.ctlInfo = &ratelog.Limiter[uint32]{Summary: func(uid uint32, dropped uint64) {
+		d.log.Info("control: commands not logged", "uid", uid, "dropped", dropped, "interval", ratelog.DefaultInterval)
+	}}
+	defer d.ctlInfo.Close()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	var delay time.Duration
@@ -99,7 +106,9 @@ func (d *daemon) control(ctx context.Context, c *peercred.Conn) {
 	var reply string
 	switch cmd {
 	case "status":
-		d.log.Info("control command", attrs...)
+		if d.ctlInfo.Allow(cred.UID) {
+			d.log.Info("control command", attrs...)
+		}
 		reply = replyOK + "\n" + d.status(cred)
 	case "restart-worker", "stop":
 		if !d.isAdmin(cred.UID) {

@@ -52,6 +52,7 @@ type daemon struct {
 	cancel    context.CancelCauseFunc
 
 	ctlWarn *ratelog.Limiter[uint32] // rate-limits the control socket's warnings, per uid
+	ctlInfo *ratelog.Limiter[uint32] // rate-limits the lines about "status" commands, per uid
 }
 
 // runDaemon runs the daemon until a signal, a "stop" command or a fatal

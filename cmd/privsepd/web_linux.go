@@ -73,7 +73,7 @@ func web(ctx context.Context, w *privsep.Worker) error {
 	// and the connections open at once (see connLimit).
 	cl := newConnLimit(l, maxConns(), log)
 	srv := &http.Server{
-		Handler:           pg,
+		Handler:           refuseBody(pg),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,
@@ -106,6 +106,27 @@ func web(ctx context.Context, w *privsep.Worker) error {
 	}
 	log.Info("stopped", "requests", pg.requests.Load())
 	return err
+}
+
+// refuseBody answers a request that comes with a body, which the page
+// never reads, with 413 and closes the connection; it passes the others to
+// h. Left unread, a body under 256 KiB would be read by the http.Server
+// after the answer, to reuse the connection: a client that announces one
+// and never sends it would keep the connection busy until ReadTimeout, and
+// a thousand such clients every connection the worker may hold.
+func refuseBody(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength == 0 { // -1: chunked, or unknown
+			h.ServeHTTP(w, r)
+			return
+		}
+		// "Connection: close" spares the body's reading before the
+		// answer, the deadline the one after (the server reads what is
+		// left to reuse its buffer): the connection is closed at once.
+		w.Header().Set("Connection", "close")
+		http.NewResponseController(w).SetReadDeadline(time.Now())
+		http.Error(w, "privsepd: no request body is accepted", http.StatusRequestEntityTooLarge)
+	})
 }
 
 // page is the worker's web page.
