@@ -55,7 +55,7 @@ func init() {
 			b, _ := os.ReadFile("/proc/sys/kernel/ns_last_pid")
 			last, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 			for pid := last - 3; pid <= last+3; pid++ {
-				if _, ok := children[pid]; !ok && ppid(pid) == parent {
+				if _, ok := children[pid]; !ok && pid != os.Getpid() && ppid(pid) == parent {
 					children[pid] = &child{first: time.Now()}
 				}
 			}
@@ -181,12 +181,15 @@ func TestSameUIDCannotReachWorkerFromExec(t *testing.T) {
 	}
 	var workers []int
 	for round := range 30 {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		if err := p.Restart(ctx); err != nil {
-			cancel()
+		// Killed at once: a race-enabled worker would sleep at exit.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+		err := p.Restart(ctx)
+		cancel()
+		if err != nil {
 			t.Fatalf("round %d: Restart: %v", round, err)
 		}
-		err := p.Ready(ctx)
+		ctx, cancel = context.WithTimeout(context.Background(), 20*time.Second)
+		err = p.Ready(ctx)
 		cancel()
 		if err != nil {
 			// Refused at its hello, say as traced: the tracer says why.
@@ -259,6 +262,18 @@ func TestWorkerIDsAndCapabilities(t *testing.T) {
 				t.Errorf("worker's /proc/self/status and prctl (-want +got):\n%s", diff)
 			}
 		})
+	}
+	// Spawns that fail, before the child sets its IDs and after.
+	for _, spec := range []privsep.Spec{
+		{Role: "nodump-status", UID: 65534, GID: 65534, Path: "/nonexistent/worker"},
+		{Role: "nodump-status", UID: 65534, GID: 65534, Dir: "/nonexistent"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		p, err := s.Spawn(ctx, spec)
+		cancel()
+		if err == nil {
+			t.Errorf("Spawn(Path %q, Dir %q) started pid %d", spec.Path, spec.Dir, p.PID())
+		}
 	}
 	// The spawner thread took other IDs for the exec, and gave them back.
 	if diff := cmp.Diff(before, threadCreds(t)); diff != "" {
