@@ -2,6 +2,7 @@ package privsep
 
 import (
 	"bufio"
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -190,6 +191,6 @@ var gidRanges = sync.OnceValues(func() ([][2]uint32, error) {
 	if err := sc.Err(); err != nil {
 		return nil, err
 	}
-	slices.SortFunc(ranges, func(a, b [2]uint32) int { return int(int64(b[1]) - int64(a[1])) })
+	slices.SortFunc(ranges, func(a, b [2]uint32) int { return cmp.Compare(b[1], a[1]) })
 	return ranges, nil
 })

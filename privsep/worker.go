@@ -78,9 +78,10 @@ func init() {
 		}
 	}
 	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0) // checked in runWorker
-	// That exec was secure (AT_SECURE): the kernel cleared the
-	// parent-death signal, and so did the change of GID. Armed again here,
-	// after both; runWorker then checks that the parent is still ours.
+	// After such an exec, which is secure (AT_SECURE), the kernel cleared
+	// the parent-death signal, and so did the change of GID: armed again
+	// here, after both (for other workers it is set already); runWorker
+	// then checks that the parent is still ours.
 	unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(syscall.SIGKILL), 0, 0, 0)
 	// A secure exec also makes the Go runtime force GOTRACEBACK=none, for
 	// setuid programs whose tracebacks would tell their callers too much;
