@@ -45,7 +45,8 @@
 // at the time of sending. The parent admits the worker only if that PID is the
 // child it started (held by a pidfd) and the UID and GID are the spec's, and
 // only if /proc shows the same IDs, the spec's groups and no_new_privs, and
-// that the worker is not dumpable and not traced. Any mismatch: the worker
+// that the worker is not dumpable and not traced, and, unless it runs as
+// root, that it has no capabilities. Any mismatch: the worker
 // is killed and reaped and Spawn returns an error that says what did not
 // match. No request is served before. The hello also carries one end of a
 // socket pair the worker made once it was not dumpable (SO_PEERCRED on it
@@ -65,11 +66,40 @@
 // descriptors (its connection to the parent, the files it was given), nor
 // read its memory. A confined worker cannot undo it: its filter refuses
 // PR_SET_DUMPABLE. Signals from its UID still reach it, and it dumps no
-// core. What stays open:
+// core.
 //
-//   - From execve until this package initializes (the Go runtime's start
-//     and the init of the packages privsep imports) the worker is dumpable.
-//     A process of its UID that watches for new PIDs wins that race easily.
+// A root parent's worker (not as UID 0, not in a user namespace of its
+// own) is not dumpable from execve on. The kernel makes a program exec'd
+// with a real ID other than the effective one not dumpable, and its exec
+// "secure" (AT_SECURE): the parent execs the worker with the spec's GID as
+// its real GID and another as its effective and saved GID, the highest GID
+// its user namespace maps that is neither the worker's GID nor one of its
+// groups (4294967294 in the initial namespace). As this package
+// initializes, the worker sets all its GIDs to the spec's, arms the
+// parent-death signal again (the secure exec cleared it; [Main] then
+// checks that its parent is still the one that started it), and sets back
+// the traceback level Go's runtime forced to "none" (GOTRACEBACK from
+// [Spec.Env], else "single"). For the length of the exec, the spawner
+// thread holds the worker's groups and real GID, and that other GID as its
+// saved GID, without CAP_SETGID; its UIDs stay 0, so no process of the
+// worker's UID can signal or trace it. What the secure
+// exec costs: Go's runtime ends a worker on a fatal error (not a panic)
+// with status 2 and no traceback; the C library of a cgo worker ignores
+// the variables of [Spec.Env] it deems unsafe for setgid programs
+// (LD_PRELOAD, LD_LIBRARY_PATH, TMPDIR, ...); and the worker's binary and
+// [Spec.Dir] must be reachable without the spec's GID (the exec runs with
+// the other one), as must be whatever code running before privsep's init
+// (the runtime, and packages that initialize before privsep) opens. Like
+// any process that is not dumpable, such a worker cannot open its own
+// /proc/self/environ: the race detector reads GORACE there, and a
+// race-enabled worker ignores it.
+//
+// What stays open:
+//
+//   - Other workers (a parent that is not root, [Spec.UserNS], or UID 0)
+//     are dumpable from execve until this package initializes (the Go
+//     runtime's start and the init of the packages privsep imports). A
+//     process of its UID that watches for new PIDs wins that race easily.
 //     What it can copy then is worth nothing (stdio, and the connection the
 //     worker was started with, which the parent drops at the hello), but it
 //     can also trace the worker, change its code and let go before the

@@ -234,7 +234,8 @@ func pipeFiles(n int) []*os.File {
 	return files[:n]
 }
 
-// raceEnv keeps race-enabled workers from sleeping a second at exit.
+// raceEnv keeps race-enabled workers from sleeping a second at exit, those
+// that can read their own /proc/self/environ (see raceExitSleep).
 var raceEnv = []string{"GORACE=atexit_sleep_ms=0"}
 
 func TestMain(m *testing.M) {

@@ -32,6 +32,11 @@ type spawner struct {
 	reqs chan func()
 	err  error // from prctl; every spawn fails with it
 	done chan struct{}
+
+	// broken says why the thread cannot spawn any more: it could not
+	// take back its own IDs after a spawn (spawnIDs). Only the thread
+	// reads and writes it.
+	broken error
 }
 
 func newSpawner() *spawner {
@@ -54,14 +59,40 @@ func newSpawner() *spawner {
 	return sp
 }
 
-// start runs cmd.Start on the spawner thread.
-func (sp *spawner) start(cmd *exec.Cmd) error {
+// start runs cmd.Start on the spawner thread, which holds ids, if not nil,
+// for the length of it.
+func (sp *spawner) start(cmd *exec.Cmd, ids *spawnIDs) error {
 	if sp.err != nil {
 		return sp.err
 	}
 	errc := make(chan error, 1)
-	sp.reqs <- func() { errc <- cmd.Start() }
+	sp.reqs <- func() { errc <- sp.startOnThread(cmd, ids) }
 	return <-errc
+}
+
+func (sp *spawner) startOnThread(cmd *exec.Cmd, ids *spawnIDs) error {
+	if sp.broken != nil {
+		return sp.broken
+	}
+	if ids == nil {
+		return cmd.Start()
+	}
+	leave, err := ids.enter()
+	if err != nil {
+		if errors.Is(err, errThreadIDs) {
+			sp.broken = err
+		}
+		return err
+	}
+	err = cmd.Start()
+	if lerr := leave(); lerr != nil {
+		sp.broken = fmt.Errorf("%w: %w", errThreadIDs, lerr)
+		if err == nil {
+			// The worker is started and fine; the next spawns fail.
+			return nil
+		}
+	}
+	return err
 }
 
 // stop ends the thread. Workers it forked get their parent-death signal, so
@@ -421,7 +452,7 @@ func (s *Supervisor) start(ctx context.Context, spec *Spec, p *Process) (*incarn
 		remote.Close()
 		return nil, fmt.Errorf("privsep: spawn %s worker: %w", spec.Role, err)
 	}
-	cmd, err := workerCmd(spec, remote)
+	cmd, ids, err := workerCmd(spec, remote)
 	if err != nil {
 		mc.release()
 		remote.Close()
@@ -432,7 +463,7 @@ func (s *Supervisor) start(ctx context.Context, spec *Spec, p *Process) (*incarn
 	// Whatever this process inherited without close-on-exec (a shell's
 	// redirection, a supervisor's sockets) must not reach the worker.
 	markInherited(2)
-	err = s.spawner.start(cmd)
+	err = s.spawner.start(cmd, ids)
 	remote.Close()
 	if err != nil {
 		mc.release()
@@ -499,8 +530,9 @@ func (s *Supervisor) start(ctx context.Context, spec *Spec, p *Process) (*incarn
 	return inc, nil
 }
 
-// workerCmd builds the command that re-executes this binary as a worker.
-func workerCmd(spec *Spec, remote *os.File) (*exec.Cmd, error) {
+// workerCmd builds the command that re-executes this binary as a worker,
+// and the IDs the spawner thread takes for it (nil: none).
+func workerCmd(spec *Spec, remote *os.File) (*exec.Cmd, *spawnIDs, error) {
 	path := spec.Path
 	if path == "" {
 		path = "/proc/self/exe"
@@ -553,18 +585,40 @@ func workerCmd(spec *Spec, remote *os.File) (*exec.Cmd, error) {
 		sys.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(spec.GID), Size: 1}}
 		sys.GidMappingsEnableSetgroups = os.Geteuid() == 0
 		sys.Credential = &syscall.Credential{Uid: 0, Gid: 0, Groups: []uint32{}, NoSetGroups: os.Geteuid() != 0}
-		return cmd, nil
+		return cmd, nil, nil
 	}
 	if os.Geteuid() != 0 {
 		// Without root the kernel lets us be only ourselves.
 		if spec.UID != uint32(os.Geteuid()) || spec.GID != uint32(os.Getegid()) {
-			return nil, fmt.Errorf("uid %d gid %d: a parent that is not root (euid %d) can only spawn workers as itself",
+			return nil, nil, fmt.Errorf("uid %d gid %d: a parent that is not root (euid %d) can only spawn workers as itself",
 				spec.UID, spec.GID, os.Geteuid())
 		}
-		return cmd, nil
+		return cmd, nil, nil
 	}
-	sys.Credential = &syscall.Credential{Uid: spec.UID, Gid: spec.GID, Groups: append([]uint32{}, spec.Groups...)}
-	return cmd, nil
+	if spec.UID == 0 {
+		// Root: all the same whether dumpable or not.
+		sys.Credential = &syscall.Credential{Uid: spec.UID, Gid: spec.GID, Groups: append([]uint32{}, spec.Groups...)}
+		return cmd, nil, nil
+	}
+	// Not dumpable from execve on: exec'd with its real GID the spec's
+	// and another effective one (spawnids_linux.go). The spawner thread
+	// sets the groups, the real and the saved GID; the child the
+	// effective GID and the UIDs.
+	ids, err := newSpawnIDs(spec)
+	if err != nil {
+		return nil, nil, err
+	}
+	sys.Credential = &syscall.Credential{Uid: spec.UID, Gid: ids.spare, NoSetGroups: true}
+	// The secure exec makes the Go runtime force GOTRACEBACK=none: the
+	// worker sets the one asked for back (worker.go).
+	traceback := "single"
+	for _, kv := range spec.Env {
+		if v, ok := strings.CutPrefix(kv, "GOTRACEBACK="); ok {
+			traceback = v
+		}
+	}
+	cmd.Env = append(cmd.Env, envTraceback+"="+traceback)
+	return cmd, ids, nil
 }
 
 // verify waits for the worker's hello and checks, from what the kernel
@@ -675,6 +729,15 @@ func (s *Supervisor) verify(ctx context.Context, mc *msgConn, spec *Spec, pid in
 	}
 	if st["NoNewPrivs"] != "1" {
 		return fail("NoNewPrivs is %q, want 1", st["NoNewPrivs"])
+	}
+	// A worker that is not root has no capabilities, whatever its parent
+	// had. (In a user namespace of its own it has them there.)
+	if spec.UID != 0 && !spec.UserNS {
+		for _, f := range []string{"CapPrm", "CapEff", "CapAmb"} {
+			if v, err := strconv.ParseUint(st[f], 16, 64); err != nil || v != 0 {
+				return fail("/proc status %s is %q, want no capabilities", f, st[f])
+			}
+		}
 	}
 	// Not dumpable, and not traced: no other process of its UID holds
 	// its memory, descriptors or connection (dumpable_linux.go).

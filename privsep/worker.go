@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"syscall"
@@ -25,6 +26,7 @@ const (
 	envParent    = "PEERCRED_PRIVSEP_PARENT"     // the parent's PID, to detect a parent already gone
 	envAllowRoot = "PEERCRED_PRIVSEP_ALLOW_ROOT" // "1" when the spec allows root
 	envArgs      = "PEERCRED_PRIVSEP_NARGS"      // number of Args at the end of os.Args
+	envTraceback = "PEERCRED_PRIVSEP_TRACEBACK"  // GOTRACEBACK after a secure exec (spawnids_linux.go)
 	workerFD     = 3                             // the worker's end of the socket pair
 )
 
@@ -58,15 +60,41 @@ func Register(role string, fn RoleFunc) {
 // A worker is not dumpable (prctl PR_SET_DUMPABLE 0): another process of
 // its UID can then neither ptrace(2) it, nor take its descriptors with
 // pidfd_getfd(2), nor read its memory or /proc/PID/fd, environ, maps...
-// (the kernel owns its /proc entries to root). execve(2) made it dumpable:
-// it turns that off again here, as this package initializes, before the
-// program's own packages do; Main does it again, first thing, and the
+// (the kernel owns its /proc entries to root). A root parent's worker is
+// exec'd not dumpable (spawnids_linux.go); any other, execve(2) made
+// dumpable: it turns that off here, as this package initializes, before
+// the program's own packages do; Main does it again, first thing, and the
 // parent checks it (doc.go: Workers under one UID).
 func init() {
-	if _, ok := os.LookupEnv(envRole); ok {
-		unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0) // checked in runWorker
+	if _, ok := os.LookupEnv(envRole); !ok {
+		return
+	}
+	// Exec'd by a root parent with an effective GID other than its real
+	// one, the spec's (spawnids_linux.go): all its GIDs the real one now,
+	// in every thread. The parent checks all four at the hello.
+	if r, e, s := unix.Getresgid(); e != r || s != r {
+		if err := syscall.Setresgid(r, r, r); err != nil {
+			initErr = fmt.Errorf("setresgid(%d, %d, %d): %w", r, r, r, err)
+		}
+	}
+	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0) // checked in runWorker
+	// After such an exec, which is secure (AT_SECURE), the kernel cleared
+	// the parent-death signal, and so did the change of GID: armed again
+	// here, after both (for other workers it is set already); runWorker
+	// then checks that the parent is still ours.
+	unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(syscall.SIGKILL), 0, 0, 0)
+	// A secure exec also makes the Go runtime force GOTRACEBACK=none, for
+	// setuid programs whose tracebacks would tell their callers too much;
+	// a worker's stderr is its parent's choice.
+	if tb, ok := os.LookupEnv(envTraceback); ok {
+		debug.SetTraceback(tb)
+		os.Unsetenv(envTraceback)
 	}
 }
+
+// initErr is why init could not set the worker's IDs; runWorker fails
+// with it.
+var initErr error
 
 // Main runs the worker role when this process was started by
 // [Supervisor.Spawn], and then exits the process with the role's status: it
@@ -94,6 +122,9 @@ func runWorker(role string) int {
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		return fail("prctl(PR_SET_DUMPABLE, 0): %v", err)
 	}
+	if initErr != nil {
+		return fail("%v", initErr)
+	}
 	parent, _ := strconv.Atoi(os.Getenv(envParent))
 	allowRoot := os.Getenv(envAllowRoot) == "1"
 	nargs, _ := strconv.Atoi(os.Getenv(envArgs))
@@ -116,9 +147,10 @@ func runWorker(role string) int {
 		return fail("refusing to run as root (uid %d euid %d gid %d egid %d): the spec does not allow it",
 			os.Getuid(), os.Geteuid(), os.Getgid(), os.Getegid())
 	}
-	// The parent-death signal is armed only from the moment of exec: a
-	// parent that died before then left us orphaned already. In a new PID
-	// namespace our parent is outside it and getppid says 0.
+	// The parent-death signal is armed only from the moment of exec (or
+	// init's, after a secure exec): a parent that died before then left
+	// us orphaned already. In a new PID namespace our parent is outside
+	// it and getppid says 0.
 	if ppid := os.Getppid(); parent != 0 && ppid != 0 && ppid != parent {
 		return fail("parent %d is gone (parent is now %d)", parent, ppid)
 	}
