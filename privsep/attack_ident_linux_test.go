@@ -39,6 +39,8 @@ func init() {
 		os.Exit(sendHello(unix.SOCK_STREAM))
 	case "none":
 		os.Exit(sendHello(-1))
+	case "listening":
+		os.Exit(sendHello(-2))
 	}
 	// A process that plays a worker traced by another of its UID.
 	if os.Getenv("PRIVSEP_TEST_TRACED_HELLO") == "1" {
@@ -349,6 +351,7 @@ func rawHello() int { return sendHello(unix.SOCK_SEQPACKET) }
 // sendHello sends the hello with one end of a new socket pair of type typ
 // (none if typ is -1), and waits for the parent's answer on the other.
 func sendHello(typ int) int {
+	listening := typ == -2
 	if typ < 0 {
 		typ = unix.SOCK_SEQPACKET
 	}
@@ -356,6 +359,20 @@ func sendHello(typ int) int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "socketpair:", err)
 		return 3
+	}
+	if listening {
+		// A listening socket: SO_PEERCRED on it names its creator, as on
+		// a pair, but it is no connection to the worker.
+		unix.Close(pair[1])
+		if pair[1], err = unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0); err == nil {
+			if err = unix.Bind(pair[1], &unix.SockaddrUnix{}); err == nil { // autobind
+				err = unix.Listen(pair[1], 1)
+			}
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "listen:", err)
+			return 3
+		}
 	}
 	var rights []byte
 	if os.Getenv("PRIVSEP_TEST_BAD_HELLO") != "none" {
@@ -395,6 +412,7 @@ func TestVerifyRefusesWorker(t *testing.T) {
 		{"traced", "PRIVSEP_TEST_TRACED_HELLO=1", "traced by pid "},
 		{"without a connection of its own", "PRIVSEP_TEST_BAD_HELLO=none", "hello carries 0 descriptors, want 1"},
 		{"with a stream connection", "PRIVSEP_TEST_BAD_HELLO=stream", "the hello's connection is socket type 1"},
+		{"with a listening socket", "PRIVSEP_TEST_BAD_HELLO=listening", "the hello's connection is a listening socket"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, log := newSupervisor(t, privsep.Config{})

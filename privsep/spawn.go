@@ -508,10 +508,7 @@ func (s *Supervisor) start(ctx context.Context, spec *Spec, p *Process) (*incarn
 	}
 	inc.sess = sess
 	if err := mc.write(s.welcome(), nil); err != nil {
-		sess.end(err)
-		s.mu.Lock()
-		delete(s.conns, sess)
-		s.mu.Unlock()
+		sess.abandon(err)
 		return fail(fmt.Errorf("privsep: spawn %s worker: welcome: %w", spec.Role, err))
 	}
 	p.mu.Lock()
@@ -519,10 +516,7 @@ func (s *Supervisor) start(ctx context.Context, spec *Spec, p *Process) (*incarn
 	p.mu.Unlock()
 	if stopping {
 		// Stopped while this worker was starting: it never serves.
-		sess.end(ErrUnavailable)
-		s.mu.Lock()
-		delete(s.conns, sess)
-		s.mu.Unlock()
+		sess.abandon(ErrUnavailable)
 		return fail(fmt.Errorf("privsep: spawn %s worker: %w", spec.Role, ErrUnavailable))
 	}
 	s.log().Info("privsep: worker started", "role", spec.Role, "pid", peer.PID, "uid", peer.UID, "gid", peer.GID)
@@ -684,6 +678,10 @@ func (s *Supervisor) verify(ctx context.Context, mc *msgConn, spec *Spec, pid in
 	if typ, err := socketType(conn); err != nil || typ != syscall.SOCK_SEQPACKET {
 		return fail("the hello's connection is socket type %d (%v), want SOCK_SEQPACKET", typ, err)
 	}
+	// A listening socket reports its creator too, and is no connection.
+	if listening, err := sockoptInt(conn, unix.SO_ACCEPTCONN); err != nil || listening != 0 {
+		return fail("the hello's connection is a listening socket (%v), want a connected one", err)
+	}
 	if cred := conn.Cred(); cred == nil {
 		return fail("the hello's connection has no peer credentials")
 	} else if cred.PID != pid || cred.UID != spec.UID {
@@ -759,19 +757,22 @@ func (s *Supervisor) verify(ctx context.Context, mc *msgConn, spec *Spec, pid in
 }
 
 // socketType returns c's SO_TYPE.
-func socketType(c *peercred.Conn) (int, error) {
+func socketType(c *peercred.Conn) (int, error) { return sockoptInt(c, unix.SO_TYPE) }
+
+// sockoptInt returns c's socket option opt (at SOL_SOCKET).
+func sockoptInt(c *peercred.Conn, opt int) (int, error) {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return 0, err
 	}
-	var typ int
+	var v int
 	var serr error
 	if err := rc.Control(func(fd uintptr) {
-		typ, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TYPE)
+		v, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, opt)
 	}); err != nil {
 		return 0, err
 	}
-	return typ, serr
+	return v, serr
 }
 
 // readStatus reads /proc/PID/status into a map.

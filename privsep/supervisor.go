@@ -348,6 +348,19 @@ func (ss *session) finish(err error) {
 	s.wg.Done()
 }
 
+// abandon undoes newSession for a session that was never started: no
+// reader will finish it. The connection stays the caller's to release.
+func (ss *session) abandon(cause error) {
+	ss.cancel(cause)
+	s := ss.s
+	if ss.proc != nil {
+		s.once.detach(ss.proc)
+	}
+	s.mu.Lock()
+	delete(s.conns, ss)
+	s.mu.Unlock()
+}
+
 // end closes the session's connection with cause; its reader then finishes
 // it.
 func (ss *session) end(cause error) {
