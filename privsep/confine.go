@@ -186,10 +186,18 @@ const (
 	// TCP_FASTOPEN_CONNECT is allowed: Landlock checks the port at
 	// connect(2) still. Multipath TCP is refused: Landlock does not see
 	// it (Go's net falls back to TCP). [Confine.AllowSyscalls] "listen"
-	// opens listen again, ephemeral ports and all.
+	// opens listen again, ephemeral ports and all. bind(2) is allowed for
+	// every socket the worker holds, and the filter cannot see its
+	// address: that includes binding an abstract Unix name on an end of
+	// the socket pair it has (squatting a name a service of its network
+	// namespace would bind later; Landlock does not check binds of
+	// abstract names). Give such a worker its own network namespace
+	// ([Confine.NewNet]) where that matters: abstract names are per
+	// network namespace.
 	PromiseInet Promise = "inet"
 	// PromiseUDP: UDP over IPv4 and IPv6, to any port: Landlock does not
-	// restrict UDP before ABI 10.
+	// restrict UDP before ABI 10. bind(2) as with [PromiseInet], abstract
+	// Unix names included.
 	PromiseUDP Promise = "udp"
 	// PromiseProc: fork, wait, signal other processes (Landlock scopes
 	// signals to the worker's domain, ABI 6), sessions and process groups.
