@@ -19,12 +19,18 @@ func (id fileID) String() string {
 }
 
 // statID returns the fileID of the file at path, following links.
+//
+// AT_STATX_DONT_SYNC: device and inode number never change, and a file
+// system that would ask a server for fresh attributes (FUSE, NFS) is not
+// asked. A peer can run from a FUSE file system of its own that never
+// answers; a stat waiting for it would hold the caller (an accept loop, a
+// privsep Claim) for good.
 func statID(path string) (fileID, error) {
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
-		return fileID{}, &os.PathError{Op: "stat", Path: path, Err: err}
+	var st unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, path, unix.AT_STATX_DONT_SYNC, unix.STATX_INO, &st); err != nil {
+		return fileID{}, &os.PathError{Op: "statx", Path: path, Err: err}
 	}
-	return fileID{uint64(st.Dev), uint64(st.Ino)}, nil
+	return fileID{unix.Mkdev(st.Dev_major, st.Dev_minor), st.Ino}, nil
 }
 
 // procDir returns "/proc/PID" for a PID we can look up.
