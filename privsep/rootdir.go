@@ -33,20 +33,22 @@ func sameRoot(peer *Peer) error {
 	if peer.PidFD == nil {
 		return fmt.Errorf("pid %d: no pidfd to make sure /proc/%d is still the worker", peer.PID, peer.PID)
 	}
-	var ours, theirs unix.Stat_t
-	if err := unix.Stat("/", &ours); err != nil {
-		return os.NewSyscallError("stat /", err)
+	// AT_STATX_DONT_SYNC: a root on a FUSE file system that stopped
+	// answering must not hold the parent (device and inode never change).
+	var ours, theirs unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, "/", unix.AT_STATX_DONT_SYNC, unix.STATX_INO, &ours); err != nil {
+		return os.NewSyscallError("statx /", err)
 	}
 	root := "/proc/" + strconv.Itoa(peer.PID) + "/root"
-	if err := unix.Stat(root, &theirs); err != nil {
-		return fmt.Errorf("pid %d: %w", peer.PID, os.NewSyscallError("stat "+root, err))
+	if err := unix.Statx(unix.AT_FDCWD, root, unix.AT_STATX_DONT_SYNC, unix.STATX_INO, &theirs); err != nil {
+		return fmt.Errorf("pid %d: %w", peer.PID, os.NewSyscallError("statx "+root, err))
 	}
 	if err := pidfdAlive(peer.PidFD); err != nil {
 		return fmt.Errorf("pid %d exited: %w", peer.PID, err)
 	}
-	if ours.Dev != theirs.Dev || ours.Ino != theirs.Ino {
-		return fmt.Errorf("pid %d's root directory (dev %d ino %d) is not the parent's (dev %d ino %d): chrooted",
-			peer.PID, theirs.Dev, theirs.Ino, ours.Dev, ours.Ino)
+	if ours.Dev_major != theirs.Dev_major || ours.Dev_minor != theirs.Dev_minor || ours.Ino != theirs.Ino {
+		return fmt.Errorf("pid %d's root directory (dev %d:%d ino %d) is not the parent's (dev %d:%d ino %d): chrooted",
+			peer.PID, theirs.Dev_major, theirs.Dev_minor, theirs.Ino, ours.Dev_major, ours.Dev_minor, ours.Ino)
 	}
 	return nil
 }
