@@ -2,59 +2,25 @@ package privsep_test
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/peercred/peercred"
 	"github.com/peercred/peercred/privsep"
 	"github.com/peercred/peercred/testutil"
-	"golang.org/x/sys/unix"
 )
 
 func init() {
-	// connect-pass PATH: connect to the named socket PATH, hand the
-	// connection over the socket at descriptor 3 (SCM_RIGHTS), and exit
-	// without a word on it.
-	testutil.Register("connect-pass", func(args []string) int {
-		if err := connectPass(args[0]); err != nil {
-			fmt.Println("error:", err)
-			return 1
-		}
-		return 0
-	})
 	// idle: do nothing until killed.
 	testutil.Register("idle", func([]string) int {
 		time.Sleep(time.Hour)
 		return 0
 	})
-}
-
-func connectPass(path string) error {
-	f3 := os.NewFile(3, "relay")
-	relay, err := peercred.FileConn(f3)
-	f3.Close()
-	if err != nil {
-		return err
-	}
-	defer relay.Close()
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	conn := os.NewFile(uintptr(fd), "named")
-	defer conn.Close()
-	if err := unix.Connect(fd, &unix.SockaddrUnix{Name: path}); err != nil {
-		return err
-	}
-	_, err = relay.WriteWithFiles([]byte("c"), conn)
-	return err
 }
 
 // relayedConn connects a helper (uid 1234) to the named socket at path; the
@@ -63,39 +29,7 @@ func connectPass(path string) error {
 // connection and that PID.
 func relayedConn(t *testing.T, path string) (net.Conn, int) {
 	t.Helper()
-	for attempt := 1; attempt <= 20; attempt++ {
-		local, remote, err := peercred.Socketpair(syscall.SOCK_STREAM)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := testutil.Start(t, "connect-pass", testutil.Options{
-			Args:       []string{path},
-			As:         &testutil.User{UID: 1234, GID: 1234},
-			ExtraFiles: []*os.File{remote},
-		})
-		remote.Close()
-		local.SetReadDeadline(time.Now().Add(10 * time.Second))
-		_, files, err := local.ReadWithFiles(make([]byte, 1))
-		local.Close()
-		if err != nil || len(files) != 1 {
-			t.Fatalf("receive the connection: %v (%d files)", err, len(files))
-		}
-		if err := p.Wait(); err != nil { // reaped: its PID is free
-			t.Fatal(err)
-		}
-		conn, err := net.FileConn(files[0])
-		files[0].Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if testutil.StartAtPID(t, p.PID(), "idle", testutil.Options{}) != nil {
-			t.Cleanup(func() { conn.Close() })
-			return conn, p.PID()
-		}
-		conn.Close()
-	}
-	t.Fatal("no helper got the PID of an exited client in 20 attempts")
-	return nil, 0
+	return testutil.HandedOffConn(t, "unixpacket", path, testutil.Options{As: &testutil.User{UID: 1234, GID: 1234}})
 }
 
 // TestClaimRefusesReusedPID: a role's Claim that looks at the process

@@ -23,6 +23,9 @@ var (
 	rolesMu sync.Mutex
 	roles   = map[string]func(args []string) int{}
 
+	// builtinRoles are testutil's own, run by helpers of its functions.
+	builtinRoles = map[string]func(args []string) int{}
+
 	// mainStarted is set when Main runs the tests; Start refuses to run
 	// before, because a re-executed binary without Main would run the tests
 	// again instead of the role.
@@ -35,7 +38,7 @@ var (
 // the re-executed binary has the role too. Register panics on an empty or
 // duplicate name and when called after Main.
 func Register(name string, fn func(args []string) int) {
-	if name == "" || name == probeRole {
+	if name == "" || name == probeRole || strings.HasPrefix(name, "testutil.") {
 		panic(fmt.Sprintf("testutil: Register: invalid role name %q", name))
 	}
 	if fn == nil {
@@ -53,6 +56,9 @@ func Register(name string, fn func(args []string) int) {
 }
 
 func lookupRole(name string) (func(args []string) int, bool) {
+	if fn, ok := builtinRoles[name]; ok {
+		return fn, true
+	}
 	rolesMu.Lock()
 	defer rolesMu.Unlock()
 	fn, ok := roles[name]
