@@ -197,10 +197,32 @@
 // A worker that breaks the protocol (a malformed or oversize message,
 // unexpected descriptors, a message kind it may not send) is disconnected and
 // killed, with a log line; the parent and other workers carry on. A
-// well-formed request that policy refuses gets an error reply. So is a
-// worker that stops reading its replies, its broker's included: once no
-// reply has gone through for Config.WriteTimeout, a spawned worker is killed
-// and a named-socket client disconnected.
+// well-formed request that policy refuses gets an error reply. A worker
+// that stops reading its replies, its broker's included, is cut off too:
+// once no reply has gone through for Config.WriteTimeout, a spawned worker
+// is killed and a named-socket client disconnected. [Supervisor.Shutdown]
+// does not wait for such clients: its Stop message goes only where there
+// is room for it.
+//
+// A role's [Policy.Claim] may block (an Authorizer that stats a peer's
+// executable on a file system its owner stopped serving): a connection
+// keeps its place among those waiting to say hello (8 per UID, 64 in all)
+// until its Claim has answered, so Claims a user can hold cost a bounded
+// number of goroutines and threads.
+//
+// # Guarantees, and the attacks that test them
+//
+// Every guarantee above is played as an attack, by a real process under
+// another UID, in the package's tests (files attack_*_test.go): a sibling
+// of the same UID that tries to take a worker over, from its execve on; a
+// process that claims a role over many connections to get a Once operation
+// again; a user that opens sessions beyond the caps, makes its Claims
+// block, or stops reading its replies; a confined worker that listens,
+// sends with MSG_FASTOPEN or connects to a pathname socket; a chrooted
+// worker with a broker directory; a squatter of the abstract name Dial
+// connects to; a client that hands its connection on and exits before its
+// PID is reused; a caller of PID right after Restart. README.md lists
+// them with their tests, and what stays out of reach on which kernel.
 //
 // # What a call costs
 //
