@@ -158,7 +158,9 @@ func TestReadWithFiles(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "MSG_TRUNC") || got != nil {
 			t.Fatalf("ReadWithFiles = %v, %v; want a truncation error", got, err)
 		}
-		if after := openFDs(t); after != before {
+		// More would be a leak; fewer, a descriptor an earlier test's
+		// goroutine closed meanwhile (seen as a normal user).
+		if after := openFDs(t); after > before {
 			t.Errorf("open descriptors: %d expected, %d after", before, after)
 		}
 	})

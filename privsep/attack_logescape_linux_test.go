@@ -58,7 +58,11 @@ func TestRefusedPathsEscapedInLog(t *testing.T) {
 		defer cancel()
 		s.Shutdown(ctx)
 	})
-	p, out := spawn(t, s, privsep.Spec{Role: "open-both", UID: 1234, GID: 1234, Args: evil})
+	spec := privsep.Spec{Role: "open-both", UID: 1234, GID: 1234, Args: evil}
+	if os.Geteuid() != 0 { // a parent that is not root spawns workers as itself
+		spec.UID, spec.GID = uint32(os.Geteuid()), uint32(os.Getegid())
+	}
+	p, out := spawn(t, s, spec)
 	waitDone(t, p)
 	if got := strings.TrimSpace(out.String()); got != "done" {
 		t.Fatalf("worker printed %q", got)
