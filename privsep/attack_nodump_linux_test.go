@@ -238,10 +238,10 @@ func TestWorkerIDsAndCapabilities(t *testing.T) {
 		want []string
 	}{
 		{"without groups", privsep.Spec{UID: 65534, GID: 65534}, []string{
-			"Uid 65534 65534 65534 65534", "Gid 65534 65534 65534 65534", "Groups",
+			"Uid 65534 65534 65534 65534", "Gid 65534 65534 65534 65534", "Groups 65534", // its GID, for its exec
 		}},
 		{"with groups", privsep.Spec{UID: 1234, GID: 2345, Groups: []uint32{3456, 4294967294}}, []string{
-			"Uid 1234 1234 1234 1234", "Gid 2345 2345 2345 2345", "Groups 3456 4294967294",
+			"Uid 1234 1234 1234 1234", "Gid 2345 2345 2345 2345", "Groups 2345 3456 4294967294",
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

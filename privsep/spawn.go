@@ -484,7 +484,7 @@ func (s *Supervisor) start(ctx context.Context, spec *Spec, p *Process) (*incarn
 		}
 		return nil, err
 	}
-	peer, conn, err := s.verify(ctx, mc, spec, cmd.Process.Pid)
+	peer, conn, err := s.verify(ctx, mc, spec, cmd.Process.Pid, ids != nil)
 	if err != nil {
 		s.log().Warn("privsep: worker refused", "role", spec.Role, "pid", cmd.Process.Pid, "err", err)
 		return fail(err)
@@ -599,10 +599,24 @@ func workerCmd(spec *Spec, remote *os.File) (*exec.Cmd, *spawnIDs, error) {
 	// sets the groups, the real and the saved GID; the child the
 	// effective GID and the UIDs.
 	ids, err := newSpawnIDs(spec)
+	if errors.Is(err, errNoSpareGID) {
+		// Not dumpable from privsep's init only, as other workers.
+		sys.Credential = &syscall.Credential{Uid: spec.UID, Gid: spec.GID, Groups: append([]uint32{}, spec.Groups...)}
+		return cmd, nil, nil
+	}
 	if err != nil {
 		return nil, nil, err
 	}
 	sys.Credential = &syscall.Credential{Uid: spec.UID, Gid: ids.spare, NoSetGroups: true}
+	// The secure exec drops variables the C library deems unsafe for a
+	// setgid program (TMPDIR, TZDIR, LD_LIBRARY_PATH, ...) from a cgo
+	// worker's environment; the worker's init sets back those of the
+	// spec (worker.go).
+	for _, kv := range spec.Env {
+		if k, v, ok := strings.Cut(kv, "="); ok && k != "" && !strings.HasPrefix(k, envKeepPrefix) {
+			cmd.Env = append(cmd.Env, envKeepPrefix+k+"="+v)
+		}
+	}
 	// The secure exec makes the Go runtime force GOTRACEBACK=none: the
 	// worker sets the one asked for back (worker.go).
 	traceback := "single"
@@ -619,7 +633,10 @@ func workerCmd(spec *Spec, remote *os.File) (*exec.Cmd, *spawnIDs, error) {
 // says, that it is the child we started with the spec's identity. It
 // returns the connection the hello carried, which the worker made (the
 // caller closes it).
-func (s *Supervisor) verify(ctx context.Context, mc *msgConn, spec *Spec, pid int) (_ *Peer, _ *peercred.Conn, err error) {
+//
+// withGID: the worker was exec'd by spawnIDs, which adds its GID to its
+// supplementary groups.
+func (s *Supervisor) verify(ctx context.Context, mc *msgConn, spec *Spec, pid int, withGID bool) (_ *Peer, _ *peercred.Conn, err error) {
 	var conn *peercred.Conn
 	defer func() {
 		if err != nil && conn != nil {
@@ -712,6 +729,9 @@ func (s *Supervisor) verify(ctx context.Context, mc *msgConn, spec *Spec, pid in
 		return fail("/proc status Groups: %q", st["Groups"])
 	}
 	wantGroups := slices.Clone(spec.Groups)
+	if withGID && !slices.Contains(wantGroups, spec.GID) {
+		wantGroups = append(wantGroups, spec.GID)
+	}
 	if os.Geteuid() != 0 && !spec.UserNS {
 		wantGroups = nil // a non-root parent's workers keep its groups
 		if g, err := os.Getgroups(); err == nil {
@@ -744,6 +764,11 @@ func (s *Supervisor) verify(ctx context.Context, mc *msgConn, spec *Spec, pid in
 	}
 	if err := checkNotDumpable(spec, pid); err != nil {
 		return fail("%v", err)
+	}
+	if withGID && !slices.Contains(spec.Groups, spec.GID) {
+		// The worker's GID, added for its exec: the spec's groups are
+		// what its handlers are told.
+		groups = slices.DeleteFunc(groups, func(g uint32) bool { return g == spec.GID })
 	}
 	peer := &Peer{Role: spec.Role, PID: pid, UID: m.Cred.Uid, GID: m.Cred.Gid, Groups: groups}
 	if spec.Confine != nil {

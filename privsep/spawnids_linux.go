@@ -58,12 +58,22 @@ type spawnIDs struct {
 // newSpawnIDs returns the spawnIDs for spec, run by a root parent without
 // a user namespace of its own and as a UID other than 0 (a worker as root
 // has nothing to gain from it).
+//
+// The worker's supplementary groups are the spec's and its GID: the exec,
+// and whatever runs before privsep's init, use the spare GID as the
+// effective one, and a Spec.Dir or Spec.Path reachable only through the
+// worker's GID must stay reachable. (A supplementary group that is the
+// primary one grants nothing more.)
 func newSpawnIDs(spec *Spec) (*spawnIDs, error) {
 	spare, err := spareGID(spec.GID, spec.Groups)
 	if err != nil {
 		return nil, err
 	}
-	return &spawnIDs{gid: spec.GID, spare: spare, groups: slices.Clone(spec.Groups)}, nil
+	groups := slices.Clone(spec.Groups)
+	if !slices.Contains(groups, spec.GID) {
+		groups = append(groups, spec.GID)
+	}
+	return &spawnIDs{gid: spec.GID, spare: spare, groups: groups}, nil
 }
 
 // errThreadIDs says that the spawner thread could not take back its own
@@ -145,7 +155,11 @@ func threadSetgroups(groups []uint32) error {
 // effective GID: one that gives it nothing, for the moment from its
 // execve until privsep's init. It is the highest GID our user namespace
 // maps (4294967294, (gid_t)-2, in the initial one) that is neither gid nor
-// one of groups; no file or process should belong to it.
+// one of groups, and above minSpareGID: never a system group (0, the root
+// group, in a user namespace that maps few GIDs), nor the overflow GID. No
+// file should belong to it: a file of that group is open to every worker
+// between its execve and privsep's init. errNoSpareGID: none; the worker
+// is then spawned as other workers are (not dumpable from privsep's init).
 func spareGID(gid uint32, groups []uint32) (uint32, error) {
 	ranges, err := gidRanges()
 	if err != nil {
@@ -153,13 +167,19 @@ func spareGID(gid uint32, groups []uint32) (uint32, error) {
 	}
 	for _, r := range ranges {
 		for i := uint32(0); i < 64 && r[1]-i >= r[0] && r[1]-i <= r[1]; i++ {
-			if id := r[1] - i; id != gid && !slices.Contains(groups, id) {
+			if id := r[1] - i; id > minSpareGID && id != gid && !slices.Contains(groups, id) {
 				return id, nil
 			}
 		}
 	}
-	return 0, fmt.Errorf("no spare GID mapped in this user namespace (/proc/self/gid_map) besides gid %d and groups %v", gid, groups)
+	return 0, fmt.Errorf("%w in this user namespace (/proc/self/gid_map) besides gid %d and groups %v", errNoSpareGID, gid, groups)
 }
+
+// minSpareGID: a spare GID is above the 16-bit range, where system groups,
+// users' groups and the overflow GID (65534) live.
+const minSpareGID = 1<<16 - 1
+
+var errNoSpareGID = errors.New("no spare GID above 65535 mapped")
 
 // gidRanges returns the GIDs our user namespace maps, [first, last] ranges
 // from the highest down, without (gid_t)-1, which means no GID.

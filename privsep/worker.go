@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -22,12 +23,13 @@ import (
 
 // Environment of a worker process, set by the parent.
 const (
-	envRole      = "PEERCRED_PRIVSEP_ROLE"
-	envParent    = "PEERCRED_PRIVSEP_PARENT"     // the parent's PID, to detect a parent already gone
-	envAllowRoot = "PEERCRED_PRIVSEP_ALLOW_ROOT" // "1" when the spec allows root
-	envArgs      = "PEERCRED_PRIVSEP_NARGS"      // number of Args at the end of os.Args
-	envTraceback = "PEERCRED_PRIVSEP_TRACEBACK"  // GOTRACEBACK after a secure exec (spawnids_linux.go)
-	workerFD     = 3                             // the worker's end of the socket pair
+	envRole       = "PEERCRED_PRIVSEP_ROLE"
+	envParent     = "PEERCRED_PRIVSEP_PARENT"     // the parent's PID, to detect a parent already gone
+	envAllowRoot  = "PEERCRED_PRIVSEP_ALLOW_ROOT" // "1" when the spec allows root
+	envArgs       = "PEERCRED_PRIVSEP_NARGS"      // number of Args at the end of os.Args
+	envTraceback  = "PEERCRED_PRIVSEP_TRACEBACK"  // GOTRACEBACK after a secure exec (spawnids_linux.go)
+	envKeepPrefix = "PEERCRED_PRIVSEP_KEEP_"      // Spec.Env again, past a secure exec's filter
+	workerFD      = 3                             // the worker's end of the socket pair
 )
 
 // RoleFunc is the code a worker runs. It returns when its work is done or
@@ -89,6 +91,19 @@ func init() {
 	if tb, ok := os.LookupEnv(envTraceback); ok {
 		debug.SetTraceback(tb)
 		os.Unsetenv(envTraceback)
+	}
+	// And the C library of a cgo worker dropped the variables of Spec.Env
+	// it deems unsafe for such a program (TMPDIR, TZDIR, ...): the parent
+	// sent them twice.
+	for _, kv := range os.Environ() {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, envKeepPrefix) {
+			os.Unsetenv(k)
+			if name := k[len(envKeepPrefix):]; name != "" {
+				if _, set := os.LookupEnv(name); !set {
+					os.Setenv(name, v)
+				}
+			}
+		}
 	}
 }
 
