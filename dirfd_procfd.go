@@ -60,6 +60,12 @@ func probeIn(ctx context.Context, network string, dir int, _, name string) error
 	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
 		return fmt.Errorf("%s is no longer a socket (mode %#o)", name, st.Mode)
 	}
+	// A hard link to a socket elsewhere (where fs.protected_hardlinks is
+	// off, anyone may link to a socket it cannot reach) is no stale socket
+	// of ours: leave it alone.
+	if st.Nlink != 1 {
+		return fmt.Errorf("%s has %d links: cannot tell whose socket it is", name, st.Nlink)
+	}
 	var d net.Dialer
 	c, err := d.DialContext(ctx, network, "/proc/self/fd/"+strconv.Itoa(fd))
 	if err != nil {

@@ -521,3 +521,43 @@ func TestListenStaleProbeFollowsNoSymlink(t *testing.T) {
 		t.Fatalf("Listen never succeeded in %d cycles", n)
 	}
 }
+
+// TestListenStaleProbeRefusesHardLink: where fs.protected_hardlinks is off,
+// anyone may hard-link a socket it cannot reach into a directory of its
+// own; a Listen there must not connect to it to see whether it is stale.
+// (The link is made by the test, as root, since this machine protects
+// hard links.)
+func TestListenStaleProbeRefusesHardLink(t *testing.T) {
+	testutil.RequireRoot(t)
+	base := testutil.SocketDir(t)
+	victimDir := filepath.Join(base, "rootonly")
+	mkdirOwned(t, victimDir, 0700, &testutil.User{})
+	victim, err := net.Listen("unix", filepath.Join(victimDir, "v.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { victim.Close() })
+	reached := make(chan struct{}, 1)
+	go func() {
+		if c, err := victim.Accept(); err == nil {
+			c.Close()
+			reached <- struct{}{}
+		}
+	}()
+	att := filepath.Join(base, "att")
+	mkdirOwned(t, att, 0755, attacker)
+	if err := os.Link(filepath.Join(victimDir, "v.sock"), filepath.Join(att, "s.sock")); err != nil {
+		t.Fatal(err)
+	}
+	l, err := peercred.Listen(context.Background(), filepath.Join(att, "s.sock"))
+	if err == nil {
+		l.Close()
+		t.Fatal("Listen over a hard link to another socket succeeded")
+	}
+	t.Logf("Listen: %v", err)
+	select {
+	case <-reached:
+		t.Fatal("Listen's stale-socket probe connected to the socket the link leads to")
+	case <-time.After(100 * time.Millisecond):
+	}
+}
