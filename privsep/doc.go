@@ -72,25 +72,30 @@
 // own) is not dumpable from execve on. The kernel makes a program exec'd
 // with a real ID other than the effective one not dumpable, and its exec
 // "secure" (AT_SECURE): the parent execs the worker with the spec's GID as
-// its real GID and another as its effective and saved GID, the highest GID
-// its user namespace maps that is neither the worker's GID nor one of its
-// groups (4294967294 in the initial namespace). As this package
-// initializes, the worker sets all its GIDs to the spec's, arms the
-// parent-death signal again (the secure exec cleared it; [Main] then
-// checks that its parent is still the one that started it), and sets back
-// the traceback level Go's runtime forced to "none" (GOTRACEBACK from
-// [Spec.Env], else "single"). For the length of the exec, the spawner
-// thread holds the worker's groups and real GID, and that other GID as its
-// saved GID, without CAP_SETGID; its UIDs stay 0, so no process of the
-// worker's UID can signal or trace it. What the secure
-// exec costs: Go's runtime ends a worker on a fatal error (not a panic)
-// with status 2 and no traceback; the C library of a cgo worker ignores
-// the variables of [Spec.Env] it deems unsafe for setgid programs
-// (LD_PRELOAD, LD_LIBRARY_PATH, TMPDIR, ...); and the worker's binary and
-// [Spec.Dir] must be reachable without the spec's GID (the exec runs with
-// the other one), as must be whatever code running before privsep's init
-// (the runtime, and packages that initialize before privsep) opens. Like
-// any process that is not dumpable, such a worker cannot open its own
+// its real GID and a spare one as its effective and saved GID: the highest
+// GID its user namespace maps, above 65535, that is neither the worker's
+// GID nor one of its groups (4294967294 in the initial namespace; with no
+// such GID mapped, the worker is spawned as the others below). No file
+// should belong to that GID: every such worker holds it from its execve
+// until privsep's init. The worker's GID is among its supplementary groups
+// too (where it grants nothing more), so that a [Spec.Dir] or [Spec.Path]
+// reachable through it stays so. As this package initializes, the worker
+// sets all its GIDs to the spec's, arms the parent-death signal again (the
+// secure exec cleared it; [Main] then checks that its parent is still the
+// one that started it), sets back the traceback level Go's runtime forced
+// to "none" (GOTRACEBACK from [Spec.Env], else "single"), and sets back the
+// variables of [Spec.Env] that the C library of a cgo worker drops from a
+// setgid program's environment (TMPDIR, TZDIR, ...; the parent sends them
+// twice). For the length of the exec, the spawner thread holds the
+// worker's groups and real GID, and the spare GID as its saved GID,
+// without CAP_SETGID; its UIDs stay 0, so no process of the worker's UID
+// can signal or trace it. What the secure exec still costs: Go's runtime
+// ends a worker on a fatal error (not a panic) with status 2 and no
+// traceback; the dynamic loader ignores LD_PRELOAD and LD_LIBRARY_PATH;
+// and code that runs before privsep's init (the runtime, and the packages
+// Go initializes first: those privsep does not import may come before it,
+// in the order of their import paths) runs with the spare GID. Like any
+// process that is not dumpable, such a worker cannot open its own
 // /proc/self/environ: the race detector reads GORACE there, and a
 // race-enabled worker ignores it.
 //
@@ -98,7 +103,8 @@
 //
 //   - Other workers (a parent that is not root, [Spec.UserNS], or UID 0)
 //     are dumpable from execve until this package initializes (the Go
-//     runtime's start and the init of the packages privsep imports). A
+//     runtime's start, the init of the packages privsep imports, and of
+//     those Go initializes before it). A
 //     process of its UID that watches for new PIDs wins that race easily.
 //     What it can copy then is worth nothing (stdio, and the connection the
 //     worker was started with, which the parent drops at the hello), but it
