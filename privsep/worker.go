@@ -64,8 +64,9 @@ func Register(role string, fn RoleFunc) {
 // pidfd_getfd(2), nor read its memory or /proc/PID/fd, environ, maps...
 // (the kernel owns its /proc entries to root). A root parent's worker is
 // exec'd not dumpable (spawnids_linux.go); any other, execve(2) made
-// dumpable: it turns that off here, as this package initializes, before
-// the program's own packages do; Main does it again, first thing, and the
+// dumpable: it turns that off here, as this package initializes (before
+// the packages that import privsep, though not necessarily before every
+// other package of the program); Main does it again, first thing, and the
 // parent checks it (doc.go: Workers under one UID).
 func init() {
 	if _, ok := os.LookupEnv(envRole); !ok {
