@@ -17,21 +17,6 @@ import (
 )
 
 func init() {
-	// connect-flood ADDR N: connect to the Unix socket ADDR N times, one
-	// after another, closing each conn at once; then print "done".
-	testutil.Register("connect-flood", func(args []string) int {
-		n, _ := strconv.Atoi(args[1])
-		for range n {
-			c, err := net.Dial("unix", args[0])
-			if err != nil {
-				fmt.Println("error:", err)
-				return 1
-			}
-			c.Close()
-		}
-		fmt.Println("done")
-		return 0
-	})
 }
 
 // TestRefusalLogFlood: two users who may not connect open thousands of
@@ -66,8 +51,8 @@ func TestRefusalLogFlood(t *testing.T) {
 	var floods []*testutil.Proc
 	uids := []uint32{1234, 2345}
 	for _, uid := range uids {
-		floods = append(floods, testutil.Start(t, "connect-flood", testutil.Options{
-			As: &testutil.User{UID: uid, GID: uid}, Args: []string{sock, strconv.Itoa(n)}, Timeout: 2 * time.Minute,
+		floods = append(floods, testutil.ConnectFlood(t, sock, n, testutil.Options{
+			As: &testutil.User{UID: uid, GID: uid}, Timeout: 2 * time.Minute,
 		}))
 	}
 	for _, p := range floods {

@@ -25,8 +25,8 @@ func TestEchoAdmittedFlood(t *testing.T) {
 
 	const n = 1000
 	start := time.Now()
-	flood := testutil.Start(t, "connect-flood", testutil.Options{
-		As: &testutil.User{UID: 1234, GID: 1234}, Args: []string{sock, strconv.Itoa(n)}, Timeout: 2 * time.Minute,
+	flood := testutil.ConnectFlood(t, sock, n, testutil.Options{
+		As: &testutil.User{UID: 1234, GID: 1234}, Timeout: 2 * time.Minute,
 	})
 	if line := flood.Line(t); line != "done" {
 		t.Fatalf("flood: %s", line)

@@ -20,21 +20,6 @@ import (
 )
 
 func init() {
-	// connect-flood ADDR N: connect to the Unix socket ADDR N times, one
-	// after another, closing each conn at once; then print "done".
-	testutil.Register("connect-flood", func(args []string) int {
-		n, _ := strconv.Atoi(args[1])
-		for range n {
-			c, err := net.Dial("unix", args[0])
-			if err != nil {
-				fmt.Println("error:", err)
-				return 1
-			}
-			c.Close()
-		}
-		fmt.Println("done")
-		return 0
-	})
 	// roundtrip ADDR TEXT: connect to the Unix socket ADDR, send TEXT,
 	// shut down writing, and print what comes back.
 	testutil.Register("roundtrip", func(args []string) int {
@@ -75,8 +60,8 @@ func testEchoRefusalFlood(t *testing.T, bin string) {
 	uids := []uint32{1234, 2345}
 	var floods []*testutil.Proc
 	for _, uid := range uids {
-		floods = append(floods, testutil.Start(t, "connect-flood", testutil.Options{
-			As: &testutil.User{UID: uid, GID: uid}, Args: []string{sock, strconv.Itoa(n)}, Timeout: 2 * time.Minute,
+		floods = append(floods, testutil.ConnectFlood(t, sock, n, testutil.Options{
+			As: &testutil.User{UID: uid, GID: uid}, Timeout: 2 * time.Minute,
 		}))
 	}
 	for _, p := range floods {

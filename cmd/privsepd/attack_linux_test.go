@@ -25,21 +25,6 @@ import (
 )
 
 func init() {
-	// connect-flood ADDR N: connect to the Unix socket ADDR N times, one
-	// after another, closing each conn at once; then print "done".
-	testutil.Register("connect-flood", func(args []string) int {
-		n, _ := strconv.Atoi(args[1])
-		for range n {
-			c, err := net.Dial("unix", args[0])
-			if err != nil {
-				fmt.Println("error:", err)
-				return 1
-			}
-			c.Close()
-		}
-		fmt.Println("done")
-		return 0
-	})
 	// hold-control ADDR N: open N connections to the control socket ADDR
 	// and send nothing on them; then, on one more, send "status" and print
 	// "extra: ANSWER" (quoted); then wait until the daemon has closed the N
@@ -318,8 +303,8 @@ func testControlFlood(t *testing.T, bin string) {
 	start := time.Now()
 	var floods []*testutil.Proc
 	for _, uid := range []uint32{1234, 3456} { // allowed, refused
-		floods = append(floods, testutil.Start(t, "connect-flood", testutil.Options{
-			As: &testutil.User{UID: uid, GID: uid}, Args: []string{d.control, strconv.Itoa(n)}, Timeout: 2 * time.Minute,
+		floods = append(floods, testutil.ConnectFlood(t, d.control, n, testutil.Options{
+			As: &testutil.User{UID: uid, GID: uid}, Timeout: 2 * time.Minute,
 		}))
 	}
 	for _, p := range floods {
