@@ -477,11 +477,12 @@ func TestLine(t *testing.T) {
 		lines:     []string{"one", "two"},
 		wantFatal: "stdout ended",
 	}, {
-		name:      "fails after the timeout",
-		role:      "sleep",
-		timeout:   200 * time.Millisecond,
+		name: "fails after the timeout",
+		role: "sleep",
+		// Long enough for "ready" to come on a busy machine, under -race.
+		timeout:   3 * time.Second,
 		lines:     []string{"ready"},
-		wantFatal: "no line on stdout within 200ms",
+		wantFatal: "no line on stdout within 3s",
 	}, {
 		name:      "reads stdin from any reader",
 		role:      "cat",
