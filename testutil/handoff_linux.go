@@ -118,15 +118,19 @@ func recvFile(f *os.File) (*os.File, error) {
 		return nil, err
 	}
 	msgs, err := syscall.ParseSocketControlMessage(oob[:oobn])
-	if err != nil || len(msgs) != 1 {
+	if err != nil {
 		return nil, fmt.Errorf("no descriptor (%v)", err)
 	}
-	fds, err := syscall.ParseUnixRights(&msgs[0])
-	if err != nil || len(fds) != 1 {
-		for _, fd := range fds {
+	var fds []int
+	for i := range msgs {
+		got, _ := syscall.ParseUnixRights(&msgs[i])
+		fds = append(fds, got...)
+	}
+	if len(fds) != 1 {
+		for _, fd := range fds { // every descriptor received is closed
 			syscall.Close(fd)
 		}
-		return nil, fmt.Errorf("want 1 descriptor, got %d (%v)", len(fds), err)
+		return nil, fmt.Errorf("want 1 descriptor, got %d", len(fds))
 	}
 	return os.NewFile(uintptr(fds[0]), "handed-off"), nil
 }
