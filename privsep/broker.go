@@ -15,55 +15,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// FileRule allows the file broker's operations ([Broker]) on a path, or
-// beneath a directory. The parent resolves every path with
-// openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|RESOLVE_NO_MAGICLINKS) from
-// the rule's directory: "..", symbolic links (inside or out) and magic links
-// (/proc/self/root, /proc/PID/fd/N) are refused, and a directory swapped for
-// a link meanwhile is met by the kernel's resolution, not by an earlier
-// check.
-type FileRule struct {
-	// Path is absolute and clean: a file, or with Recursive a directory.
-	// Symbolic links in Path itself are followed (the policy is trusted);
-	// beneath it, none is.
-	Path string
-	// Recursive allows everything beneath the directory Path, and Path
-	// itself.
-	Recursive bool
-	// Access is what the rule allows; the zero value is FileReadOnly.
-	Access FileAccess
-}
-
-// FileAccess is what a [FileRule] allows.
-type FileAccess int
-
-const (
-	// FileReadOnly: open for reading (and directories for listing), Stat,
-	// Lstat, Readlink, Access with R_OK.
-	FileReadOnly FileAccess = iota
-	// FileReadWrite: FileReadOnly, and open existing files for writing
-	// (O_WRONLY, O_RDWR, O_TRUNC, O_APPEND), Access with W_OK.
-	FileReadWrite
-	// FileReadWriteCreate: FileReadWrite, and create files (O_CREAT,
-	// O_EXCL), Mkdir, Remove and Rename. What the broker creates belongs
-	// to the worker's UID and GID (when the parent is root), with the
-	// mode asked for, less setuid, setgid and sticky bits and the
-	// parent's umask.
-	FileReadWriteCreate
-)
-
-func (a FileAccess) String() string {
-	switch a {
-	case FileReadOnly:
-		return "read-only"
-	case FileReadWrite:
-		return "read-write"
-	case FileReadWriteCreate:
-		return "read-write-create"
-	}
-	return fmt.Sprintf("FileAccess(%d)", int(a))
-}
-
 // Names of the file broker's operations.
 const (
 	opFileOpen     = wire.OpFileOpen

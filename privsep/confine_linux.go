@@ -2,8 +2,11 @@ package privsep
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
 	"syscall"
 
 	"github.com/peercred/peercred/internal/seccomp"
@@ -122,5 +125,74 @@ func setLimits(c *Confine) error {
 			return fmt.Errorf("setrlimit %s %d: %w", l.name, l.v, err)
 		}
 	}
+	return nil
+}
+
+// Confinement returns what the parent verified and the worker reported of
+// the current worker process's confinement; nil if its Spec has no Confine,
+// or between restarts.
+func (p *Process) Confinement() *Confinement {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cur == nil || p.cur.sess == nil {
+		return nil
+	}
+	return p.cur.sess.peer.Confinement
+}
+
+// planConfine validates spec's Confine in the parent, before any process is
+// started, and prepares what the worker gets: the Confine and its compiled
+// seccomp filter, in its environment. The filter is compiled here, once per
+// Spawn, rather than in each worker (where it cost a fresh process more):
+// the worker only puts its PID in it.
+func (spec *Spec) planConfine() error {
+	c := spec.Confine
+	spec.confineEnv = nil
+	if c == nil {
+		return nil
+	}
+	if c.LandlockABI < 0 || c.LandlockABI > maxLandlockABI {
+		return fmt.Errorf("confine: Landlock ABI %d: this package knows versions 1 to %d", c.LandlockABI, maxLandlockABI)
+	}
+	for _, r := range c.Landlock {
+		if !filepath.IsAbs(r.Path) {
+			return fmt.Errorf("confine: Landlock path %q is not absolute", r.Path)
+		}
+		if r.Access == 0 || r.Access&^(LandlockRead|LandlockWrite|LandlockExec|LandlockConnect) != 0 {
+			return fmt.Errorf("confine: Landlock path %s: invalid access %#x", r.Path, uint8(r.Access))
+		}
+	}
+	for _, p := range c.Promises {
+		if !slices.Contains(promises, p) {
+			return fmt.Errorf("confine: unknown promise %q", p)
+		}
+	}
+	if c.OnDenied < DenyEPERM || c.OnDenied > DenyLog {
+		return fmt.Errorf("confine: invalid OnDenied %d", int(c.OnDenied))
+	}
+	wc := workerConfine{Confine: *c}
+	f, err := buildFilter(c, pidPlaceholder)
+	var prog []seccomp.Insn
+	if err == nil {
+		prog, err = f.Assemble()
+	}
+	switch {
+	case err == nil:
+		wc.Filter = seccomp.Encode(prog)
+	case errors.Is(err, errors.ErrUnsupported) && c.BestEffort:
+		wc.NoFilter = err.Error()
+	default:
+		return fmt.Errorf("confine: %w", err)
+	}
+	if !c.BestEffort {
+		if have, want := landlockKernelABI(), c.landlockABI(); have < want {
+			return fmt.Errorf("confine: %w", missingABI(want, have))
+		}
+	}
+	b, err := json.Marshal(&wc)
+	if err != nil {
+		return fmt.Errorf("confine: %w", err)
+	}
+	spec.confineEnv = []string{envConfine + "=" + string(b)}
 	return nil
 }

@@ -258,6 +258,17 @@
 // (on by default) keeps a worker from making to files it could not read or
 // write itself; rules on worker-writable directories rely on it.
 //
-// privsep works on Linux only: it depends on SCM_CREDENTIALS, pidfds and
-// prctl. On other systems the package is empty.
+// # Other systems
+//
+// privsep works on Linux only: it depends on SCM_CREDENTIALS, pidfds,
+// /proc, prctl, Landlock and seccomp. On the other systems the package
+// has the same API, so that a program that uses it builds everywhere, and
+// it does nothing: [Main] returns at once (the program goes on as the
+// parent); [New] returns a Supervisor whose [Supervisor.Spawn] and
+// [Supervisor.ListenUnix] fail, as do [Dial] and [Dialer.Dial], with an
+// error that matches errors.ErrUnsupported (Shutdown returns nil). No
+// Process or Worker is ever obtained there; their methods fail the same
+// way. The policy and configuration types are the same on every system.
+// Such a program decides for itself whether to go on unseparated or stop
+// (see the example).
 package privsep

@@ -1,5 +1,3 @@
-//go:build linux
-
 package privsep
 
 import (
@@ -9,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/peercred/peercred"
@@ -146,6 +145,55 @@ type ListenRule struct {
 	// Once allows a single listen under this rule per process, as
 	// [OpRule.Once].
 	Once bool
+}
+
+// FileRule allows the file broker's operations ([Broker]) on a path, or
+// beneath a directory. The parent resolves every path with
+// openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|RESOLVE_NO_MAGICLINKS) from
+// the rule's directory: "..", symbolic links (inside or out) and magic links
+// (/proc/self/root, /proc/PID/fd/N) are refused, and a directory swapped for
+// a link meanwhile is met by the kernel's resolution, not by an earlier
+// check.
+type FileRule struct {
+	// Path is absolute and clean: a file, or with Recursive a directory.
+	// Symbolic links in Path itself are followed (the policy is trusted);
+	// beneath it, none is.
+	Path string
+	// Recursive allows everything beneath the directory Path, and Path
+	// itself.
+	Recursive bool
+	// Access is what the rule allows; the zero value is FileReadOnly.
+	Access FileAccess
+}
+
+// FileAccess is what a [FileRule] allows.
+type FileAccess int
+
+const (
+	// FileReadOnly: open for reading (and directories for listing), Stat,
+	// Lstat, Readlink, Access with R_OK.
+	FileReadOnly FileAccess = iota
+	// FileReadWrite: FileReadOnly, and open existing files for writing
+	// (O_WRONLY, O_RDWR, O_TRUNC, O_APPEND), Access with W_OK.
+	FileReadWrite
+	// FileReadWriteCreate: FileReadWrite, and create files (O_CREAT,
+	// O_EXCL), Mkdir, Remove and Rename. What the broker creates belongs
+	// to the worker's UID and GID (when the parent is root), with the
+	// mode asked for, less setuid, setgid and sticky bits and the
+	// parent's umask.
+	FileReadWriteCreate
+)
+
+func (a FileAccess) String() string {
+	switch a {
+	case FileReadOnly:
+		return "read-only"
+	case FileReadWrite:
+		return "read-write"
+	case FileReadWriteCreate:
+		return "read-write-create"
+	}
+	return fmt.Sprintf("FileAccess(%d)", int(a))
 }
 
 // RestartPolicy says when a worker is started again after it exits.
@@ -302,4 +350,62 @@ func (c *Config) limits() (wire.Limits, error) {
 		lim.MaxFiles = c.MaxFiles
 	}
 	return lim, lim.Validate()
+}
+
+// RoleFunc is the code a worker runs. It returns when its work is done or
+// ctx ends (the parent asked it to stop, or is gone); a nil or context error
+// exits the worker with status 0, another error with status 1.
+type RoleFunc func(ctx context.Context, w *Worker) error
+
+var (
+	rolesMu sync.Mutex
+	roles   = map[string]RoleFunc{}
+)
+
+// Register makes fn available as role. Call it before [Main], from init or
+// the start of main. It panics on an empty or duplicate role or a nil fn.
+func Register(role string, fn RoleFunc) {
+	if !validName(role) {
+		panic(fmt.Sprintf("privsep: Register: invalid role name %q (want [a-z0-9._-], 1 to %d bytes)", role, wire.MaxOpLen))
+	}
+	if fn == nil {
+		panic("privsep: Register: nil function for role " + role)
+	}
+	rolesMu.Lock()
+	defer rolesMu.Unlock()
+	if _, dup := roles[role]; dup {
+		panic("privsep: Register: role registered twice: " + role)
+	}
+	roles[role] = fn
+}
+
+// Dialer connects to a supervisor's named socket. Its zero value is usable.
+//
+// Anyone may bind an abstract name ("@name") first, or a socket file in a
+// directory it can write: a process that connects to a named socket must
+// check who serves it before it trusts what it is sent, as it checks the
+// descriptors of [Worker.Open]. The Dialer checks the credentials the kernel
+// recorded for the server at its listen(2), before anything is sent.
+type Dialer struct {
+	// Authorize decides whether the server may be trusted, from the
+	// credentials it listened with. Nil: the server must run as this
+	// process's effective UID or as root (UID 0). A refused server's
+	// connection is closed before the hello, and Dial's error wraps
+	// Authorize's (and so [peercred.ErrUnauthorized] for the built-in
+	// Authorizers).
+	Authorize peercred.Authorizer
+}
+
+// validName reports whether s is a valid role or operation name.
+func validName(s string) bool {
+	if s == "" || len(s) > wire.MaxOpLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }

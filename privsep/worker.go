@@ -32,33 +32,6 @@ const (
 	workerFD      = 3                             // the worker's end of the socket pair
 )
 
-// RoleFunc is the code a worker runs. It returns when its work is done or
-// ctx ends (the parent asked it to stop, or is gone); a nil or context error
-// exits the worker with status 0, another error with status 1.
-type RoleFunc func(ctx context.Context, w *Worker) error
-
-var (
-	rolesMu sync.Mutex
-	roles   = map[string]RoleFunc{}
-)
-
-// Register makes fn available as role. Call it before [Main], from init or
-// the start of main. It panics on an empty or duplicate role or a nil fn.
-func Register(role string, fn RoleFunc) {
-	if !validName(role) {
-		panic(fmt.Sprintf("privsep: Register: invalid role name %q (want [a-z0-9._-], 1 to %d bytes)", role, wire.MaxOpLen))
-	}
-	if fn == nil {
-		panic("privsep: Register: nil function for role " + role)
-	}
-	rolesMu.Lock()
-	defer rolesMu.Unlock()
-	if _, dup := roles[role]; dup {
-		panic("privsep: Register: role registered twice: " + role)
-	}
-	roles[role] = fn
-}
-
 // A worker is not dumpable (prctl PR_SET_DUMPABLE 0): another process of
 // its UID can then neither ptrace(2) it, nor take its descriptors with
 // pidfd_getfd(2), nor read its memory or /proc/PID/fd, environ, maps...
@@ -380,23 +353,6 @@ func handshake(c *peercred.Conn, role string, hello *wire.Msg) (*Worker, error) 
 func Dial(ctx context.Context, path, role string) (*Worker, error) {
 	var d Dialer
 	return d.Dial(ctx, path, role)
-}
-
-// Dialer connects to a supervisor's named socket. Its zero value is usable.
-//
-// Anyone may bind an abstract name ("@name") first, or a socket file in a
-// directory it can write: a process that connects to a named socket must
-// check who serves it before it trusts what it is sent, as it checks the
-// descriptors of [Worker.Open]. The Dialer checks the credentials the kernel
-// recorded for the server at its listen(2), before anything is sent.
-type Dialer struct {
-	// Authorize decides whether the server may be trusted, from the
-	// credentials it listened with. Nil: the server must run as this
-	// process's effective UID or as root (UID 0). A refused server's
-	// connection is closed before the hello, and Dial's error wraps
-	// Authorize's (and so [peercred.ErrUnauthorized] for the built-in
-	// Authorizers).
-	Authorize peercred.Authorizer
 }
 
 // Dial connects to the supervisor's named socket path (a file or "@name"),
@@ -742,20 +698,6 @@ func (w *Worker) Listen(ctx context.Context, network, address string) (net.Liste
 		return nil, fmt.Errorf("privsep: listen %s %s: %w", network, address, err)
 	}
 	return l, nil
-}
-
-// validName reports whether s is a valid role or operation name.
-func validName(s string) bool {
-	if s == "" || len(s) > wire.MaxOpLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // closeInherited closes every descriptor above keep that is not
