@@ -62,6 +62,9 @@ func listenFile(ctx context.Context, network, path string, mode os.FileMode, uid
 	}
 	dir, err := openDir(dirPath)
 	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil, listenError(path, fmt.Errorf("the socket's directory %s does not exist: %w", dirName(dirPath), err))
+		}
 		return nil, nil, listenError(path, fmt.Errorf("socket directory: %w", err))
 	}
 	f := &socketFile{dir: dir, dirPath: dirPath, name: name}
@@ -82,7 +85,7 @@ func (f *socketFile) listen(ctx context.Context, network string, mode os.FileMod
 		return nil, err
 	}
 	var st unix.Stat_t
-	if mode == 0 && uid == -1 && gid == -1 {
+	if mode == 0 && uid == -1 && gid == -1 && len(f.name) <= maxBindName {
 		// Nothing to apply: bind in place, with the kernel's default mode.
 		if stale != nil {
 			if err := f.removeStale(stale); err != nil {
@@ -188,8 +191,8 @@ func (f *socketFile) checkStale(ctx context.Context, network string) (*unix.Stat
 		return nil, &os.PathError{Op: "fstatat", Path: f.path(), Err: err}
 	}
 	if uint32(st.Mode)&unix.S_IFMT != unix.S_IFSOCK {
-		return nil, fmt.Errorf("%s exists and is not a socket (mode %#o); not removing it: %w",
-			f.path(), st.Mode, fs.ErrExist)
+		return nil, fmt.Errorf("%s is %s, not a socket; not removing it: %w",
+			f.path(), fileType(modeType(uint32(st.Mode))), fs.ErrExist)
 	}
 	err = probeIn(ctx, network, f.dir, f.dirPath, f.name)
 	if err == nil || errors.Is(err, syscall.ECONNREFUSED) {
@@ -230,6 +233,33 @@ func (f *socketFile) removeStale(stale *unix.Stat_t) error {
 	}
 	if err := unix.Unlinkat(f.dir, f.name, 0); err != nil && err != unix.ENOENT {
 		return fmt.Errorf("remove stale socket: %w", &os.PathError{Op: "unlinkat", Path: f.path(), Err: err})
+	}
+	return nil
+}
+
+// dirName is the directory dirPath (empty or ending in "/", as in
+// socketFile) for messages.
+func dirName(dirPath string) string {
+	switch dirPath {
+	case "":
+		return "."
+	case "/":
+		return "/"
+	}
+	return strings.TrimSuffix(dirPath, "/")
+}
+
+// checkPathLen refuses a socket path longer than bind(2) and connect(2)
+// take: sun_path's size less the NUL that ends a path (107 bytes on Linux,
+// 103 on the BSDs and macOS). Listen binds through a short name of the
+// directory (see bindIn), so it could bind a longer path, but no client
+// could connect to it by that path. Abstract names ("@name") are not
+// files and are left to bind(2).
+func checkPathLen(addr string) error {
+	var sa unix.RawSockaddrUnix
+	if max := len(sa.Path) - 1; !strings.HasPrefix(addr, "@") && len(addr) > max {
+		return fmt.Errorf("socket path is %d bytes, over the kernel's limit of %d (sun_path holds %d with the NUL at the end); use a shorter path (a relative one, or a shorter directory): %w",
+			len(addr), max, len(sa.Path), syscall.ENAMETOOLONG)
 	}
 	return nil
 }
