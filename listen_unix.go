@@ -180,7 +180,8 @@ func (f *socketFile) remove() error {
 // checkStale looks at the socket's name. It returns nil when nothing is
 // there, the file's Stat_t when it is a socket nobody accepts on, and an
 // error when it is a live socket (EADDRINUSE), not a socket (EEXIST) or
-// cannot be probed.
+// cannot be probed. Only a connect(2) refused (ECONNREFUSED) makes a socket
+// stale: the socket table (listeningAt) can only say that it is live.
 func (f *socketFile) checkStale(ctx context.Context, network string) (*unix.Stat_t, error) {
 	var st unix.Stat_t
 	err := unix.Fstatat(f.dir, f.name, &st, unix.AT_SYMLINK_NOFOLLOW)
@@ -193,6 +194,14 @@ func (f *socketFile) checkStale(ctx context.Context, network string) (*unix.Stat
 	if uint32(st.Mode)&unix.S_IFMT != unix.S_IFSOCK {
 		return nil, fmt.Errorf("%s is %s, not a socket; not removing it: %w",
 			f.path(), fileType(modeType(uint32(st.Mode))), fs.ErrExist)
+	}
+	// Look first in the kernel's table of listening sockets (Linux):
+	// finding one bound to this file answers without connecting, so the
+	// server does not accept a connection from us and report it as a
+	// client. Not finding one proves nothing (a server in another network
+	// namespace is not in our table): then ask the socket itself.
+	if live, lerr := listeningAt(uint64(st.Dev), uint64(st.Ino)); lerr == nil && live {
+		return nil, fmt.Errorf("%s is in use by a listening process: %w", f.path(), syscall.EADDRINUSE)
 	}
 	err = probeIn(ctx, network, f.dir, f.dirPath, f.name)
 	if err == nil || errors.Is(err, syscall.ECONNREFUSED) {

@@ -138,7 +138,14 @@ func Listen(ctx context.Context, addr string) (*Listener, error) {
 //
 // A socket file left behind at addr by a process that no longer listens is
 // replaced. If something still accepts connections there, Listen fails with
-// an error that satisfies errors.Is(err, syscall.EADDRINUSE). A file at addr
+// an error that satisfies errors.Is(err, syscall.EADDRINUSE). On Linux it
+// first looks for a listening socket bound to the file in the kernel's
+// socket table (sock_diag), so that the server there does not see a
+// connection; only when none is found there (a server in another network
+// namespace, or sock_diag unavailable) does it connect to the socket to find
+// out, as it does on other systems, and the server may then accept that
+// connection (closed at once, with no data). A socket is replaced only when
+// that connect is refused. A file at addr
 // that is not a socket is never removed: Listen fails with an error that
 // satisfies errors.Is(err, fs.ErrExist).
 //
