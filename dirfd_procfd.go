@@ -22,7 +22,8 @@ const dirOpenFlags = unix.O_PATH
 // /proc/self/fd/N to the very directory the descriptor holds, whatever has
 // become of its path since, so nobody can redirect these calls. The address
 // the kernel records for the socket (what getsockname and a client's
-// getpeername report) is this one; Listener.Addr reports the caller's path.
+// getpeername report) is this one; Listener.Addr, and Conn's LocalAddr and
+// RemoteAddr, report the caller's path.
 // It needs /proc mounted (procError says so when it is not).
 func procAddr(dir int, name string) string {
 	return "/proc/self/fd/" + strconv.Itoa(dir) + "/" + name

@@ -38,8 +38,9 @@ type socketFile struct {
 }
 
 // listenFile listens on the socket file path. When a mode or owner is asked
-// for, the socket is bound in a fresh 0700 directory beside path, given its
-// mode and owner there, and then hard-linked to path: link(2) never replaces
+// for (or the name is too long for bindIn: maxBindName), the socket is bound
+// in a fresh 0700 directory beside path, given its mode and owner there, and
+// then hard-linked to path: link(2) never replaces
 // an existing file, and nobody can reach the socket before it has its final
 // permissions. It returns the listener and the socket file it made, which
 // holds a descriptor of path's directory until its remove method is called.

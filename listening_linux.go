@@ -45,9 +45,8 @@ func listeningAt(dev, ino uint64) (bool, error) {
 		return false, os.NewSyscallError("sendto", err)
 	}
 
-	wantMajor, wantMinor := unix.Major(dev), unix.Minor(dev)
+	want := diagFile{ino: ino, major: unix.Major(dev), minor: unix.Minor(dev)}
 	buf := make([]byte, 64<<10) // a dump's datagrams are at most 32 KiB
-	found := false
 	for {
 		n, from, err := unix.Recvfrom(fd, buf, 0)
 		if err != nil {
@@ -56,40 +55,56 @@ func listeningAt(dev, ino uint64) (bool, error) {
 		if sa, ok := from.(*unix.SockaddrNetlink); !ok || sa.Pid != 0 {
 			continue // not from the kernel
 		}
-		for b := buf[:n]; len(b) > 0; {
-			// struct nlmsghdr: len, type, flags, seq, pid.
-			if len(b) < unix.SizeofNlMsghdr {
-				return false, fmt.Errorf("sock_diag: %d bytes left over after the last message", len(b))
-			}
-			l := int(ne.Uint32(b[0:]))
-			if l < unix.SizeofNlMsghdr || l > len(b) {
-				return false, fmt.Errorf("sock_diag: message of %d bytes in %d", l, len(b))
-			}
-			typ, data := ne.Uint16(b[4:]), b[unix.SizeofNlMsghdr:l]
-			mseq := ne.Uint32(b[8:])
-			b = b[min(nlAlign(l), len(b)):]
-			if mseq != seq {
-				continue
-			}
-			switch typ {
-			case unix.NLMSG_DONE:
-				return found, nil
-			case unix.NLMSG_ERROR:
-				if len(data) >= 4 {
-					if errno := -int32(ne.Uint32(data)); errno != 0 {
-						return false, os.NewSyscallError("sock_diag", unix.Errno(errno))
-					}
+		if found, done, err := want.scan(buf[:n], seq); found || done || err != nil {
+			return found, err
+		}
+	}
+}
+
+// diagFile is the socket file listeningAt looks for.
+type diagFile struct {
+	ino          uint64
+	major, minor uint32
+}
+
+// scan reads one datagram of a sock_diag dump answering the request seq.
+// found: a listening socket bound to the file is in it; done: the dump
+// ended without one.
+func (f diagFile) scan(b []byte, seq uint32) (found, done bool, err error) {
+	ne := binary.NativeEndian
+	for len(b) > 0 {
+		// struct nlmsghdr: len, type, flags, seq, pid.
+		if len(b) < unix.SizeofNlMsghdr {
+			return false, false, fmt.Errorf("sock_diag: %d bytes left over after the last message", len(b))
+		}
+		l := int(ne.Uint32(b[0:]))
+		if l < unix.SizeofNlMsghdr || l > len(b) {
+			return false, false, fmt.Errorf("sock_diag: message of %d bytes in %d", l, len(b))
+		}
+		typ, data := ne.Uint16(b[4:]), b[unix.SizeofNlMsghdr:l]
+		mseq := ne.Uint32(b[8:])
+		b = b[min(nlAlign(l), len(b)):]
+		if mseq != seq {
+			continue
+		}
+		switch typ {
+		case unix.NLMSG_DONE:
+			return false, true, nil
+		case unix.NLMSG_ERROR:
+			if len(data) >= 4 {
+				if errno := -int32(ne.Uint32(data)); errno != 0 {
+					return false, false, os.NewSyscallError("sock_diag", unix.Errno(errno))
 				}
-				return false, fmt.Errorf("sock_diag: malformed error message")
-			case unix.SOCK_DIAG_BY_FAMILY:
-				vino, vdev, ok := diagVFS(data)
-				if ok && uint64(vino) == ino&0xffffffff &&
-					vdev>>20 == wantMajor && vdev&0xfffff == wantMinor {
-					found = true // read on to the end of the dump
-				}
+			}
+			return false, false, fmt.Errorf("sock_diag: malformed error message")
+		case unix.SOCK_DIAG_BY_FAMILY:
+			vino, vdev, ok := diagVFS(data)
+			if ok && uint64(vino) == f.ino&0xffffffff && vdev>>20 == f.major && vdev&0xfffff == f.minor {
+				return true, false, nil
 			}
 		}
 	}
+	return false, false, nil
 }
 
 // nlAlign rounds a netlink length up to the 4-byte alignment of messages

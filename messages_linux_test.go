@@ -84,6 +84,7 @@ func TestDialSaysWhatIsThere(t *testing.T) {
 	}
 	ul.SetUnlinkOnClose(false)
 	ul.Close()
+	abstract := "@" + stale // nobody listens there
 	regular := filepath.Join(dir, "regular")
 	if err := os.WriteFile(regular, nil, 0o600); err != nil {
 		t.Fatal(err)
@@ -94,6 +95,7 @@ func TestDialSaysWhatIsThere(t *testing.T) {
 		{dir, "dial unix " + dir + ": peercred: " + dir + " is a directory, not a socket: connect: connection refused"},
 		{regular, "dial unix " + regular + ": peercred: " + regular + " is a regular file, not a socket: connect: connection refused"},
 		{stale, "dial unix " + stale + ": peercred: no process listens on the socket " + stale + ": connect: connection refused"},
+		{abstract, "dial unix " + abstract + ": peercred: no process listens on the abstract socket " + abstract + ": connect: connection refused"},
 	} {
 		_, err := peercred.Dial(context.Background(), tt.path)
 		if err == nil || err.Error() != tt.want || !errors.Is(err, syscall.ECONNREFUSED) {
