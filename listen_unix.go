@@ -40,9 +40,8 @@ type socketFile struct {
 // listenFile listens on the socket file path. When a mode or owner is asked
 // for (or the name is too long for bindIn: maxBindName), the socket is bound
 // in a fresh 0700 directory beside path, given its mode and owner there, and
-// then hard-linked to path: link(2) never replaces
-// an existing file, and nobody can reach the socket before it has its final
-// permissions. It returns the listener and the socket file it made, which
+// then hard-linked to path: link(2) never replaces an existing file, and
+// nobody can reach the socket before it has its final permissions. It returns the listener and the socket file it made, which
 // holds a descriptor of path's directory until its remove method is called.
 func listenFile(ctx context.Context, network, path string, mode os.FileMode, uid, gid int) (*net.UnixListener, *socketFile, error) {
 	if mode&^os.ModePerm != 0 {
@@ -267,9 +266,9 @@ func dirName(dirPath string) string {
 // files and are left to bind(2).
 func checkPathLen(addr string) error {
 	var sa unix.RawSockaddrUnix
-	if max := len(sa.Path) - 1; !strings.HasPrefix(addr, "@") && len(addr) > max {
+	if limit := len(sa.Path) - 1; !strings.HasPrefix(addr, "@") && len(addr) > limit {
 		return fmt.Errorf("socket path is %d bytes, over the kernel's limit of %d (sun_path holds %d with the NUL at the end); use a shorter path (a relative one, or a shorter directory): %w",
-			len(addr), max, len(sa.Path), syscall.ENAMETOOLONG)
+			len(addr), limit, len(sa.Path), syscall.ENAMETOOLONG)
 	}
 	return nil
 }
