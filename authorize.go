@@ -37,6 +37,24 @@ func SameUser() Authorizer {
 	}
 }
 
+// SameUserOrRoot admits peers whose UID is the effective UID of this
+// process at the time SameUserOrRoot is called, or root's (0). It is what a
+// client in this module checks a server with when it is given no
+// Authorizer ([DialFunc], grpcpeer's client credentials, privsep's Dialer):
+// a server run by the user itself or by root is one the user trusts
+// already, as either can act as the user anyway; any other user's server
+// may be a squatter on the socket's name.
+func SameUserOrRoot() Authorizer {
+	me := uint32(os.Geteuid())
+	overflow := overflowUID()
+	return func(c *Cred) error {
+		if c.UID == 0 || c.UID == me && c.UID != overflow {
+			return nil
+		}
+		return fmt.Errorf("uid %d is neither this process's uid %d nor root: %w", c.UID, me, ErrUnauthorized)
+	}
+}
+
 // AllowUIDs admits peers whose UID is one of uids.
 func AllowUIDs(uids ...uint32) Authorizer {
 	allowed := slices.Clone(uids)

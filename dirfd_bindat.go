@@ -15,6 +15,10 @@ import (
 // FreeBSD binds and connects relative to a directory descriptor with
 // bindat(2) and connectat(2) (since 10.0): nobody can redirect them.
 
+// maxBindName is the longest name bindIn binds in place: bindat takes the
+// name alone, so any that checkPathLen lets through.
+const maxBindName = len(unix.RawSockaddrUnix{}.Path) - 1
+
 // bindIn listens on name in the directory dir; nothing may exist there.
 func bindIn(ctx context.Context, network string, dir int, dirPath, name string) (*net.UnixListener, error) {
 	if err := ctx.Err(); err != nil {

@@ -15,6 +15,10 @@ import (
 // removal, chown, chmod, link and the removal on Close go through dir and
 // stay in it.
 
+// maxBindName is the longest name bindIn binds in place: it binds the
+// caller's path, which checkPathLen has checked.
+const maxBindName = 1 << 30
+
 // bindIn listens on name in the directory dir, named dirPath (empty or
 // ending in a slash); nothing may exist there.
 func bindIn(ctx context.Context, network string, _ int, dirPath, name string) (*net.UnixListener, error) {

@@ -22,11 +22,17 @@ const dirOpenFlags = unix.O_PATH
 // /proc/self/fd/N to the very directory the descriptor holds, whatever has
 // become of its path since, so nobody can redirect these calls. The address
 // the kernel records for the socket (what getsockname and a client's
-// getpeername report) is this one; Listener.Addr reports the caller's path.
+// getpeername report) is this one; Listener.Addr, and Conn's LocalAddr and
+// RemoteAddr, report the caller's path.
 // It needs /proc mounted (procError says so when it is not).
 func procAddr(dir int, name string) string {
 	return "/proc/self/fd/" + strconv.Itoa(dir) + "/" + name
 }
+
+// maxBindName is the longest name bindIn binds in place: procAddr with the
+// largest descriptor number must fit in sun_path (107 bytes and a NUL).
+// Listen binds a longer name in a private directory, as "s", and links it.
+const maxBindName = 107 - len("/proc/self/fd/2147483647/")
 
 // bindIn listens on name in the directory dir; nothing may exist there.
 func bindIn(ctx context.Context, network string, dir int, _, name string) (*net.UnixListener, error) {
@@ -58,7 +64,7 @@ func probeIn(ctx context.Context, network string, dir int, _, name string) error
 		return os.NewSyscallError("fstat", err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
-		return fmt.Errorf("%s is no longer a socket (mode %#o)", name, st.Mode)
+		return fmt.Errorf("%s is no longer a socket but %s", name, fileType(modeType(st.Mode)))
 	}
 	// A hard link to a socket elsewhere (where fs.protected_hardlinks is
 	// off, anyone may link to a socket it cannot reach) is no stale socket

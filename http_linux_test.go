@@ -153,7 +153,8 @@ func TestHTTPHandlersAuthorizeByCred(t *testing.T) {
 	}
 }
 
-// DialFunc with a nil Authorizer admits any server, and its conns are
+// DialFunc with a nil Authorizer admits a server of our own UID (see
+// TestNilAuthorizerMeansSameUserOrRoot for the others), and its conns are
 // *Conn with the server's credentials.
 func TestDialFunc(t *testing.T) {
 	l := listen(t, &peercred.ListenConfig{})

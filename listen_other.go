@@ -19,3 +19,7 @@ func (*socketFile) remove() error { return nil }
 func listenFile(ctx context.Context, network, path string, mode os.FileMode, uid, gid int) (*net.UnixListener, *socketFile, error) {
 	return nil, nil, listenError(path, fmt.Errorf("peer credentials are not supported on %s: %w", runtime.GOOS, errors.ErrUnsupported))
 }
+
+func checkPathLen(addr string) error { return nil }
+
+func explainDial(addr string, err error) error { return err }

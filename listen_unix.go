@@ -38,10 +38,10 @@ type socketFile struct {
 }
 
 // listenFile listens on the socket file path. When a mode or owner is asked
-// for, the socket is bound in a fresh 0700 directory beside path, given its
-// mode and owner there, and then hard-linked to path: link(2) never replaces
-// an existing file, and nobody can reach the socket before it has its final
-// permissions. It returns the listener and the socket file it made, which
+// for (or the name is too long for bindIn: maxBindName), the socket is bound
+// in a fresh 0700 directory beside path, given its mode and owner there, and
+// then hard-linked to path: link(2) never replaces an existing file, and
+// nobody can reach the socket before it has its final permissions. It returns the listener and the socket file it made, which
 // holds a descriptor of path's directory until its remove method is called.
 func listenFile(ctx context.Context, network, path string, mode os.FileMode, uid, gid int) (*net.UnixListener, *socketFile, error) {
 	if mode&^os.ModePerm != 0 {
@@ -62,6 +62,9 @@ func listenFile(ctx context.Context, network, path string, mode os.FileMode, uid
 	}
 	dir, err := openDir(dirPath)
 	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil, listenError(path, fmt.Errorf("the socket's directory %s does not exist: %w", dirName(dirPath), err))
+		}
 		return nil, nil, listenError(path, fmt.Errorf("socket directory: %w", err))
 	}
 	f := &socketFile{dir: dir, dirPath: dirPath, name: name}
@@ -82,7 +85,7 @@ func (f *socketFile) listen(ctx context.Context, network string, mode os.FileMod
 		return nil, err
 	}
 	var st unix.Stat_t
-	if mode == 0 && uid == -1 && gid == -1 {
+	if mode == 0 && uid == -1 && gid == -1 && len(f.name) <= maxBindName {
 		// Nothing to apply: bind in place, with the kernel's default mode.
 		if stale != nil {
 			if err := f.removeStale(stale); err != nil {
@@ -177,7 +180,8 @@ func (f *socketFile) remove() error {
 // checkStale looks at the socket's name. It returns nil when nothing is
 // there, the file's Stat_t when it is a socket nobody accepts on, and an
 // error when it is a live socket (EADDRINUSE), not a socket (EEXIST) or
-// cannot be probed.
+// cannot be probed. Only a connect(2) refused (ECONNREFUSED) makes a socket
+// stale: the socket table (listeningAt) can only say that it is live.
 func (f *socketFile) checkStale(ctx context.Context, network string) (*unix.Stat_t, error) {
 	var st unix.Stat_t
 	err := unix.Fstatat(f.dir, f.name, &st, unix.AT_SYMLINK_NOFOLLOW)
@@ -188,8 +192,16 @@ func (f *socketFile) checkStale(ctx context.Context, network string) (*unix.Stat
 		return nil, &os.PathError{Op: "fstatat", Path: f.path(), Err: err}
 	}
 	if uint32(st.Mode)&unix.S_IFMT != unix.S_IFSOCK {
-		return nil, fmt.Errorf("%s exists and is not a socket (mode %#o); not removing it: %w",
-			f.path(), st.Mode, fs.ErrExist)
+		return nil, fmt.Errorf("%s is %s, not a socket; not removing it: %w",
+			f.path(), fileType(modeType(uint32(st.Mode))), fs.ErrExist)
+	}
+	// Look first in the kernel's table of listening sockets (Linux):
+	// finding one bound to this file answers without connecting, so the
+	// server does not accept a connection from us and report it as a
+	// client. Not finding one proves nothing (a server in another network
+	// namespace is not in our table): then ask the socket itself.
+	if live, lerr := listeningAt(uint64(st.Dev), uint64(st.Ino)); lerr == nil && live {
+		return nil, fmt.Errorf("%s is in use by a listening process: %w", f.path(), syscall.EADDRINUSE)
 	}
 	err = probeIn(ctx, network, f.dir, f.dirPath, f.name)
 	if err == nil || errors.Is(err, syscall.ECONNREFUSED) {
@@ -230,6 +242,33 @@ func (f *socketFile) removeStale(stale *unix.Stat_t) error {
 	}
 	if err := unix.Unlinkat(f.dir, f.name, 0); err != nil && err != unix.ENOENT {
 		return fmt.Errorf("remove stale socket: %w", &os.PathError{Op: "unlinkat", Path: f.path(), Err: err})
+	}
+	return nil
+}
+
+// dirName is the directory dirPath (empty or ending in "/", as in
+// socketFile) for messages.
+func dirName(dirPath string) string {
+	switch dirPath {
+	case "":
+		return "."
+	case "/":
+		return "/"
+	}
+	return strings.TrimSuffix(dirPath, "/")
+}
+
+// checkPathLen refuses a socket path longer than bind(2) and connect(2)
+// take: sun_path's size less the NUL that ends a path (107 bytes on Linux,
+// 103 on the BSDs and macOS). Listen binds through a short name of the
+// directory (see bindIn), so it could bind a longer path, but no client
+// could connect to it by that path. Abstract names ("@name") are not
+// files and are left to bind(2).
+func checkPathLen(addr string) error {
+	var sa unix.RawSockaddrUnix
+	if limit := len(sa.Path) - 1; !strings.HasPrefix(addr, "@") && len(addr) > limit {
+		return fmt.Errorf("socket path is %d bytes, over the kernel's limit of %d (sun_path holds %d with the NUL at the end); use a shorter path (a relative one, or a shorter directory): %w",
+			len(addr), limit, len(sa.Path), syscall.ENAMETOOLONG)
 	}
 	return nil
 }

@@ -25,6 +25,11 @@ type Conn struct {
 	*net.UnixConn
 	cred *Cred
 
+	// laddr and raddr, when not nil, are the addresses LocalAddr and
+	// RemoteAddr report instead of the kernel's: the Listener's address
+	// for a conn it accepted, the address dialed for a conn from Dial.
+	laddr, raddr *net.UnixAddr
+
 	// inline holds the credentials, and a few groups, in the Conn's own
 	// allocation: accepting a conn costs one allocation over net's.
 	inline struct {
@@ -38,6 +43,31 @@ type Conn struct {
 // its listen call) for a conn from [Dial], the creating process for
 // [Socketpair]. The result is shared: do not modify it (use [Cred.Clone]).
 func (c *Conn) Cred() *Cred { return c.cred }
+
+// LocalAddr returns the local address. For a conn that a [Listener]
+// accepted, it is the Listener's address: the path (or "@name") given to
+// Listen. The kernel records for a socket the name it was bound at, which
+// is not that path when Listen binds through a directory descriptor or a
+// private directory (see [ListenConfig.Listen]); the embedded UnixConn's
+// LocalAddr reports the kernel's record.
+func (c *Conn) LocalAddr() net.Addr {
+	if c.laddr != nil {
+		return c.laddr
+	}
+	return c.UnixConn.LocalAddr()
+}
+
+// RemoteAddr returns the remote address. For a conn from [Dial], it is the
+// address dialed, whatever name the server's socket was bound at (the
+// kernel's record, which getpeername(2) and the embedded UnixConn's
+// RemoteAddr report, may be a name that means nothing to the client, such
+// as /proc/self/fd/7/s for a server made with [ListenConfig.Listen]).
+func (c *Conn) RemoteAddr() net.Addr {
+	if c.raddr != nil {
+		return c.raddr
+	}
+	return c.UnixConn.RemoteAddr()
+}
 
 // newConn reads the peer credentials of uc and wraps it. It does not close
 // uc on error.
@@ -108,12 +138,28 @@ func Listen(ctx context.Context, addr string) (*Listener, error) {
 //
 // A socket file left behind at addr by a process that no longer listens is
 // replaced. If something still accepts connections there, Listen fails with
-// an error that satisfies errors.Is(err, syscall.EADDRINUSE). A file at addr
+// an error that satisfies errors.Is(err, syscall.EADDRINUSE). On Linux it
+// first looks for a listening socket bound to the file in the kernel's
+// socket table (sock_diag), so that the server there does not see a
+// connection; only when none is found there (a server in another network
+// namespace, or sock_diag unavailable) does it connect to the socket to find
+// out, as it does on other systems, and the server may then accept that
+// connection (closed at once, with no data). A socket is replaced only when
+// that connect is refused. A file at addr
 // that is not a socket is never removed: Listen fails with an error that
 // satisfies errors.Is(err, fs.ErrExist).
 //
 // Mode, UID and GID apply to socket files only; setting them for an abstract
 // address is an error rather than a protection silently not applied.
+//
+// A socket path longer than bind(2) and connect(2) take (sun_path less its
+// NUL: 107 bytes on Linux, 103 on the BSDs and macOS) is refused with an
+// error that satisfies errors.Is(err, syscall.ENAMETOOLONG): Listen could
+// bind it, through a short name of its directory, but clients could not
+// reach it. Addresses are always the path given: the Listener's Addr, and
+// the LocalAddr of the conns it accepts, whatever name the socket was bound
+// at (the name getsockname(2) and clients' getpeername(2) report; see
+// [Conn.RemoteAddr]).
 //
 // The directory that holds the socket file is opened once, one path
 // component at a time, following only symlinks that root or the caller's
@@ -137,6 +183,9 @@ func (lc *ListenConfig) Listen(ctx context.Context, addr string) (*Listener, err
 	}
 	network, err := lc.network()
 	if err != nil {
+		return nil, listenError(addr, err)
+	}
+	if err := checkPathLen(addr); err != nil {
 		return nil, listenError(addr, err)
 	}
 	if strings.HasPrefix(addr, "@") {
@@ -317,6 +366,7 @@ func (l *Listener) accept(ctx context.Context) (*Conn, error) {
 				slog.String("addr", l.addr.Name), slog.Any("err", err))
 			return nil, l.opError(&credError{err})
 		}
+		c.laddr = l.addr
 		if l.authorize != nil {
 			if aerr := l.authorize(c.cred); aerr != nil {
 				l.logRefusal(ctx, c.cred, aerr) // rate-limited per UID
@@ -369,17 +419,22 @@ func DialNetwork(ctx context.Context, network, addr string) (*Conn, error) {
 	if network != "unix" && network != "unixpacket" {
 		return nil, &net.OpError{Op: "dial", Net: network, Err: fmt.Errorf("peercred: network %q is not \"unix\" or \"unixpacket\"", network)}
 	}
+	raddr := &net.UnixAddr{Name: addr, Net: network}
+	if err := checkPathLen(addr); err != nil {
+		return nil, &net.OpError{Op: "dial", Net: network, Addr: raddr, Err: fmt.Errorf("peercred: %w", err)}
+	}
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, network, addr)
 	if err != nil {
-		return nil, err
+		return nil, explainDial(addr, err)
 	}
 	uc := nc.(*net.UnixConn)
 	c, err := newConn(uc)
 	if err != nil {
 		uc.Close()
-		return nil, &net.OpError{Op: "dial", Net: network, Addr: uc.RemoteAddr(), Err: err}
+		return nil, &net.OpError{Op: "dial", Net: network, Addr: raddr, Err: err}
 	}
+	c.raddr = raddr
 	return c, nil
 }
 

@@ -106,7 +106,7 @@ func checkListening(fd, sotype int, network string) error {
 		if err := unix.Fstat(fd, &st); err != nil {
 			return errors.New("not a socket")
 		}
-		return fmt.Errorf("not a socket but %s", fileType(st.Mode))
+		return fmt.Errorf("not a socket but %s", fileType(modeType(st.Mode)))
 	}
 	if err != nil {
 		return os.NewSyscallError("getsockopt SO_DOMAIN", err)
@@ -129,22 +129,6 @@ func checkListening(fd, sotype int, network string) error {
 		return errors.New("socket is not listening (a service with Accept=yes is passed a connection, not a listener)")
 	}
 	return nil
-}
-
-func fileType(mode uint32) string {
-	switch mode & unix.S_IFMT {
-	case unix.S_IFREG:
-		return "a regular file"
-	case unix.S_IFDIR:
-		return "a directory"
-	case unix.S_IFIFO:
-		return "a FIFO"
-	case unix.S_IFCHR:
-		return "a character device"
-	case unix.S_IFBLK:
-		return "a block device"
-	}
-	return fmt.Sprintf("file type %#o", mode&unix.S_IFMT)
 }
 
 func familyName(domain int) string {

@@ -23,7 +23,8 @@
 //	}
 //
 // On the client, [NewClientCredentials] checks who serves the socket before
-// anything is sent to it:
+// anything is sent to it (given nil, that the server is the client's own
+// user or root, [peercred.SameUserOrRoot]):
 //
 //	conn, err := grpc.NewClient("unix:///run/app/app.sock",
 //		grpc.WithTransportCredentials(grpcpeer.NewClientCredentials(peercred.AllowUIDs(0))))
@@ -118,28 +119,30 @@ func WrapServerCredentials(inner credentials.TransportCredentials) credentials.T
 // targets). The handshake reads the server's [peercred.Cred], as of its
 // listen, and fails unless authorize admits it, before anything is sent on
 // the connection; the call then fails with codes.Unavailable and a message
-// that says why. authorize must not be nil: these credentials report a
+// that says why. A nil authorize means [peercred.SameUserOrRoot], as for
+// every client of peercred given no Authorizer: the server must run as
+// this process's effective UID or as root. These credentials report a
 // security level that lets gRPC send per-call secrets (tokens), which must
-// not reach whoever squats the socket; pass an Authorizer that says which
-// server to trust (peercred.AllowUIDs(0), peercred.SameUser(), ...). The
-// server's Cred is in the [AuthInfo] of the call's peer (see [grpc.Peer] and
-// [FromPeer]).
+// not reach whoever squats the socket: to trust another user's server, say
+// which (peercred.AllowUIDs(1000), ...). The server's Cred is in the
+// [AuthInfo] of the call's peer (see [grpc.Peer] and [FromPeer]).
 func NewClientCredentials(authorize peercred.Authorizer) credentials.TransportCredentials {
 	if authorize == nil {
-		panic("grpcpeer: NewClientCredentials: nil Authorizer: say which server to trust")
+		authorize = peercred.SameUserOrRoot()
 	}
 	return &transportCreds{side: "client", authorize: authorize}
 }
 
 // WrapClientCredentials is [NewClientCredentials] followed by the handshake
 // of inner, such as TLS from [credentials.NewTLS]. The server is checked
-// before inner's handshake starts.
+// before inner's handshake starts. A nil authorize means
+// [peercred.SameUserOrRoot], as for NewClientCredentials.
 func WrapClientCredentials(inner credentials.TransportCredentials, authorize peercred.Authorizer) credentials.TransportCredentials {
 	if inner == nil {
 		panic("grpcpeer: WrapClientCredentials: nil credentials")
 	}
 	if authorize == nil {
-		panic("grpcpeer: WrapClientCredentials: nil Authorizer: say which server to trust")
+		authorize = peercred.SameUserOrRoot()
 	}
 	return &transportCreds{side: "client", inner: inner, authorize: authorize}
 }
@@ -174,10 +177,8 @@ func (c *transportCreds) ClientHandshake(ctx context.Context, authority string, 
 	if err != nil {
 		return nil, nil, fmt.Errorf("grpcpeer: server credentials: %w", err)
 	}
-	if c.authorize != nil {
-		if err := c.authorize(cred); err != nil {
-			return nil, nil, fmt.Errorf("grpcpeer: server %v refused: %w", cred, err)
-		}
+	if err := c.authorize(cred); err != nil {
+		return nil, nil, fmt.Errorf("grpcpeer: server %v refused: %w", cred, err)
 	}
 	return c.handshake(raw, cred, func() (net.Conn, credentials.AuthInfo, error) {
 		return c.inner.ClientHandshake(ctx, authority, raw)
