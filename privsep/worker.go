@@ -363,7 +363,7 @@ func (d *Dialer) Dial(ctx context.Context, path, role string) (*Worker, error) {
 	}
 	auth := d.Authorize
 	if auth == nil {
-		auth = peercred.AnyOf(peercred.SameUser(), peercred.AllowUIDs(0))
+		auth = peercred.SameUserOrRoot()
 	}
 	c, err := peercred.DialNetwork(ctx, "unixpacket", path)
 	if err != nil {
