@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -45,7 +46,7 @@ func (lf *listenFlags) listen(ctx context.Context, addr string, lc *peercred.Lis
 	lf.fs.Visit(func(f *flag.Flag) {
 		explicit = explicit || f.Name == "mode" || f.Name == "owner" || f.Name == "group"
 	})
-	l, err := lc.ActivationListener()
+	l, err := activationListener(lc)
 	if err == nil {
 		passed := l.Addr().String()
 		switch {
@@ -93,6 +94,32 @@ func (lf *listenFlags) listen(ctx context.Context, addr string, lc *peercred.Lis
 		return nil, "", err
 	}
 	return l, addr, nil
+}
+
+// activationListener returns the one socket systemd passed, as
+// lc.ActivationListener does, and says how many it passed when that is
+// more than one.
+func activationListener(lc *peercred.ListenConfig) (*peercred.Listener, error) {
+	passed, err := lc.ActivationListeners()
+	if err != nil {
+		return nil, err
+	}
+	var all []*peercred.Listener
+	var addrs []string
+	for _, ls := range passed {
+		for _, l := range ls {
+			all = append(all, l)
+			addrs = append(addrs, l.Addr().String())
+		}
+	}
+	if len(all) == 1 {
+		return all[0], nil
+	}
+	for _, l := range all {
+		l.Close()
+	}
+	slices.Sort(addrs)
+	return nil, fmt.Errorf("systemd passed %d sockets (%s); peercred serves one", len(all), strings.Join(addrs, ", "))
 }
 
 // sameAddr reports whether the socket address the user gave names the

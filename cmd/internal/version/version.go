@@ -4,6 +4,7 @@
 package version
 
 import (
+	"debug/buildinfo"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -17,11 +18,19 @@ import (
 //	peercred v0.1.0, go1.26.8 linux/amd64
 //	peercred (devel), commit 1232e88c0f3a53c3d1ac8f6b3b0b2ad1e8c0d6a9 (modified), go1.26.8 linux/amd64
 func String(name string) string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		bi = nil
-	}
+	bi, _ := debug.ReadBuildInfo() // nil if there is none
 	return format(name, bi)
+}
+
+// OfFile returns the line that the command name built into the executable
+// file path prints for --version, read from the file (for tests, which
+// compare the two).
+func OfFile(name, path string) (string, error) {
+	bi, err := buildinfo.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	return format(name, bi), nil
 }
 
 // format is String for the build information bi (nil: none recorded).
