@@ -298,7 +298,7 @@ func (d *daemon) activatedControl(lc *peercred.ListenConfig) (*peercred.Listener
 				l.Close()
 			}
 		}
-		return nil, fmt.Errorf("systemd passed sockets named %s; privsepd takes one, named %q (FileDescriptorName=%[2]s)",
+		return nil, fmt.Errorf("systemd passed sockets named %s; privsepd takes one, named %s (FileDescriptorName=%[2]s)",
 			strings.Join(names, ", "), controlSocketName)
 	}
 	l := ls[0]
