@@ -84,7 +84,8 @@ Examples:
   privsepd ctl status
   sudo privsepd ctl restart-worker
 
-SIGINT, SIGTERM and "ctl stop" stop the worker and remove the control socket.
+SIGINT, SIGTERM and "ctl stop" stop the worker and remove the control socket
+(not one that systemd passed: that is systemd's).
 
 Exit status:
   0  success; the daemon stopped by SIGINT, SIGTERM or "ctl stop"
