@@ -166,7 +166,7 @@ func TestSocketActivation(t *testing.T) {
 	errs := []struct {
 		name string
 		args func(dir string) []string // systemd-socket-activate's
-		msg  string // DIR: the sockets' directory
+		msg  string                    // DIR: the sockets' directory
 	}{
 		{"a socket of another name", func(dir string) []string {
 			return []string{"-l", filepath.Join(dir, "a.sock"), "--fdname=web", bin}
