@@ -10,7 +10,8 @@
 // systemd-socket-activate with one listening socket, it serves that socket
 // instead, and -socket and -mode do not apply:
 //
-//	systemd-socket-activate -l /tmp/peercred-whoami.sock go run ./examples/whoami
+//	go build -o /tmp/whoami ./examples/whoami
+//	systemd-socket-activate -l /tmp/peercred-whoami.sock /tmp/whoami
 //
 // Exit status: 0 when stopped by SIGINT or SIGTERM, 1 for an error, 2 for a
 // usage error.
