@@ -38,14 +38,23 @@ func activate(t *testing.T, socks []string, bin string, args ...string) (*testut
 		sa = append(sa, "-l", s)
 	}
 	p := startCmd(t, testutil.Options{Timeout: 30 * time.Second}, requireSocketActivate(t), append(append(sa, bin), args...)...)
-	waitSocket(t, p, socks[0])
-	c, err := net.Dial("unix", socks[0])
-	if err != nil {
-		t.Fatalf("connect to %s: %v\n%s", socks[0], err, p.Stderr())
-	}
+	c := dialPassed(t, socks[0])
 	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(30 * time.Second))
 	return p, c
+}
+
+// dialPassed connects to the socket sock of systemd-socket-activate,
+// which binds it (the file appears) before it listens.
+func dialPassed(t *testing.T, sock string) net.Conn {
+	t.Helper()
+	var c net.Conn
+	var err error
+	waitFor(t, "a connection to "+sock, 20*time.Second, func() bool {
+		c, err = net.Dial("unix", sock)
+		return err == nil
+	})
+	return c
 }
 
 // TestSocketActivation starts serve and echo as systemd would, with the

@@ -133,10 +133,15 @@ func TestSocketActivation(t *testing.T) {
 		addr := freePort(t)
 		d := startCmd(t, testutil.Options{Timeout: 30 * time.Second}, activate,
 			"-l", ctl, "--fdname="+name, bin, "-http", addr, "-state", filepath.Join(dir, "state"))
-		waitSocket(t, d, ctl)
-		// systemd-socket-activate starts privsepd at this first
-		// connection, which privsepd then serves.
-		code, stdout, stderr := runCmd(t, testutil.Options{Timeout: 30 * time.Second}, bin, "ctl", "-control", ctl, "status")
+		// systemd-socket-activate starts privsepd at the first
+		// connection, which privsepd then serves; it binds the socket
+		// (the file appears) before it listens.
+		var code int
+		var stdout, stderr string
+		waitFor(t, "ctl status to reach the socket", 20*time.Second, func() bool {
+			code, stdout, stderr = runCmd(t, testutil.Options{Timeout: 30 * time.Second}, bin, "ctl", "-control", ctl, "status")
+			return !strings.Contains(stderr, "connection refused")
+		})
 		if want := "control: " + ctl + "\n"; code != 0 || !strings.Contains(stdout, want) {
 			t.Fatalf("ctl status: exit status %d, stdout:\n%s\nwant %q in it; stderr:\n%s\ndaemon log:\n%s", code, stdout, want, stderr, d.Stderr())
 		}
@@ -184,11 +189,12 @@ func TestSocketActivation(t *testing.T) {
 			args := append(tt.args(dir), "-http", freePort(t), "-state", filepath.Join(dir, "state"))
 			d := startCmd(t, testutil.Options{Timeout: 30 * time.Second}, activate, args...)
 			sock := filepath.Join(dir, "a.sock")
-			waitSocket(t, d, sock)
-			c, err := net.Dial("unix", sock)
-			if err != nil {
-				t.Fatal(err)
-			}
+			var c net.Conn
+			waitFor(t, "a connection to "+sock, 20*time.Second, func() bool {
+				var err error
+				c, err = net.Dial("unix", sock)
+				return err == nil
+			})
 			defer c.Close()
 			d.Wait()
 			if want := strings.ReplaceAll(tt.msg, "DIR", dir); d.ExitCode() != 1 || !strings.Contains(d.Stderr(), want) {

@@ -76,14 +76,14 @@ func TestServe(t *testing.T) {
 			sock := filepath.Join(t.TempDir(), "whoami.sock")
 			cmd := tt.cmd(t, sock)
 			p := testutil.Command(t, testutil.Options{Timeout: 30 * time.Second}, cmd[0], cmd[1:]...)
-			testutil.WaitFor(t, "the socket file", 20*time.Second, func() bool {
-				_, err := os.Lstat(sock)
+			// systemd-socket-activate binds the socket (the file
+			// appears) before it listens.
+			var c net.Conn
+			testutil.WaitFor(t, "a connection to "+sock, 20*time.Second, func() bool {
+				var err error
+				c, err = net.Dial("unix", sock)
 				return err == nil
 			})
-			c, err := net.Dial("unix", sock)
-			if err != nil {
-				t.Fatal(err)
-			}
 			defer c.Close()
 			c.SetDeadline(time.Now().Add(30 * time.Second))
 			if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || !strings.Contains(line, me) {
