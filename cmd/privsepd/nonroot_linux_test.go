@@ -44,15 +44,7 @@ func TestWithoutRootSaysWhatIsTrue(t *testing.T) {
 			if want := strings.ReplaceAll(tt.page, "STATE", d.state); !strings.Contains(page, want) {
 				t.Errorf("the page lacks %q:\n%s", want, page)
 			}
-			warn := ""
-			for line := range strings.Lines(d.Stderr()) {
-				if strings.Contains(line, "level=WARN") && strings.Contains(line, "not running as root") {
-					warn = line
-				}
-			}
-			if !strings.Contains(warn, tt.warn) {
-				t.Errorf("the warning %q lacks %q; log:\n%s", warn, tt.warn, d.Stderr())
-			}
+			waitLog(t, d, "level=WARN", "not running as root", tt.warn)
 			code, _, stderr := d.ctl(t, as, "stop")
 			if code != 0 {
 				t.Errorf("ctl stop: exit status %d\n%s", code, stderr)

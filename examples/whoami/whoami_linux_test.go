@@ -89,9 +89,10 @@ func TestServe(t *testing.T) {
 			if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || !strings.Contains(line, me) {
 				t.Fatalf("the client read %q, %v; want a line with %q\n%s", line, err, me, p.Stderr())
 			}
-			if want := "socket=" + sock; !strings.Contains(p.Stderr(), want) {
-				t.Errorf("the log does not name the socket (%s):\n%s", want, p.Stderr())
-			}
+			// stderr is read as it comes.
+			testutil.WaitFor(t, "a log line naming the socket", 10*time.Second, func() bool {
+				return strings.Contains(p.Stderr(), "socket="+sock)
+			})
 			if err := p.Signal(syscall.SIGTERM); err != nil {
 				t.Fatal(err)
 			}
