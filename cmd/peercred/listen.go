@@ -61,7 +61,8 @@ func (lf *listenFlags) listen(ctx context.Context, addr string, lc *peercred.Lis
 		}
 		return l, passed, nil
 	}
-	if !errors.Is(err, peercred.ErrNotActivated) {
+	// Socket activation is Linux's: elsewhere, there is nothing passed.
+	if !errors.Is(err, peercred.ErrNotActivated) && !errors.Is(err, errors.ErrUnsupported) {
 		return nil, "", err
 	}
 	if addr == "" {
