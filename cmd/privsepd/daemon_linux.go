@@ -188,16 +188,18 @@ func (d *daemon) setUp() error {
 	if d.cfg.logJSON {
 		logFormat = "json"
 	}
-	host, port, err := net.SplitHostPort(d.cfg.httpAddr) // checked by parseFlags
+	host, port, _ := net.SplitHostPort(d.cfg.httpAddr) // checked by parseFlags
 	if host == "" {
 		host = "localhost"
 	}
 	d.url = "http://" + net.JoinHostPort(host, port) + "/"
 	// Before any process starts: the passed sockets are inheritable
 	// until taken.
-	if d.passedControl, err = d.activatedControl(d.controlConfig()); err != nil {
+	passed, err := d.activatedControl(d.controlConfig())
+	if err != nil {
 		return fmt.Errorf("control socket: %w", err)
 	}
+	d.passedControl = passed
 
 	d.log.Info("privsepd starting", "pid", os.Getpid(), "uid", euid,
 		"worker_uid", d.worker.UID, "worker_gid", d.worker.GID, "worker_user", ids.UserName(d.worker.UID),

@@ -99,20 +99,21 @@ type config struct {
 	httpAddr string
 	stateDir string
 	control  string
+	user     string
+	userSet  bool // -user was given: without root, it must name us
+	confine  bool // confine the web worker (Landlock, seccomp, limits)
+	allow    ids.List
+	allowGID ids.List
+	admins   ids.List
+	logJSON  bool
+	verbose  bool
+
 	// controlSet: -control was given; a socket systemd passes must be
 	// that one.
 	controlSet bool
-	user       string
-	userSet    bool // -user was given: without root, it must name us
 	// workerUID and workerGID are -user's IDs, looked up by parseFlags
 	// when root (or -user is given).
 	workerUID, workerGID uint32
-	confine              bool // confine the web worker (Landlock, seccomp, limits)
-	allow                ids.List
-	allowGID             ids.List
-	admins               ids.List
-	logJSON              bool
-	verbose              bool
 }
 
 // parseFlags parses the daemon's flags. ok is false when the program should
