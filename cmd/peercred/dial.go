@@ -27,6 +27,9 @@ else has taken (socket squatting) before it trusts it:
   peercred dial -expect-uid root /run/app.sock >/dev/null || exit 1
 `,
 		run: func(ctx context.Context, addr string) error {
+			if *timeout <= 0 {
+				return usageError{fmt.Errorf("-timeout %v: want a positive duration, such as 5s", *timeout)}
+			}
 			var want uint32
 			if *expect != "" {
 				uid, _, err := ids.UID(*expect)

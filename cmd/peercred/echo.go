@@ -26,7 +26,7 @@ func echoCommand(log *slog.Logger) *command {
 	fs.Var(allowUIDs, "allow-uid", "admit `USER` (a name or UID); repeatable, or comma-separated")
 	fs.Var(allowGIDs, "allow-gid", "admit members of `GROUP` (a name or GID; primary or supplementary);\nrepeatable, or comma-separated")
 	return &command{
-		name: "echo", args: "SOCKET", fs: fs,
+		name: "echo", args: "SOCKET", fs: fs, server: true,
 		about: `Serve SOCKET as a line echo server for allowed users: every line a client
 sends comes back to it. Allowed are the users of -allow-uid and the members of
 the groups of -allow-gid; without either, the user who started the server.
@@ -35,14 +35,16 @@ refusal is logged on stderr with its pid, uid and gid, as the kernel reports
 them: the first 5 of each user in 10 seconds, then one line with the number
 not logged, so that a user who connects in a loop cannot flood the log. The
 connections of allowed users are logged ("admitted", "closed") the same way.
+Started by systemd or systemd-socket-activate with one listening socket,
+echo serves it, and SOCKET may be left out.
 `,
 		run: func(ctx context.Context, addr string) error {
 			auth, who := echoPolicy(allowUIDs.IDs, allowGIDs.IDs)
-			l, err := lf.listen(ctx, addr, &peercred.ListenConfig{Logger: log})
+			l, addr, err := lf.listen(ctx, addr, &peercred.ListenConfig{Logger: log})
 			if err != nil {
 				return err
 			}
-			defer l.Close() // removes the socket file
+			defer l.Close() // removes the socket file (not systemd's)
 			stop := context.AfterFunc(ctx, func() { l.Close() })
 			defer stop()
 			log.Info("echo server listening; connect with "+connectHint(addr), "socket", addr, "pid", os.Getpid(), "allowed", who)

@@ -5,8 +5,10 @@
 //	peercred dial SOCKET    print who serves SOCKET; -expect-uid guards a script
 //	peercred echo SOCKET    a line echo server that only allowed users may use
 //
-// Run "peercred -h" for the details, and "peercred COMMAND -h" for the flags
-// of a command.
+// Run "peercred -h" for the details, "peercred help COMMAND" (or
+// "peercred COMMAND -h") for the flags of a command, and "peercred --version"
+// for the build. Started by systemd (or systemd-socket-activate) with one
+// listening socket, serve and echo serve that socket.
 package main
 
 import (
@@ -19,6 +21,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/peercred/peercred/cmd/internal/version"
 )
 
 // Exit statuses.
@@ -29,6 +33,8 @@ const (
 )
 
 const usage = `Usage: peercred COMMAND [flags] SOCKET
+       peercred help [COMMAND]
+       peercred --version
 
 peercred shows what the kernel says about the other end of a Unix-domain
 socket (SO_PEERCRED): the process, user and groups, never what the peer claims.
@@ -44,16 +50,21 @@ Commands:
 SOCKET is a file path, or @name for a Linux abstract socket (no file, and so no
 permissions: anyone in the network namespace can connect or take the name).
 Servers remove their socket file when they stop on SIGINT or SIGTERM.
+Started by systemd (a socket unit) or systemd-socket-activate with one
+listening socket, serve and echo serve it and SOCKET may be left out; the
+socket file is then systemd's, and stays.
 The executable shown is what /proc/PID/exe says of the process that
 connected: a process can connect, then fork and exec another program that
 keeps the connection, so treat it as information, never as authorization.
-Run "peercred COMMAND -h" for the flags of a command.
+Run "peercred help COMMAND" or "peercred COMMAND -h" for the flags of a
+command, "peercred --version" for the version of this build.
 
 Examples:
   peercred serve /tmp/who.sock           # then, from any user: nc -U /tmp/who.sock
   peercred serve -json @who              # one JSON object per client
   peercred dial -expect-uid root /run/app.sock && echo "root serves it"
   peercred echo -allow-uid alice -allow-gid adm /tmp/echo.sock
+  systemd-socket-activate -l /tmp/who.sock peercred serve
 
 Exit status:
   0  success; a server stopped by SIGINT or SIGTERM
@@ -76,6 +87,30 @@ type command struct {
 	about string // what it does, for -h
 	fs    *flag.FlagSet
 	run   func(ctx context.Context, addr string) error
+	// server: SOCKET may be left out (addr is ""), when systemd
+	// passes the socket (see listenFlags.listen).
+	server bool
+}
+
+// newCommand returns the command name, or nil if there is none.
+func newCommand(name string, stdout io.Writer, log *slog.Logger) *command {
+	switch name {
+	case "serve":
+		return serveCommand(stdout, log)
+	case "dial":
+		return dialCommand(stdout)
+	case "echo":
+		return echoCommand(log)
+	}
+	return nil
+}
+
+// printHelp prints the help of cmd on w.
+func printHelp(w io.Writer, cmd *command) {
+	fmt.Fprintf(w, "Usage: peercred %s [flags] %s\n\n%s\nFlags:\n", cmd.name, cmd.args, cmd.about)
+	cmd.fs.SetOutput(w)
+	cmd.fs.PrintDefaults()
+	fmt.Fprint(w, "\nExit status: 0 success (a server stopped by SIGINT or SIGTERM), 1 error or refusal, 2 usage error.\n")
 }
 
 // run runs the command line args and returns the exit status.
@@ -84,21 +119,32 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, usage)
 		return exitUsage
 	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
 	switch args[0] {
-	case "-h", "-help", "--help", "help":
+	case "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
+	case "-version", "--version":
+		fmt.Fprintln(stdout, version.String("peercred"))
+		return exitOK
+	case "help":
+		switch len(args) {
+		case 1:
+			fmt.Fprint(stdout, usage)
+			return exitOK
+		case 2:
+			if cmd := newCommand(args[1], stdout, log); cmd != nil {
+				printHelp(stdout, cmd)
+				return exitOK
+			}
+			fmt.Fprintf(stderr, "peercred help: unknown command %q (want serve, dial or echo)\nRun 'peercred -h' for usage.\n", args[1])
+		default:
+			fmt.Fprintf(stderr, "peercred help: want at most one COMMAND, got %d\nRun 'peercred -h' for usage.\n", len(args)-1)
+		}
+		return exitUsage
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
-	var cmd *command
-	switch args[0] {
-	case "serve":
-		cmd = serveCommand(stdout, log)
-	case "dial":
-		cmd = dialCommand(stdout)
-	case "echo":
-		cmd = echoCommand(log)
-	default:
+	cmd := newCommand(args[0], stdout, log)
+	if cmd == nil {
 		fmt.Fprintf(stderr, "peercred: unknown command %q\n\n%s", args[0], usage)
 		return exitUsage
 	}
@@ -109,21 +155,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	hint := fmt.Sprintf("Run 'peercred %s -h' for usage.\n", cmd.name)
 	pos, err := parse(cmd.fs, args[1:])
 	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintf(stdout, "Usage: peercred %s [flags] %s\n\n%s\nFlags:\n", cmd.name, cmd.args, cmd.about)
-		cmd.fs.SetOutput(stdout)
-		cmd.fs.PrintDefaults()
-		fmt.Fprint(stdout, "\nExit status: 0 success (a server stopped by SIGINT or SIGTERM), 1 error or refusal, 2 usage error.\n")
+		printHelp(stdout, cmd)
 		return exitOK
 	}
 	if err != nil {
 		fmt.Fprint(stderr, hint)
 		return exitUsage
 	}
-	if len(pos) != 1 {
+	addr := ""
+	switch {
+	case len(pos) == 1 && pos[0] == "":
+		fmt.Fprintf(stderr, "peercred %s: the SOCKET argument is empty\n%s", cmd.name, hint)
+		return exitUsage
+	case len(pos) == 1:
+		addr = pos[0]
+	case len(pos) == 0 && cmd.server:
+		// Only a socket passed by systemd will do; listen says so
+		// if there is none.
+	default:
 		fmt.Fprintf(stderr, "peercred %s: want one SOCKET argument, got %d\n%s", cmd.name, len(pos), hint)
 		return exitUsage
 	}
-	if err := cmd.run(ctx, pos[0]); err != nil {
+	if err := cmd.run(ctx, addr); err != nil {
 		var ue usageError
 		if errors.As(err, &ue) {
 			fmt.Fprintf(stderr, "peercred %s: %v\n%s", cmd.name, err, hint)

@@ -20,7 +20,7 @@ func serveCommand(stdout io.Writer, log *slog.Logger) *command {
 	lf.define(fs)
 	asJSON := fs.Bool("json", false, "print one JSON object per client, with the fields\ntime, pid, uid, user, gid, groups, exe")
 	return &command{
-		name: "serve", args: "SOCKET", fs: fs,
+		name: "serve", args: "SOCKET", fs: fs, server: true,
 		about: `Listen on SOCKET and print one line per client, as the kernel reports it:
   2026-11-23T13:20:01Z pid=4121 uid=1000(alice) gid=1000 groups=1000,27 exe=/usr/bin/nc
 The client is sent the same line (as text, with -json too), and the
@@ -29,6 +29,9 @@ omitted when the user database has none, groups read "-" when there are no
 supplementary groups and "?" where the OS does not report them, and exe is "?"
 when /proc/PID/exe cannot be read (another user's process, and we are not root;
 a process that has exited; a PID namespace we cannot see into).
+Started by systemd or systemd-socket-activate with one listening socket,
+serve serves it, and SOCKET may be left out:
+  systemd-socket-activate -l /tmp/who.sock peercred serve
 `,
 		run: func(ctx context.Context, addr string) error {
 			return serve(ctx, addr, &lf, *asJSON, stdout, log)
@@ -37,11 +40,11 @@ a process that has exited; a PID namespace we cannot see into).
 }
 
 func serve(ctx context.Context, addr string, lf *listenFlags, asJSON bool, stdout io.Writer, log *slog.Logger) error {
-	l, err := lf.listen(ctx, addr, &peercred.ListenConfig{Logger: log})
+	l, addr, err := lf.listen(ctx, addr, &peercred.ListenConfig{Logger: log})
 	if err != nil {
 		return err
 	}
-	defer l.Close() // removes the socket file
+	defer l.Close() // removes the socket file (not systemd's)
 	stop := context.AfterFunc(ctx, func() { l.Close() })
 	defer stop()
 	log.Info("listening; connect with "+connectHint(addr), "socket", addr, "pid", os.Getpid())

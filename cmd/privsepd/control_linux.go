@@ -211,6 +211,14 @@ func runCtl(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "privsepd ctl: want one COMMAND, got %d\n%s", fs.NArg(), hint)
 		return exitUsage
 	}
+	if *path == "" {
+		fmt.Fprintf(stderr, "privsepd ctl: -control is empty: want the daemon's socket path, or @name\n%s", hint)
+		return exitUsage
+	}
+	if *timeout <= 0 {
+		fmt.Fprintf(stderr, "privsepd ctl: -timeout %v: want a positive duration, such as 30s\n%s", *timeout, hint)
+		return exitUsage
+	}
 	cmd := fs.Arg(0)
 	switch cmd {
 	case "status", "restart-worker", "stop":

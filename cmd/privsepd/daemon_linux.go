@@ -44,6 +44,8 @@ type daemon struct {
 	sup *privsep.Supervisor
 	web *privsep.Process
 
+	passedControl *peercred.Listener // the control socket, if systemd passed it
+
 	mu       sync.Mutex
 	readyPID int           // the last worker that said it serves
 	readyCh  chan struct{} // closed and replaced when readyPID changes
@@ -85,13 +87,16 @@ func runDaemon(cfg *config, stderr io.Writer) int {
 
 func (d *daemon) run(ctx context.Context) error {
 	if err := d.setUp(); err != nil {
+		if d.passedControl != nil {
+			d.passedControl.Close()
+		}
 		return err
 	}
 	l, err := d.listenControl(ctx)
 	if err != nil {
 		return err
 	}
-	defer l.Close() // removes the socket file
+	defer l.Close() // removes the socket file (not systemd's)
 
 	d.sup = privsep.New(privsep.Config{
 		Logger: d.log,
@@ -159,26 +164,11 @@ func (d *daemon) setUp() error {
 		HelloTimeout: readyTimeout,
 	}
 	if euid == 0 {
-		uid, gid, err := ids.UID(d.cfg.user)
-		if err != nil {
-			return fmt.Errorf("-user: %w", err)
-		}
-		if uid == 0 || gid == 0 {
-			return fmt.Errorf("-user %s: uid %d gid %d: refusing to run the worker as root or in group 0", d.cfg.user, uid, gid)
-		}
-		d.worker.UID, d.worker.GID = uid, gid
+		// parseFlags looked the user up, and refused root.
+		d.worker.UID, d.worker.GID = d.cfg.workerUID, d.cfg.workerGID
 		d.worker.Groups = []uint32{} // no supplementary groups
 		d.admins = append(d.admins, 0)
 	} else {
-		if d.cfg.userSet {
-			uid, _, err := ids.UID(d.cfg.user)
-			if err != nil {
-				return fmt.Errorf("-user: %w", err)
-			}
-			if uid != euid {
-				return fmt.Errorf("-user %s: only root can run the worker as another user (we are uid %d)", d.cfg.user, euid)
-			}
-		}
 		d.worker.UID, d.worker.GID = euid, egid
 		// Without root the kernel lets us start processes only as
 		// ourselves, and our own user administers the daemon.
@@ -198,22 +188,32 @@ func (d *daemon) setUp() error {
 	if d.cfg.logJSON {
 		logFormat = "json"
 	}
-	host, port, err := net.SplitHostPort(d.cfg.httpAddr)
-	if err != nil {
-		return fmt.Errorf("-http %s: %w", d.cfg.httpAddr, err)
-	}
+	host, port, _ := net.SplitHostPort(d.cfg.httpAddr) // checked by parseFlags
 	if host == "" {
 		host = "localhost"
 	}
 	d.url = "http://" + net.JoinHostPort(host, port) + "/"
+	// Before any process starts: the passed sockets are inheritable
+	// until taken.
+	passed, err := d.activatedControl(d.controlConfig())
+	if err != nil {
+		return fmt.Errorf("control socket: %w", err)
+	}
+	d.passedControl = passed
 
 	d.log.Info("privsepd starting", "pid", os.Getpid(), "uid", euid,
 		"worker_uid", d.worker.UID, "worker_gid", d.worker.GID, "worker_user", ids.UserName(d.worker.UID),
 		"http", d.cfg.httpAddr, "state", d.cfg.stateDir, "control", d.cfg.control)
 	if euid != 0 {
+		// What keeps the worker from the secret then is its
+		// confinement alone (Landlock), and nothing keeps the user's
+		// other processes from it.
+		what := ": its confinement (Landlock) keeps it from opening the secret itself, but any other process of that user can"
+		if !d.cfg.confine {
+			what = ", and with -confine=false it can read the secret itself"
+		}
 		d.log.Warn("not running as root: no privilege drop; the web worker runs as uid "+ids.WithName(euid)+
-			", like the daemon, and could read the secret itself (run as root to see the separation)",
-			"uid", euid)
+			", like the daemon"+what+" (run as root to see the separation)", "uid", euid)
 	}
 	secret, err := prepareState(d.cfg.stateDir, d.log)
 	if err != nil {
@@ -224,28 +224,92 @@ func (d *daemon) setUp() error {
 	return nil
 }
 
-// listenControl listens on the control socket. The file is mode 0666: the
-// Authorizer, on the kernel's credentials, decides who may connect.
-func (d *daemon) listenControl(ctx context.Context) (*peercred.Listener, error) {
-	uids := append([]uint32{}, d.admins...)
-	uids = append(uids, d.cfg.allow.IDs...)
-	auth := []peercred.Authorizer{peercred.AllowUIDs(uids...)}
+// controlConfig is the control socket's ListenConfig. The file is mode
+// 0666: the Authorizer, on the kernel's credentials, decides who may
+// connect.
+func (d *daemon) controlConfig() *peercred.ListenConfig {
+	auth := []peercred.Authorizer{peercred.AllowUIDs(d.controlUIDs()...)}
 	if len(d.cfg.allowGID.IDs) > 0 {
 		auth = append(auth, peercred.AllowGIDs(d.cfg.allowGID.IDs...))
 	}
-	lc := peercred.ListenConfig{Mode: 0o666, Authorize: peercred.AnyOf(auth...), Logger: d.log}
+	lc := &peercred.ListenConfig{Mode: 0o666, Authorize: peercred.AnyOf(auth...), Logger: d.log}
 	if strings.HasPrefix(d.cfg.control, "@") {
 		lc.Mode = 0 // an abstract socket has no file; the Authorizer is all there is
 	}
-	l, err := lc.Listen(ctx, d.cfg.control)
-	if err != nil {
+	return lc
+}
+
+// controlUIDs are the users the control socket admits (besides -allow-gid).
+func (d *daemon) controlUIDs() []uint32 {
+	uids := append([]uint32{}, d.admins...)
+	return append(uids, d.cfg.allow.IDs...)
+}
+
+// listenControl listens on the control socket, unless setUp took the one
+// systemd passed.
+func (d *daemon) listenControl(ctx context.Context) (*peercred.Listener, error) {
+	l := d.passedControl
+	if l == nil {
+		var err error
+		l, err = d.controlConfig().Listen(ctx, d.cfg.control)
 		if errors.Is(err, syscall.EADDRINUSE) {
 			return nil, fmt.Errorf("control socket %s: another privsepd is running (try privsepd ctl -control %[1]s status): %w", d.cfg.control, err)
 		}
-		return nil, fmt.Errorf("control socket: %w", err)
+		if err != nil {
+			return nil, fmt.Errorf("control socket: %w", err)
+		}
 	}
-	d.log.Info("control socket listening", "path", d.cfg.control, "allow_uids", ids.Join(uids),
-		"allow_gids", ids.Join(d.cfg.allowGID.IDs), "admin_uids", ids.Join(d.admins))
+	attrs := []any{"path", d.cfg.control, "allow_uids", ids.Join(d.controlUIDs()),
+		"allow_gids", ids.Join(d.cfg.allowGID.IDs), "admin_uids", ids.Join(d.admins)}
+	if d.passedControl != nil {
+		attrs = append(attrs, "passed_by", "systemd")
+	}
+	d.log.Info("control socket listening", attrs...)
+	return l, nil
+}
+
+// controlSocketName is the name (FileDescriptorName=) of the control socket
+// when systemd passes it.
+const controlSocketName = "control"
+
+// activatedControl takes the control socket if systemd (or
+// systemd-socket-activate) passed it: the socket named "control", or a
+// single socket passed without a name. It returns nil when privsepd was
+// not socket-activated. Any other socket passed is an error: privsepd would
+// leave it unserved.
+func (d *daemon) activatedControl(lc *peercred.ListenConfig) (*peercred.Listener, error) {
+	passed, err := lc.ActivationListeners()
+	if errors.Is(err, peercred.ErrNotActivated) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for name := range passed {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	ls := passed[controlSocketName]
+	if len(passed) == 1 && len(passed[peercred.UnnamedSocket]) == 1 {
+		ls = passed[peercred.UnnamedSocket]
+	}
+	if len(ls) != 1 || len(passed) != 1 {
+		for _, ls := range passed {
+			for _, l := range ls {
+				l.Close()
+			}
+		}
+		return nil, fmt.Errorf("systemd passed sockets named %s; privsepd takes one, named %s (FileDescriptorName=%[2]s)",
+			strings.Join(names, ", "), controlSocketName)
+	}
+	l := ls[0]
+	addr := l.Addr().String()
+	if d.cfg.controlSet && d.cfg.control != addr {
+		l.Close()
+		return nil, fmt.Errorf("systemd passed %s, not -control %s (leave -control out, or make them agree)", addr, d.cfg.control)
+	}
+	d.cfg.control = addr
 	return l, nil
 }
 

@@ -26,5 +26,13 @@
 //	go run ./cmd/privsepd          # then: curl http://127.0.0.1:8080/ (or :80 as root)
 //	go run ./cmd/privsepd ctl status
 //
-// Run "privsepd -h" for the flags. privsepd needs Linux.
+// Started by systemd, privsepd takes its control socket from the socket unit
+// (FileDescriptorName=control) instead of listening itself; systemd/ holds
+// example units, privsepd.socket and privsepd.service, that match its
+// defaults as root. Try it without systemd running:
+//
+//	systemd-socket-activate -l /tmp/privsepd.sock --fdname=control privsepd
+//
+// Run "privsepd -h" for the flags, "privsepd --version" for the build.
+// privsepd needs Linux.
 package main

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 
 	"github.com/peercred/peercred/cmd/internal/ids"
+	"github.com/peercred/peercred/cmd/internal/version"
 	"github.com/peercred/peercred/privsep"
 )
 
@@ -43,6 +45,7 @@ const usageHead = `Usage:
   privsepd [flags]                         run the daemon
   privsepd ctl [-control PATH] COMMAND     ask a running daemon: status,
                                            restart-worker or stop
+  privsepd --version                       the version of this build
 
 privsepd is a small privilege-separated web server. The parent keeps root and
 the policy; it starts a "web" worker as an unprivileged user, checks with the
@@ -65,6 +68,11 @@ caller's pid and uid.
 Without root, privsepd runs the same flow as the calling user, with no
 privilege drop (its log says so), on an unprivileged port.
 
+Started by systemd (or systemd-socket-activate), privsepd serves the sockets
+it is passed: the Unix socket named "control" (FileDescriptorName=control)
+as its control socket, in place of -control. See cmd/privsepd/systemd/ for
+example units.
+
 Flags:
 `
 
@@ -76,7 +84,8 @@ Examples:
   privsepd ctl status
   sudo privsepd ctl restart-worker
 
-SIGINT, SIGTERM and "ctl stop" stop the worker and remove the control socket.
+SIGINT, SIGTERM and "ctl stop" stop the worker and remove the control socket
+(not one that systemd passed: that is systemd's).
 
 Exit status:
   0  success; the daemon stopped by SIGINT, SIGTERM or "ctl stop"
@@ -98,6 +107,13 @@ type config struct {
 	admins   ids.List
 	logJSON  bool
 	verbose  bool
+
+	// controlSet: -control was given; a socket systemd passes must be
+	// that one.
+	controlSet bool
+	// workerUID and workerGID are -user's IDs, looked up by parseFlags
+	// when root (or -user is given).
+	workerUID, workerGID uint32
 }
 
 // parseFlags parses the daemon's flags. ok is false when the program should
@@ -123,6 +139,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (cfg *config, code int,
 	fs.BoolVar(&cfg.confine, "confine", true, "confine the web worker: no file access but through the parent, no new\nsockets (its listener comes from the parent), Landlock and seccomp on\nevery thread, verified by the parent; -confine=false turns it off")
 	fs.BoolVar(&cfg.logJSON, "log-json", false, "log JSON objects rather than text (log/slog)")
 	fs.BoolVar(&cfg.verbose, "v", false, "log at debug level too: every capability call of the worker")
+	showVersion := fs.Bool("version", false, "print the version of this build and exit")
 	err := fs.Parse(args)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(stdout, usageHead)
@@ -135,12 +152,57 @@ func parseFlags(args []string, stdout, stderr io.Writer) (cfg *config, code int,
 		fmt.Fprint(stderr, "Run 'privsepd -h' for usage.\n")
 		return nil, exitUsage, false
 	}
+	if *showVersion {
+		fmt.Fprintln(stdout, version.String("privsepd"))
+		return nil, exitOK, false
+	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "privsepd: unexpected argument %q (the client is \"privsepd ctl COMMAND\")\nRun 'privsepd -h' for usage.\n", fs.Arg(0))
 		return nil, exitUsage, false
 	}
-	fs.Visit(func(f *flag.Flag) { cfg.userSet = cfg.userSet || f.Name == "user" })
+	fs.Visit(func(f *flag.Flag) {
+		cfg.userSet = cfg.userSet || f.Name == "user"
+		cfg.controlSet = cfg.controlSet || f.Name == "control"
+	})
+	if err := cfg.check(root); err != nil {
+		fmt.Fprintf(stderr, "privsepd: %v\nRun 'privsepd -h' for usage.\n", err)
+		return nil, exitUsage, false
+	}
 	return cfg, 0, true
+}
+
+// check checks the flags' values and looks up the worker's user: what is
+// wrong here is a usage error.
+func (cfg *config) check(root bool) error {
+	_, port, err := net.SplitHostPort(cfg.httpAddr)
+	if err != nil {
+		return fmt.Errorf("-http %q: want HOST:PORT, such as 127.0.0.1:8080: %w", cfg.httpAddr, err)
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
+		return fmt.Errorf("-http %q: %q is not a port number from 1 to 65535", cfg.httpAddr, port)
+	}
+	if cfg.control == "" {
+		return errors.New("-control is empty: want a socket path, or @name")
+	}
+	if cfg.stateDir == "" {
+		return errors.New("-state is empty: want a directory")
+	}
+	if !root && !cfg.userSet {
+		return nil // the worker runs as us
+	}
+	uid, gid, err := ids.UID(cfg.user)
+	if err != nil {
+		return fmt.Errorf("-user: %w", err)
+	}
+	euid := uint32(os.Geteuid())
+	switch {
+	case root && (uid == 0 || gid == 0):
+		return fmt.Errorf("-user %s: uid %d gid %d: refusing to run the worker as root or in group 0", cfg.user, uid, gid)
+	case !root && uid != euid:
+		return fmt.Errorf("-user %s: only root can run the worker as another user (we are uid %d)", cfg.user, euid)
+	}
+	cfg.workerUID, cfg.workerGID = uid, gid
+	return nil
 }
 
 func defaultHTTP(root bool) string {

@@ -241,7 +241,7 @@ func testRoot(t *testing.T, bin string) {
 	t.Run("a worker as root is refused", func(t *testing.T) {
 		code, _, stderr := runCmd(t, testutil.Options{}, bin, "-user", "root", "-http", freePort(t),
 			"-state", t.TempDir(), "-control", filepath.Join(testutil.SocketDir(t), "c.sock"))
-		if code != 1 || !strings.Contains(stderr, "refusing to run the worker as root") {
+		if code != 2 || !strings.Contains(stderr, "refusing to run the worker as root") {
 			t.Errorf("-user root: exit code %d, stderr:\n%s", code, stderr)
 		}
 	})
