@@ -82,7 +82,9 @@ func (lc *ListenConfig) ActivationListener() (*Listener, error) {
 //
 // Socket activation is a Linux protocol; on other systems
 // ActivationListeners leaves the variables alone and returns an error that
-// satisfies errors.Is(err, errors.ErrUnsupported).
+// satisfies both errors.Is(err, errors.ErrUnsupported) and
+// errors.Is(err, ErrNotActivated), so that a program that falls back on
+// [ListenConfig.Listen] when it was not activated does so there too.
 func (lc *ListenConfig) ActivationListeners() (map[string][]*Listener, error) {
 	return lc.activationListeners(listenFDsStart)
 }

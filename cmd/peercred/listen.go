@@ -61,8 +61,8 @@ func (lf *listenFlags) listen(ctx context.Context, addr string, lc *peercred.Lis
 		}
 		return l, passed, nil
 	}
-	// Socket activation is Linux's: elsewhere, there is nothing passed.
-	if !errors.Is(err, peercred.ErrNotActivated) && !errors.Is(err, errors.ErrUnsupported) {
+	// Not activated (and, off Linux, never: the error says so too).
+	if !errors.Is(err, peercred.ErrNotActivated) {
 		return nil, "", err
 	}
 	if addr == "" {

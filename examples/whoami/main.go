@@ -81,8 +81,7 @@ func run(args []string, stderr io.Writer) int {
 // until ctx ends.
 func serve(ctx context.Context, lc *peercred.ListenConfig, path string, log *slog.Logger) error {
 	l, err := lc.ActivationListener()
-	// ErrUnsupported: not Linux, so no socket activation.
-	if errors.Is(err, peercred.ErrNotActivated) || errors.Is(err, errors.ErrUnsupported) {
+	if errors.Is(err, peercred.ErrNotActivated) {
 		l, err = lc.Listen(ctx, path)
 	} else if err == nil {
 		path = l.Addr().String()
