@@ -1,7 +1,6 @@
 package peercred_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -9,7 +8,6 @@ import (
 	"os"
 	"runtime"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -151,24 +149,6 @@ func openFDs(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return len(ents) - 1 // the directory being read
-}
-
-// procStatus returns the value of field (such as "Uid") in /proc/PID/status.
-func procStatus(t *testing.T, pid int, field string) string {
-	t.Helper()
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		if k, v, ok := strings.Cut(s.Text(), ":"); ok && k == field {
-			return strings.TrimSpace(v)
-		}
-	}
-	t.Fatalf("/proc/%d/status has no %s", pid, field)
-	return ""
 }
 
 // isCloexec reports whether the descriptor of f (an *os.File or a net.Conn)

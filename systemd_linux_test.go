@@ -513,12 +513,8 @@ func TestActivationChecks(t *testing.T) {
 				t.Fatal(err)
 			}
 			counts := map[string]int{}
-			var addrs []string
 			for name, ls := range got {
 				counts[name] = len(ls)
-				for _, l := range ls {
-					addrs = append(addrs, l.Addr().String())
-				}
 			}
 			if diff := cmp.Diff(tt.wantNames, counts); diff != "" {
 				t.Errorf("sockets by name (-want +got):\n%s", diff)

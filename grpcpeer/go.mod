@@ -2,11 +2,9 @@ module github.com/peercred/peercred/grpcpeer
 
 go 1.26.0
 
-replace github.com/peercred/peercred => ../
-
 require (
 	github.com/google/go-cmp v0.7.0
-	github.com/peercred/peercred v0.0.0-00010101000000-000000000000
+	github.com/peercred/peercred v0.1.0
 	google.golang.org/grpc v1.85.0
 )
 

@@ -352,8 +352,10 @@ const pidPlaceholder = 0xfffffff0
 // Landlock.
 func missingABI(want, have int) error {
 	if have == 0 {
+		//lint:ignore ST1005 Landlock is a proper noun, the kernel's name for the LSM.
 		return fmt.Errorf("Landlock ABI %d needed, the kernel has no Landlock (not built in, or not in the lsm= boot list): %w", want, errors.ErrUnsupported)
 	}
+	//lint:ignore ST1005 Landlock is a proper noun, the kernel's name for the LSM.
 	return fmt.Errorf("Landlock ABI %d needed (%s), the kernel has ABI %d: %w", want, abiFeature(want), have, errors.ErrUnsupported)
 }
 

@@ -818,6 +818,9 @@ func TestBrokerNoLeak(t *testing.T) {
 	}})
 	p, out := spawn(t, s, privsep.Spec{Role: "broker-loop", UID: 1234, GID: 1234, Args: []string{"1", file}})
 	waitDone(t, p)
+	if err := p.Err(); err != nil {
+		t.Fatalf("first worker: %v\n%s", err, out)
+	}
 	fds, goroutines := openFDs(t), runtime.NumGoroutine()
 	p, out = spawn(t, s, privsep.Spec{Role: "broker-loop", UID: 1234, GID: 1234, Args: []string{"10000", file}})
 	waitDone(t, p)

@@ -114,6 +114,7 @@ func applyLandlock(c *Confine, rep *ConfinementReport) error {
 				rep.Skipped = append(rep.Skipped, fmt.Sprintf("Landlock rule for %s: %v", r.Path, err))
 				continue
 			}
+			//lint:ignore ST1005 Landlock is a proper noun, the kernel's name for the LSM.
 			return fmt.Errorf("Landlock rule for %s: %w", r.Path, err)
 		}
 		access := ruleAccess(r.Access, fi.IsDir()) & cfg.HandledAccessFS
@@ -138,6 +139,7 @@ func applyLandlock(c *Confine, rep *ConfinementReport) error {
 	// Not BestEffort: go-landlock then applies exactly cfg or fails. (Its
 	// best effort mode can apply nothing and return nil.)
 	if err := cfg.Restrict(rules...); err != nil {
+		//lint:ignore ST1005 Landlock is a proper noun, the kernel's name for the LSM.
 		return fmt.Errorf("Landlock: %w", err)
 	}
 	rep.LandlockABI = abi

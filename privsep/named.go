@@ -61,6 +61,7 @@ func (s *Supervisor) ListenUnix(ctx context.Context, path string, auth peercred.
 			c, err := l.AcceptPeerCred()
 			if err != nil {
 				var ne net.Error
+				//lint:ignore SA1019 accept loops go by Temporary, as net/http's Server does: peercred.Listener documents a peer whose credentials it could not read as temporary, and nothing else tells that from a broken listener.
 				if errors.As(err, &ne) && ne.Temporary() {
 					// One peer's credentials could not be read, or we
 					// are out of descriptors (EMFILE): back off, as

@@ -345,6 +345,9 @@ func TestNoLeakOverCalls(t *testing.T) {
 	s.Handle("echo", echo)
 	p, out := spawn(t, s, privsep.Spec{Role: "serial", UID: 1234, GID: 1234, Args: []string{"1"}})
 	waitDone(t, p)
+	if err := p.Err(); err != nil {
+		t.Fatalf("first worker: %v\n%s", err, out)
+	}
 	fds, goroutines := openFDs(t), runtime.NumGoroutine()
 	p, out = spawn(t, s, privsep.Spec{Role: "serial", UID: 1234, GID: 1234, Args: []string{"10000"}})
 	waitDone(t, p)

@@ -164,7 +164,6 @@ type session struct {
 	proc    *onceProc
 	procErr error
 
-	mu   sync.Mutex
 	kill func()        // kills a spawned worker; nil for named ones
 	done chan struct{} // closed when the session has ended
 }

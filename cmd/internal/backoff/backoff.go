@@ -17,6 +17,7 @@ import (
 // successful accept.
 func Accept(ctx context.Context, err error, delay *time.Duration) bool {
 	var ne net.Error
+	//lint:ignore SA1019 accept loops go by Temporary, as net/http's Server does: peercred.Listener documents a peer whose credentials it could not read as temporary, and nothing else tells that from a broken listener.
 	if !errors.As(err, &ne) || !ne.Temporary() {
 		return false
 	}
