@@ -39,6 +39,7 @@ func realPath(t *testing.T, name string) string {
 
 func TestAllowExecutables(t *testing.T) {
 	testutil.RequireRoot(t)
+	testutil.RequireCommand(t, "nc")
 	var log syncBuffer
 	l := listen(t, &peercred.ListenConfig{
 		Mode:      0666,

@@ -175,7 +175,7 @@ func init() {
 	testutil.Register("parent", func(args []string) int {
 		s := privsep.New(privsep.Config{})
 		for range 2 {
-			p, err := s.Spawn(context.Background(), privsep.Spec{Role: "sleep", UID: 1234, GID: 1234, Env: raceEnv})
+			p, err := s.Spawn(context.Background(), privsep.Spec{Role: "sleep", UID: wUID, GID: wGID, Env: raceEnv})
 			if err != nil {
 				fmt.Println("spawn:", err)
 				return 1
