@@ -3,6 +3,8 @@ package privsep_test
 import (
 	"os"
 	"strconv"
+
+	"github.com/peercred/peercred/testutil"
 )
 
 // wUID and wGID are what the tests spawn workers as where the behaviour under
@@ -27,3 +29,12 @@ var wUIDs = strconv.FormatUint(uint64(wUID), 10)
 // asRoot reports whether the tests run as root; rows and checks that need
 // another user or a privilege only root has are skipped otherwise.
 var asRoot = os.Geteuid() == 0
+
+// asWorker is how testutil starts a client (of a named socket) as the
+// worker user: as 1234 when the tests run as root, else as the test itself.
+func asWorker() *testutil.User {
+	if asRoot {
+		return &testutil.User{UID: wUID, GID: wGID}
+	}
+	return nil
+}
