@@ -1,9 +1,17 @@
 package privsep_test
 
 import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"strconv"
+	"strings"
+	"testing"
+	"time"
 
+	"github.com/peercred/peercred/privsep"
 	"github.com/peercred/peercred/testutil"
 )
 
@@ -37,4 +45,69 @@ func asWorker() *testutil.User {
 		return &testutil.User{UID: wUID, GID: wGID}
 	}
 	return nil
+}
+
+// requireRoot skips a test that needs root, saying what for, when the tests
+// do not run as root.
+func requireRoot(t testing.TB, why string) {
+	t.Helper()
+	if !asRoot {
+		t.Skipf("needs root (euid %d): %s", os.Geteuid(), why)
+	}
+}
+
+func init() {
+	// own-user-parent: a parent that is not root (as root, the test starts
+	// it as another user): it spawns a confined worker as itself, then
+	// asks for a worker of another UID.
+	testutil.Register("own-user-parent", func(args []string) int {
+		s := privsep.New(privsep.Config{
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Roles:  map[string]privsep.Policy{"whoami": {Ops: map[string]privsep.OpRule{"peer": {}}}},
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		defer s.Shutdown(ctx)
+		peers := make(chan *privsep.Peer, 1)
+		s.Handle("peer", func(ctx context.Context, r *privsep.Request) ([]byte, []*os.File, error) {
+			peers <- r.Peer
+			return nil, nil, nil
+		})
+		uid, gid := uint32(os.Geteuid()), uint32(os.Getegid())
+		p, err := s.Spawn(ctx, privsep.Spec{Role: "whoami", UID: uid, GID: gid, Env: raceEnv, Stdout: io.Discard,
+			Confine: &privsep.Confine{BestEffort: true}})
+		if err != nil {
+			fmt.Println("spawn as itself:", err)
+			return 1
+		}
+		select {
+		case peer := <-peers:
+			c := peer.Confinement
+			fmt.Printf("worker uid=%d gid=%d seccomp=%v no_new_privs=%v\n", peer.UID, peer.GID,
+				c != nil && c.Verified.Seccomp, c != nil && c.Verified.NoNewPrivs)
+		case <-ctx.Done():
+			fmt.Println("no call from the worker")
+			return 1
+		}
+		<-p.Done()
+		_, err = s.Spawn(ctx, privsep.Spec{Role: "whoami", UID: uid + 1, GID: gid, Env: raceEnv})
+		fmt.Printf("as another: %v\n", err)
+		return 0
+	})
+}
+
+// TestParentNotRoot: a parent that is not root spawns, verifies, confines
+// and serves workers as itself, and says why it cannot spawn them as
+// another user. As root the test runs that parent as uid 1234.
+func TestParentNotRoot(t *testing.T) {
+	p := testutil.Start(t, "own-user-parent", testutil.Options{As: asWorker(), Env: raceEnv, Timeout: time.Minute})
+	if got, want := p.Line(t), fmt.Sprintf("worker uid=%d gid=%d seccomp=true no_new_privs=true", wUID, wGID); got != want {
+		t.Errorf("parent: %q, want %q", got, want)
+	}
+	if got, want := p.Line(t), "can only spawn workers as itself"; !strings.Contains(got, want) {
+		t.Errorf("parent: %q, want it to say %q", got, want)
+	}
+	if err := p.Wait(); err != nil {
+		t.Error(err)
+	}
 }

@@ -109,7 +109,7 @@ func sendmsgThreads(t *testing.T) int {
 // spawned worker, and the attacker's places come back when its sessions
 // end.
 func TestNamedSessionsCapped(t *testing.T) {
-	testutil.RequireRoot(t)
+	requireRoot(t, "the attack needs two users besides the parent's (1234 and 1235)")
 	const (
 		perUID   = 8
 		total    = 12

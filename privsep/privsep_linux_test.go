@@ -24,7 +24,7 @@ import (
 )
 
 func TestSpawnRunsAsSpecUser(t *testing.T) {
-	testutil.RequireRoot(t)
+	requireRoot(t, "a worker under another UID, GID and groups")
 	s, _ := newSupervisor(t, privsep.Config{})
 	p, out := spawn(t, s, privsep.Spec{Role: "id", UID: 1234, GID: 2345, Groups: []uint32{3456}})
 	waitDone(t, p)
@@ -55,7 +55,7 @@ func TestSpawnRefusesRoot(t *testing.T) {
 // worker is started as root (AllowRoot) and switches to uid 1235 itself
 // before its hello; only the kernel's SCM_CREDENTIALS can tell.
 func TestVerifyCatchesIdentityChange(t *testing.T) {
-	testutil.RequireRoot(t)
+	requireRoot(t, "a worker started as root changes its UID")
 	s, log := newSupervisor(t, privsep.Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -109,7 +109,7 @@ func TestOpenThroughParent(t *testing.T) {
 }
 
 func TestListenPrivilegedPort(t *testing.T) {
-	testutil.RequireRoot(t)
+	requireRoot(t, "a port below 1024")
 	addr := freePrivilegedPort(t)
 	s, _ := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{
 		"serve-port": {Listen: []privsep.ListenRule{{Network: "tcp", Address: addr, Once: true}}},
@@ -228,7 +228,7 @@ func TestWorkerKilledMidCall(t *testing.T) {
 }
 
 func TestNamedSocketWorkers(t *testing.T) {
-	testutil.RequireRoot(t)
+	requireRoot(t, "clients under three other UIDs")
 	s, log := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{
 		"client": {Ops: map[string]privsep.OpRule{"echo": {}}, Claim: peercred.AllowUIDs(1234)},
 		"other":  {Ops: map[string]privsep.OpRule{"echo": {}}},
@@ -627,7 +627,7 @@ func TestHandlerErrorClosesItsFiles(t *testing.T) {
 // TestNamedSocketCapsSilentClients: connections that never say hello are
 // capped per user, with a log line, and do not lock out another user.
 func TestNamedSocketCapsSilentClients(t *testing.T) {
-	testutil.RequireRoot(t)
+	requireRoot(t, "a client of another user while the test's hogs its share")
 	s, log := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{
 		"client": {Ops: map[string]privsep.OpRule{"echo": {}}, Claim: peercred.AllowUIDs(1234)},
 	}})
