@@ -249,6 +249,34 @@ func load(ctx context.Context, w *privsep.Worker) error {
 
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	// "loaded" is printed once all of them hold their threads, naming
+	// them, so that the parent finds them whatever the machine's speed;
+	// then comes the load.
+	var locked sync.WaitGroup
+	var lockedMu sync.Mutex
+	var lockedTIDs []string
+	for range nlocked {
+		wg.Add(1)
+		locked.Add(1)
+		go func() {
+			defer wg.Done()
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			lockedMu.Lock()
+			lockedTIDs = append(lockedTIDs, strconv.Itoa(unix.Gettid()))
+			lockedMu.Unlock()
+			locked.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(10 * time.Millisecond):
+				}
+			}
+		}()
+	}
+	locked.Wait()
+	fmt.Printf("loaded: locked threads %s\n", strings.Join(lockedTIDs, " "))
 	ch := make(chan int, 128)
 	for i := range 10000 {
 		wg.Add(1)
@@ -271,31 +299,6 @@ func load(ctx context.Context, w *privsep.Worker) error {
 					default:
 					}
 				case <-time.After(time.Duration(20+i%100) * time.Millisecond):
-				}
-			}
-		}()
-	}
-	// "loaded" is printed once all of them hold their threads, naming
-	// them, so that the parent finds them whatever the machine's speed.
-	var locked sync.WaitGroup
-	var lockedMu sync.Mutex
-	var lockedTIDs []string
-	for range nlocked {
-		wg.Add(1)
-		locked.Add(1)
-		go func() {
-			defer wg.Done()
-			runtime.LockOSThread()
-			defer runtime.UnlockOSThread()
-			lockedMu.Lock()
-			lockedTIDs = append(lockedTIDs, strconv.Itoa(unix.Gettid()))
-			lockedMu.Unlock()
-			locked.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-time.After(10 * time.Millisecond):
 				}
 			}
 		}()
@@ -329,8 +332,6 @@ func load(ctx context.Context, w *privsep.Worker) error {
 			errc <- nil
 		}()
 	}
-	locked.Wait()
-	fmt.Printf("loaded: locked threads %s\n", strings.Join(lockedTIDs, " "))
 	start := time.Now()
 	end := time.Now().Add(d)
 	for time.Now().Before(end) {
@@ -666,8 +667,7 @@ func TestConfinedRuntimeUnderLoad(t *testing.T) {
 		c.OnDenied = privsep.DenyLog
 	}
 	p, out := spawn(t, s, confinedSpec("load", c, "5s"))
-	// Starting 10,000 goroutines under -race on a busy machine takes a
-	// while: wait for the worker to say so, however long it takes.
+	// Wait for the worker's threads, however long a busy machine takes.
 	waitFor(t, fmt.Sprintf("output %q (have %q)", "loaded", out.String()), 2*time.Minute, func() bool {
 		return strings.Contains(out.String(), "\n")
 	})
@@ -723,7 +723,7 @@ func TestConfinedRuntimeUnderLoad(t *testing.T) {
 	}
 	select {
 	case <-p.Done():
-	case <-time.After(2 * time.Minute):
+	case <-time.After(5 * time.Minute):
 		t.Fatal("the loaded worker did not finish")
 	}
 	t.Logf("%s", out)

@@ -563,11 +563,12 @@ func TestStdoutIncludesLinesTaken(t *testing.T) {
 }
 
 func TestWaitKillsAfterTimeout(t *testing.T) {
-	p := testutil.Start(t, "sleep", testutil.Options{Timeout: 300 * time.Millisecond})
+	// Long enough for a helper to start on a busy machine, under -race.
+	p := testutil.Start(t, "sleep", testutil.Options{Timeout: 5 * time.Second})
 	p.Line(t)
 	err := p.Wait()
-	if err == nil || !strings.Contains(err.Error(), "still running after 300ms: killed it") {
-		t.Errorf("Wait() = %v, want it to say the helper was killed after 300ms", err)
+	if err == nil || !strings.Contains(err.Error(), "still running after 5s: killed it") {
+		t.Errorf("Wait() = %v, want it to say the helper was killed after 5s", err)
 	}
 	if got := p.ExitCode(); got != -1 {
 		t.Errorf("ExitCode() = %d, want -1", got)
