@@ -272,7 +272,6 @@ func TestAllowExecutablesListener(t *testing.T) {
 // allowed one, processes started from the new file are admitted and
 // processes still running the old one are refused.
 func TestAllowExecutablesAfterReplace(t *testing.T) {
-	testutil.RequireRoot(t)
 	_, roleEnv := testutil.HelperExec(t, "connect")
 	dir := publicDir(t)
 	allowed := filepath.Join(dir, "app")
@@ -283,7 +282,7 @@ func TestAllowExecutablesAfterReplace(t *testing.T) {
 	l := listen(t, &peercred.ListenConfig{Mode: 0666})
 	start := func() *peercred.Conn {
 		t.Helper()
-		p := testutil.Start(t, "exec-as", testutil.Options{As: other,
+		p := testutil.Start(t, "exec-as", testutil.Options{As: otherOrSelf(),
 			Args: append([]string{"-", allowed, l.Addr().String()}, roleEnv...)})
 		if line := p.Line(t); line != "connected" {
 			t.Fatalf("peer said %q", line)

@@ -39,6 +39,7 @@ func realPath(t *testing.T, name string) string {
 
 func TestAllowExecutables(t *testing.T) {
 	testutil.RequireRoot(t)
+	testutil.RequireCommand(t, "nc")
 	var log syncBuffer
 	l := listen(t, &peercred.ListenConfig{
 		Mode:      0666,
@@ -57,7 +58,6 @@ func TestAllowExecutables(t *testing.T) {
 }
 
 func TestDescendantOf(t *testing.T) {
-	testutil.RequireRoot(t)
 	var log syncBuffer
 	l := listen(t, &peercred.ListenConfig{
 		Mode:      0666,
@@ -72,7 +72,7 @@ func TestDescendantOf(t *testing.T) {
 	if err := sh.Run(); err != nil {
 		t.Fatal(err)
 	}
-	child := testutil.Start(t, "connect", testutil.Options{Args: []string{path}, As: other})
+	child := testutil.Start(t, "connect", testutil.Options{Args: []string{path}, As: otherOrSelf()})
 	c := acceptTimeout(t, l)
 	if c.Cred().PID != child.PID() {
 		t.Errorf("accepted pid %d, want our descendant %d", c.Cred().PID, child.PID())
@@ -83,7 +83,6 @@ func TestDescendantOf(t *testing.T) {
 // TestProcessAuthorizerRefusesExitedPeer: a peer that exited before it was
 // accepted cannot be vouched for by /proc (its PID may be reused): refused.
 func TestProcessAuthorizerRefusesExitedPeer(t *testing.T) {
-	testutil.RequireRoot(t)
 	var log syncBuffer
 	l := listen(t, &peercred.ListenConfig{
 		Mode:      0666,
@@ -107,7 +106,7 @@ func TestProcessAuthorizerRefusesExitedPeer(t *testing.T) {
 // want: refusals happen inside Accept.
 func waitLog(t *testing.T, l *peercred.Listener, log *syncBuffer, want string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second) // a busy machine's
 	for !strings.Contains(log.String(), want) {
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 		if c, err := l.AcceptContext(ctx); err == nil {

@@ -232,7 +232,6 @@ func TestActivationNamedSockets(t *testing.T) {
 // With --accept, systemd-socket-activate passes each connection rather than
 // the listener: the helper must refuse it, saying so.
 func TestActivationRefusesAcceptedConnection(t *testing.T) {
-	testutil.RequireRoot(t)
 	path := filepath.Join(testutil.SocketDir(t), "s")
 	p := startActivator(t, []string{path}, []string{"--accept"}, "one", "0")
 	testutil.Start(t, "connect", testutil.Options{Args: []string{path}})

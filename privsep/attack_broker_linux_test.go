@@ -109,7 +109,7 @@ func sendmsgThreads(t *testing.T) int {
 // spawned worker, and the attacker's places come back when its sessions
 // end.
 func TestNamedSessionsCapped(t *testing.T) {
-	testutil.RequireRoot(t)
+	requireRoot(t, "the attack needs two users besides the parent's (1234 and 1235)")
 	const (
 		perUID   = 8
 		total    = 12
@@ -207,7 +207,6 @@ func TestNamedSessionsCapped(t *testing.T) {
 // and stops reading the replies is killed after WriteTimeout, and no thread
 // of the parent stays in sendmsg.
 func TestBrokerStalledReaderKilled(t *testing.T) {
-	testutil.RequireRoot(t)
 	file := filepath.Join(t.TempDir(), "f")
 	writeFile(t, file, "x", 0o600)
 	s, log := newSupervisor(t, privsep.Config{
@@ -216,7 +215,7 @@ func TestBrokerStalledReaderKilled(t *testing.T) {
 	})
 	warmUp(t, s)
 	goroutines := runtime.NumGoroutine()
-	p, out := spawn(t, s, privsep.Spec{Role: "broker-flood", UID: 1234, GID: 1234, Args: []string{file}})
+	p, out := spawn(t, s, privsep.Spec{Role: "broker-flood", UID: wUID, GID: wGID, Args: []string{file}})
 	waitLine(t, out, "flooding")
 	select {
 	case <-p.Done():
@@ -237,25 +236,24 @@ func TestBrokerStalledReaderKilled(t *testing.T) {
 // TestNamedBrokerStalledReaderDisconnected: the same over a named socket:
 // the client is disconnected after WriteTimeout.
 func TestNamedBrokerStalledReaderDisconnected(t *testing.T) {
-	testutil.RequireRoot(t)
 	file := filepath.Join(t.TempDir(), "f")
 	writeFile(t, file, "x", 0o600)
 	s, log := newSupervisor(t, privsep.Config{
 		WriteTimeout: 500 * time.Millisecond,
 		Roles: map[string]privsep.Policy{"client": {
 			Files: []privsep.FileRule{{Path: file}},
-			Claim: peercred.AllowUIDs(1234),
+			Claim: peercred.AllowUIDs(wUID),
 		}},
 	})
 	path := testutil.SocketDir(t) + "/named.sock"
-	if err := s.ListenUnix(context.Background(), path, peercred.AllowUIDs(1234)); err != nil {
+	if err := s.ListenUnix(context.Background(), path, peercred.AllowUIDs(wUID)); err != nil {
 		t.Fatal(err)
 	}
 	warmUp(t, s)
 	goroutines := runtime.NumGoroutine()
 	c := testutil.Start(t, "named-broker-flood", testutil.Options{
 		Args:    []string{path, "client", file},
-		As:      &testutil.User{UID: 1234, GID: 1234},
+		As:      asWorker(),
 		Timeout: 20 * time.Second, // 40 times the write timeout
 	})
 	if got := c.Line(t); got != "flooding" {
@@ -279,6 +277,6 @@ func TestNamedBrokerStalledReaderDisconnected(t *testing.T) {
 // epoll descriptor, the spawner's thread) is there before a test counts.
 func warmUp(t *testing.T, s *privsep.Supervisor) {
 	t.Helper()
-	p, _ := spawn(t, s, privsep.Spec{Role: "id", UID: 1234, GID: 1234})
+	p, _ := spawn(t, s, privsep.Spec{Role: "id", UID: wUID, GID: wGID})
 	waitDone(t, p)
 }

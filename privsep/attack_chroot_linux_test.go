@@ -94,7 +94,7 @@ func chrootWithWorker(t *testing.T) string {
 // worker whose root is the parent's still gets directories, which lead it
 // nowhere it could not go by path.
 func TestAttackChrootWalkOut(t *testing.T) {
-	testutil.RequireRoot(t)
+	requireRoot(t, "chroot")
 	base := testutil.SocketDir(t) // 0755 up to /
 	allowed := filepath.Join(base, "allowed")
 	if err := os.Mkdir(allowed, 0o755); err != nil {

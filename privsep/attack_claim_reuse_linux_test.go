@@ -39,7 +39,7 @@ func relayedConn(t *testing.T, path string) (net.Conn, int) {
 // connection to a relay and exits; a process that the Claim would admit
 // takes its PID; the relay's hello is refused.
 func TestClaimRefusesReusedPID(t *testing.T) {
-	testutil.RequireRoot(t)
+	requireRoot(t, "a PID is handed to another process through ns_last_pid")
 	helper, _ := testutil.HelperExec(t, "idle") // the program every helper runs
 	echoOnly := map[string]privsep.OpRule{"echo": {}}
 	s, log := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{

@@ -99,7 +99,7 @@ func squat(c *net.UnixConn) {
 // another user (the squatter of an abstract name) before it sends anything,
 // naming its pid and uid; a Dialer told to trust that user gets through.
 func TestAttackDialSquatter(t *testing.T) {
-	testutil.RequireRoot(t)
+	requireRoot(t, "the squatter is another user than the client")
 	name := fmt.Sprintf("@peercred-squat-%d-%d", os.Getpid(), time.Now().UnixNano())
 	sq := testutil.Start(t, "squatter", testutil.Options{Args: []string{name}, As: &testutil.User{UID: 1234, GID: 1234}})
 	if line := sq.Line(t); line != "ready" {

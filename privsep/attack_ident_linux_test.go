@@ -226,8 +226,13 @@ func stopped(pid int) bool {
 }
 
 func TestSameUIDSiblingCannotTakeOverWorker(t *testing.T) {
-	testutil.RequireRoot(t)
-	dir := t.TempDir() // root-only: 0700
+	// As root, vault, web and thief are 65534; otherwise all three are the
+	// test's own user (the parent's, then, too).
+	id, thiefAs := uint32(65534), &testutil.User{UID: 65534, GID: 65534}
+	if !asRoot {
+		id, thiefAs = wUID, nil
+	}
+	dir := t.TempDir() // 0700
 	secret := filepath.Join(dir, "secret")
 	if err := os.WriteFile(secret, []byte("vault's secret"), 0600); err != nil {
 		t.Fatal(err)
@@ -244,26 +249,33 @@ func TestSameUIDSiblingCannotTakeOverWorker(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name string
+		root bool // needs a root parent
 		spec privsep.Spec
 	}{
-		{"vault in our user namespace", privsep.Spec{}},
+		{"vault in our user namespace", false, privsep.Spec{}},
 		// Root inside a namespace a root parent made: its owner is root,
 		// and the capabilities the worker has in it keep out processes of
 		// its UID outside, even while it is dumpable (as from execve to
 		// privsep's init): the kernel's ptrace check.
-		{"vault in a user namespace of its own", privsep.Spec{UserNS: true}},
-		{"vault in a user namespace of its own, dumpable", privsep.Spec{UserNS: true, Args: []string{"dumpable"}}},
+		// A namespace a parent that is not root makes is owned by its
+		// UID, whose every process has all capabilities in it: there,
+		// only not being dumpable keeps them out.
+		{"vault in a user namespace of its own", true, privsep.Spec{UserNS: true}},
+		{"vault in a user namespace of its own, dumpable", true, privsep.Spec{UserNS: true, Args: []string{"dumpable"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.root && !asRoot {
+				t.Skip("needs root: a user namespace made without root is its maker's UID's to enter")
+			}
 			spec := tc.spec
-			spec.Role, spec.UID, spec.GID, spec.Args = "ident-vault", 65534, 65534, append([]string{secret}, spec.Args...)
+			spec.Role, spec.UID, spec.GID, spec.Args = "ident-vault", id, id, append([]string{secret}, spec.Args...)
 			vault, vout := spawn(t, s, spec)
 			waitLine(t, vout, "fd ")
 			fd := strings.TrimSpace(strings.TrimPrefix(vout.String(), "fd "))
 			args := []string{strconv.Itoa(vault.PID()), fd, secret}
 
 			t.Run("by a worker of another role", func(t *testing.T) {
-				web, wout := spawn(t, s, privsep.Spec{Role: "ident-web", UID: 65534, GID: 65534, Args: args})
+				web, wout := spawn(t, s, privsep.Spec{Role: "ident-web", UID: id, GID: id, Args: args})
 				waitDone(t, web)
 				got := strings.Split(strings.TrimSpace(wout.String()), "\n")
 				if diff := cmp.Diff(want, got); diff != "" {
@@ -272,7 +284,7 @@ func TestSameUIDSiblingCannotTakeOverWorker(t *testing.T) {
 			})
 			t.Run("by a process that is not a worker", func(t *testing.T) {
 				p := testutil.Start(t, "ident-thief", testutil.Options{
-					As:   &testutil.User{UID: 65534, GID: 65534},
+					As:   thiefAs,
 					Args: args,
 				})
 				if err := p.Wait(); err != nil {
@@ -404,7 +416,10 @@ func sendHello(typ int) int {
 }
 
 func TestVerifyRefusesWorker(t *testing.T) {
-	testutil.RequireRoot(t)
+	id := uint32(65534)
+	if !asRoot {
+		id = wUID
+	}
 	for _, tc := range []struct {
 		name, env, want string
 	}{
@@ -419,7 +434,7 @@ func TestVerifyRefusesWorker(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			errOut := &syncBuffer{}
-			p, err := s.Spawn(ctx, privsep.Spec{Role: "sleep", UID: 65534, GID: 65534, Stderr: errOut,
+			p, err := s.Spawn(ctx, privsep.Spec{Role: "sleep", UID: id, GID: id, Stderr: errOut,
 				Env: append([]string{tc.env}, raceEnv...)})
 			if err == nil {
 				pid := p.PID()
@@ -437,9 +452,8 @@ func TestVerifyRefusesWorker(t *testing.T) {
 }
 
 func TestConfinedWorkerStaysNotDumpable(t *testing.T) {
-	testutil.RequireRoot(t)
 	s, _ := newSupervisor(t, privsep.Config{})
-	p, out := spawn(t, s, privsep.Spec{Role: "ident-redump", UID: 65534, GID: 65534, Confine: &privsep.Confine{BestEffort: true}})
+	p, out := spawn(t, s, privsep.Spec{Role: "ident-redump", UID: wUID, GID: wGID, Confine: &privsep.Confine{BestEffort: true}})
 	waitDone(t, p)
 	if got, want := strings.TrimSpace(out.String()), "prctl(PR_SET_DUMPABLE, 1): operation not permitted; dumpable 0"; got != want {
 		t.Errorf("confined worker: %s, want %s", got, want)

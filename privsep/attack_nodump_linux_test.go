@@ -169,7 +169,7 @@ func commNow(pid int, before []byte) string {
 }
 
 func TestSameUIDCannotReachWorkerFromExec(t *testing.T) {
-	testutil.RequireRoot(t)
+	requireRoot(t, "a worker of a parent that is not root is dumpable until privsep's init (the exec that prevents it changes GIDs), and a process of its UID is of the parent's UID too")
 	s, _ := newSupervisor(t, privsep.Config{})
 	p, _ := spawn(t, s, privsep.Spec{Role: "sleep", UID: 65534, GID: 65534, Restart: privsep.RestartAlways})
 	tracer := testutil.Start(t, "nodump-tracer", testutil.Options{
@@ -229,7 +229,7 @@ func TestSameUIDCannotReachWorkerFromExec(t *testing.T) {
 }
 
 func TestWorkerIDsAndCapabilities(t *testing.T) {
-	testutil.RequireRoot(t)
+	requireRoot(t, "workers under other UIDs, GIDs and groups")
 	s, _ := newSupervisor(t, privsep.Config{})
 	before := threadCreds(t)
 	for _, tc := range []struct {

@@ -91,7 +91,6 @@ func onceResult(err error) string {
 // Once open) once per role; another process gets its own; and the
 // supervisor forgets the processes once they are gone.
 func TestAttackOncePerProcess(t *testing.T) {
-	testutil.RequireRoot(t)
 	dir := testutil.SocketDir(t)
 	file := filepath.Join(dir, "once-file")
 	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
@@ -100,14 +99,14 @@ func TestAttackOncePerProcess(t *testing.T) {
 	policy := privsep.Policy{
 		Ops:   map[string]privsep.OpRule{"token": {Once: true}},
 		Open:  []privsep.OpenRule{{Path: file, Once: true}},
-		Claim: peercred.AllowUIDs(1234),
+		Claim: peercred.AllowUIDs(wUID),
 	}
 	s, _ := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{"oncer": policy, "oncer2": policy}})
 	s.Handle("token", func(ctx context.Context, r *privsep.Request) ([]byte, []*os.File, error) {
 		return []byte("t"), nil, nil
 	})
 	path := dir + "/once.sock"
-	if err := s.ListenUnix(context.Background(), path, peercred.AllowUIDs(1234)); err != nil {
+	if err := s.ListenUnix(context.Background(), path, peercred.AllowUIDs(wUID)); err != nil {
 		t.Fatal(err)
 	}
 	// Each role's first attempt succeeds; every later one, on any
@@ -122,7 +121,7 @@ func TestAttackOncePerProcess(t *testing.T) {
 	for i := range 2 { // the second process gets its own allowance
 		c := testutil.Start(t, "once-client", testutil.Options{
 			Args:    []string{path, file, "oncer", "oncer", "oncer", "oncer2"},
-			As:      &testutil.User{UID: 1234, GID: 1234},
+			As:      asWorker(),
 			Timeout: 30 * time.Second,
 		})
 		if err := c.Wait(); err != nil {
@@ -141,19 +140,18 @@ func TestAttackOncePerProcess(t *testing.T) {
 // TestOncePerProcessSpawnedAndNamed: a spawned worker that also connects to
 // a named socket as its role is the same process: one allowance.
 func TestOncePerProcessSpawnedAndNamed(t *testing.T) {
-	testutil.RequireRoot(t)
 	s, _ := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{"once-both": {
 		Ops:   map[string]privsep.OpRule{"token": {Once: true}},
-		Claim: peercred.AllowUIDs(1234),
+		Claim: peercred.AllowUIDs(wUID),
 	}}})
 	s.Handle("token", func(ctx context.Context, r *privsep.Request) ([]byte, []*os.File, error) {
 		return []byte("t"), nil, nil
 	})
 	path := testutil.SocketDir(t) + "/once-both.sock"
-	if err := s.ListenUnix(context.Background(), path, peercred.AllowUIDs(1234)); err != nil {
+	if err := s.ListenUnix(context.Background(), path, peercred.AllowUIDs(wUID)); err != nil {
 		t.Fatal(err)
 	}
-	p, out := spawn(t, s, privsep.Spec{Role: "once-both", UID: 1234, GID: 1234, Args: []string{path}})
+	p, out := spawn(t, s, privsep.Spec{Role: "once-both", UID: wUID, GID: wGID, Args: []string{path}})
 	waitDone(t, p)
 	if got, want := out.String(), "spawned token: ok\nnamed token: denied\n"; got != want || p.Err() != nil {
 		t.Errorf("worker: %q, %v; want %q", got, p.Err(), want)
@@ -166,14 +164,13 @@ func TestOncePerProcessSpawnedAndNamed(t *testing.T) {
 // TestOnceRestartedWorker: a restarted worker is a new process, with its
 // own allowance (as documented).
 func TestOnceRestartedWorker(t *testing.T) {
-	testutil.RequireRoot(t)
 	s, _ := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{
 		"once": {Ops: map[string]privsep.OpRule{"token": {Once: true}}},
 	}})
 	s.Handle("token", func(ctx context.Context, r *privsep.Request) ([]byte, []*os.File, error) {
 		return []byte("t"), nil, nil
 	})
-	p, out := spawn(t, s, privsep.Spec{Role: "once", UID: 1234, GID: 1234, Restart: privsep.RestartAlways})
+	p, out := spawn(t, s, privsep.Spec{Role: "once", UID: wUID, GID: wGID, Restart: privsep.RestartAlways})
 	one := "token=\"t\" denied=false\ntoken=\"\" denied=true\n"
 	waitFor(t, "two incarnations", 20*time.Second, func() bool { return p.Restarts() >= 1 && len(out.String()) >= 2*len(one) })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

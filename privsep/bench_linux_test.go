@@ -297,11 +297,10 @@ const benchExecEnv = "PRIVSEP_BENCH_EXEC"
 
 // TestIdleWorkerMemory measures what an idle worker costs the parent.
 func TestIdleWorkerMemory(t *testing.T) {
-	testutil.RequireRoot(t)
 	s, _ := newSupervisor(t, privsep.Config{})
 	const n = 40
 	spawnOne := func() *privsep.Process {
-		p, err := s.Spawn(context.Background(), privsep.Spec{Role: "sleep", UID: 1234, GID: 1234, Env: raceEnv, Stdout: devNull(t)})
+		p, err := s.Spawn(context.Background(), privsep.Spec{Role: "sleep", UID: wUID, GID: wGID, Env: raceEnv, Stdout: devNull(t)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -235,8 +235,48 @@ func load(ctx context.Context, w *privsep.Worker) error {
 	if err != nil {
 		return err
 	}
+	// Goroutines locked to their threads make the runtime start new
+	// threads (clone, or with cgo pthread_create: clone3, then clone):
+	// each holds a thread of its own, so locking 4 more goroutines than
+	// the worker has threads makes at least 4 threads after its
+	// confinement, however busy the machine. The parent, which may read
+	// /proc, says how many there are.
+	tids, _, err := w.Call(ctx, "threads", nil)
+	if err != nil {
+		return err
+	}
+	nlocked := len(strings.Fields(string(tids))) + 4
+
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	// "loaded" is printed once all of them hold their threads, naming
+	// them, so that the parent finds them whatever the machine's speed;
+	// then comes the load.
+	var locked sync.WaitGroup
+	var lockedMu sync.Mutex
+	var lockedTIDs []string
+	for range nlocked {
+		wg.Add(1)
+		locked.Add(1)
+		go func() {
+			defer wg.Done()
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			lockedMu.Lock()
+			lockedTIDs = append(lockedTIDs, strconv.Itoa(unix.Gettid()))
+			lockedMu.Unlock()
+			locked.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(10 * time.Millisecond):
+				}
+			}
+		}()
+	}
+	locked.Wait()
+	fmt.Printf("loaded: locked threads %s\n", strings.Join(lockedTIDs, " "))
 	ch := make(chan int, 128)
 	for i := range 10000 {
 		wg.Add(1)
@@ -259,28 +299,6 @@ func load(ctx context.Context, w *privsep.Worker) error {
 					default:
 					}
 				case <-time.After(time.Duration(20+i%100) * time.Millisecond):
-				}
-			}
-		}()
-	}
-	// Goroutines locked to their threads make the runtime start new
-	// ones (clone, or with cgo pthread_create: clone3, then clone).
-	// "loaded" is printed once all of them hold their threads, so that
-	// the parent counts them whatever the machine's speed.
-	var locked sync.WaitGroup
-	for range 8 {
-		wg.Add(1)
-		locked.Add(1)
-		go func() {
-			defer wg.Done()
-			runtime.LockOSThread()
-			defer runtime.UnlockOSThread()
-			locked.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-time.After(10 * time.Millisecond):
 				}
 			}
 		}()
@@ -314,8 +332,6 @@ func load(ctx context.Context, w *privsep.Worker) error {
 			errc <- nil
 		}()
 	}
-	locked.Wait()
-	fmt.Println("loaded")
 	start := time.Now()
 	end := time.Now().Add(d)
 	for time.Now().Before(end) {
@@ -336,7 +352,7 @@ func load(ctx context.Context, w *privsep.Worker) error {
 
 // confinedSpec is a probe worker's spec with c.
 func confinedSpec(role string, c *privsep.Confine, args ...string) privsep.Spec {
-	return privsep.Spec{Role: role, UID: 1234, GID: 1234, Confine: c, Args: args}
+	return privsep.Spec{Role: role, UID: wUID, GID: wGID, Confine: c, Args: args}
 }
 
 // probeLines runs the probe worker and returns its lines by probe.
@@ -384,10 +400,9 @@ func publicFile(t *testing.T, content string) string {
 }
 
 func TestConfinedFiles(t *testing.T) {
-	testutil.RequireRoot(t)
 	requireLandlock(t)
 	public := publicFile(t, "public")
-	secretDir := t.TempDir() // 0700 root
+	secretDir := t.TempDir() // 0700: Landlock stops the worker even when it is the test's user
 	secret := filepath.Join(secretDir, "secret")
 	if err := os.WriteFile(secret, []byte("s3cret"), 0o600); err != nil {
 		t.Fatal(err)
@@ -410,7 +425,7 @@ func TestConfinedFiles(t *testing.T) {
 	// Without rpath the filter refuses open itself.
 	got = probeLines(t, s, &privsep.Confine{}, "open:"+public)
 	checkProbes(t, got, map[string]string{"open:" + public: "EPERM"})
-	for _, want := range []string{"call refused", "role=probe", "uid=1234", other, "no rule of role"} {
+	for _, want := range []string{"call refused", "role=probe", "uid=" + wUIDs, other, "no rule of role"} {
 		if !strings.Contains(log.String(), want) {
 			t.Errorf("refusal log lacks %q:\n%s", want, log)
 		}
@@ -418,7 +433,6 @@ func TestConfinedFiles(t *testing.T) {
 }
 
 func TestConfinedNetwork(t *testing.T) {
-	testutil.RequireRoot(t)
 	requireLandlock(t)
 	port := func() int {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -468,11 +482,22 @@ func TestConfinedNetwork(t *testing.T) {
 		})
 	})
 	t.Run("a listener from the parent serves, in a new network namespace", func(t *testing.T) {
-		addr := freePrivilegedPort(t)
+		// As root: a privileged port, and a worker as another user.
+		// Otherwise the worker needs a user namespace of its own (where
+		// it is uid 0) for a network namespace.
+		addr, spec, wantUID := "", confinedSpec("serve-port", &privsep.Confine{NewNet: true, OnDenied: privsep.DenyKill}), wUIDs
+		if asRoot {
+			addr = freePrivilegedPort(t)
+		} else {
+			testutil.RequireUserNS(t)
+			addr = fmt.Sprintf("127.0.0.1:%d", port())
+			spec.UserNS, wantUID = true, "0"
+		}
+		spec.Args = []string{addr}
 		s, _ := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{
 			"serve-port": {Listen: []privsep.ListenRule{{Network: "tcp", Address: addr, Once: true}}},
 		}})
-		p, out := spawn(t, s, confinedSpec("serve-port", &privsep.Confine{NewNet: true, OnDenied: privsep.DenyKill}, addr))
+		p, out := spawn(t, s, spec)
 		waitLine(t, out, "listening")
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
@@ -480,7 +505,7 @@ func TestConfinedNetwork(t *testing.T) {
 		}
 		defer c.Close()
 		line, err := io.ReadAll(c)
-		if err != nil || !strings.HasSuffix(string(line), "uid 1234\n") {
+		if err != nil || !strings.HasSuffix(string(line), "uid "+wantUID+"\n") {
 			t.Errorf("served %q, %v", line, err)
 		}
 		waitDone(t, p)
@@ -501,10 +526,9 @@ func TestConfinedNetwork(t *testing.T) {
 // TestConfinedSiblings: a confined worker cannot trace or signal another
 // worker of the same UID, whether the filter or Landlock stops it.
 func TestConfinedSiblings(t *testing.T) {
-	testutil.RequireRoot(t)
 	requireLandlock(t)
 	s, _ := newSupervisor(t, privsep.Config{})
-	sib, out := spawn(t, s, privsep.Spec{Role: "sleep", UID: 1234, GID: 1234})
+	sib, out := spawn(t, s, privsep.Spec{Role: "sleep", UID: wUID, GID: wGID})
 	waitLine(t, out, "up")
 	pid := strconv.Itoa(sib.PID())
 	for _, tt := range []struct {
@@ -529,7 +553,6 @@ func TestConfinedSiblings(t *testing.T) {
 
 // TestConfinedCannotUndo: no way back out.
 func TestConfinedCannotUndo(t *testing.T) {
-	testutil.RequireRoot(t)
 	requireLandlock(t)
 	public := publicFile(t, "public")
 	s, _ := newSupervisor(t, privsep.Config{})
@@ -562,7 +585,6 @@ func TestConfinedCannotUndo(t *testing.T) {
 // TestConfinedKills: DenyKill kills the worker for a refused call, and a
 // call of another ABI (x32) kills it whatever OnDenied says.
 func TestConfinedKills(t *testing.T) {
-	testutil.RequireRoot(t)
 	requireLandlock(t)
 	if runtime.GOARCH != "amd64" {
 		t.Skip("x32 is amd64's")
@@ -614,43 +636,94 @@ func threadStatus(t *testing.T, pid int, field string) map[string]string {
 // PRIVSEP_TEST_SECCOMP_LOG=1 the filter logs instead (DenyLog): dmesg then
 // lists the calls it would refuse (audit type=1326, syscall=N).
 func TestConfinedRuntimeUnderLoad(t *testing.T) {
-	testutil.RequireRoot(t)
 	requireLandlock(t)
 	if testing.Short() {
 		t.Skip("5 s of load")
 	}
 	s, _ := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{
-		"load": {Ops: map[string]privsep.OpRule{"echo": {}}},
+		"load": {Ops: map[string]privsep.OpRule{"echo": {}, "threads": {Once: true}}},
 	}})
 	s.Handle("echo", func(ctx context.Context, r *privsep.Request) ([]byte, []*os.File, error) {
 		return r.Payload, nil, nil
+	})
+	// The worker's threads before it makes more: it may not read /proc.
+	before := make(chan map[string]bool, 1)
+	s.Handle("threads", func(ctx context.Context, r *privsep.Request) ([]byte, []*os.File, error) {
+		ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", r.Peer.PID))
+		if err != nil {
+			return nil, nil, err
+		}
+		tids := map[string]bool{}
+		var names []string
+		for _, e := range ents {
+			tids[e.Name()] = true
+			names = append(names, e.Name())
+		}
+		before <- tids
+		return []byte(strings.Join(names, " ")), nil, nil
 	})
 	c := &privsep.Confine{OnDenied: privsep.DenyKill}
 	if os.Getenv("PRIVSEP_TEST_SECCOMP_LOG") != "" {
 		c.OnDenied = privsep.DenyLog
 	}
 	p, out := spawn(t, s, confinedSpec("load", c, "5s"))
-	// Starting 10,000 goroutines under -race on a busy machine takes a
-	// while: wait for the worker to say so, however long it takes.
+	// Wait for the worker's threads, however long a busy machine takes.
 	waitFor(t, fmt.Sprintf("output %q (have %q)", "loaded", out.String()), 2*time.Minute, func() bool {
-		return strings.Contains(out.String(), "loaded")
+		return strings.Contains(out.String(), "\n")
 	})
-	pid := p.PID()
-	for _, field := range []string{"NoNewPrivs", "Seccomp"} {
-		want := map[string]string{"NoNewPrivs": "1", "Seccomp": "2"}[field]
-		st := threadStatus(t, pid, field)
-		if len(st) < 10 {
-			t.Errorf("%d threads, want at least 10 (8 locked, started after confinement)", len(st))
+	line, _, _ := strings.Cut(out.String(), "\n")
+	lockedList, ok := strings.CutPrefix(line, "loaded: locked threads ")
+	if !ok {
+		t.Fatalf("worker says %q, want the threads it locked", line)
+	}
+	var old map[string]bool
+	select {
+	case old = <-before:
+	default:
+		t.Fatal("the worker did not ask for its threads")
+	}
+	// Each locked goroutine holds its own thread: all distinct, and at
+	// least 4 of them made after the confinement.
+	locked := strings.Fields(lockedList)
+	seen, made := map[string]bool{}, 0
+	for _, tid := range locked {
+		if seen[tid] {
+			t.Errorf("thread %s locked twice: %q", tid, lockedList)
 		}
-		for tid, v := range st {
-			if v != want {
-				t.Errorf("thread %s: %s is %q, want %s", tid, field, v, want)
+		seen[tid] = true
+		if !old[tid] {
+			made++
+		}
+	}
+	if want := len(old) + 4; len(locked) != want || made < 4 {
+		t.Errorf("the worker locked %d threads, %d of them new, want %d, of them at least 4 new (had %d)", len(locked), made, want, len(old))
+	}
+	pid := p.PID()
+	want := map[string]string{"NoNewPrivs": "1", "Seccomp": "2"}
+	// The threads made after the confinement are confined, and so is
+	// every other.
+	for _, tid := range locked {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, tid))
+		if err != nil {
+			t.Errorf("locked thread %s: %v", tid, err)
+			continue
+		}
+		for field, v := range want {
+			if !strings.Contains(string(b), "\n"+field+":\t"+v+"\n") {
+				t.Errorf("locked thread %s: %s is not %s", tid, field, v)
+			}
+		}
+	}
+	for field, v := range want {
+		for tid, got := range threadStatus(t, pid, field) {
+			if got != v {
+				t.Errorf("thread %s: %s is %q, want %s", tid, field, got, v)
 			}
 		}
 	}
 	select {
 	case <-p.Done():
-	case <-time.After(2 * time.Minute):
+	case <-time.After(5 * time.Minute):
 		t.Fatal("the loaded worker did not finish")
 	}
 	t.Logf("%s", out)
@@ -662,11 +735,16 @@ func TestConfinedRuntimeUnderLoad(t *testing.T) {
 // TestConfinementVerified: what the parent records, and a worker that skips
 // its confinement, or confines one thread only, is refused.
 func TestConfinementVerified(t *testing.T) {
-	testutil.RequireRoot(t)
 	requireLandlock(t)
 	s, log := newSupervisor(t, privsep.Config{})
 	c := &privsep.Confine{NoFile: 64, FileSize: 1 << 20, NewNet: true, NewIPC: true, NewMount: true}
-	p, out := spawn(t, s, confinedSpec("sleep", c))
+	spec := confinedSpec("sleep", c)
+	if !asRoot {
+		// New namespaces without root: in a user namespace of its own.
+		testutil.RequireUserNS(t)
+		spec.UserNS = true
+	}
+	p, out := spawn(t, s, spec)
 	waitLine(t, out, "up")
 	conf := p.Confinement()
 	if conf == nil {
@@ -691,7 +769,7 @@ func TestConfinementVerified(t *testing.T) {
 		t.Run(tt.tamper, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			_, err := s.Spawn(ctx, privsep.Spec{Role: "sleep", UID: 1234, GID: 1234, Stderr: io.Discard, Confine: &privsep.Confine{},
+			_, err := s.Spawn(ctx, privsep.Spec{Role: "sleep", UID: wUID, GID: wGID, Stderr: io.Discard, Confine: &privsep.Confine{},
 				Env: append([]string{"PRIVSEP_TEST_CONFINE_TAMPER=" + tt.tamper}, raceEnv...)})
 			if !errors.Is(err, privsep.ErrVerify) || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Spawn = %v, want ErrVerify with %q", err, tt.want)
@@ -704,19 +782,18 @@ func TestConfinementVerified(t *testing.T) {
 // kernel's, naming it; best effort applies the kernel's and says what it
 // skipped.
 func TestConfineStrictAndBestEffort(t *testing.T) {
-	testutil.RequireRoot(t)
 	have, err := ll.LandlockGetABIVersion()
 	if err != nil || have < 1 || have >= 11 {
 		t.Skipf("kernel Landlock ABI %d (%v)", have, err)
 	}
 	s, _ := newSupervisor(t, privsep.Config{})
-	_, err = s.Spawn(context.Background(), privsep.Spec{Role: "sleep", UID: 1234, GID: 1234, Stderr: io.Discard,
+	_, err = s.Spawn(context.Background(), privsep.Spec{Role: "sleep", UID: wUID, GID: wGID, Stderr: io.Discard,
 		Confine: &privsep.Confine{LandlockABI: have + 1}})
 	want := fmt.Sprintf("Landlock ABI %d needed", have+1)
 	if !errors.Is(err, errors.ErrUnsupported) || !strings.Contains(err.Error(), want) {
 		t.Errorf("strict Spawn = %v, want ErrUnsupported with %q", err, want)
 	}
-	_, err = s.Spawn(context.Background(), privsep.Spec{Role: "sleep", UID: 1234, GID: 1234, Stderr: io.Discard,
+	_, err = s.Spawn(context.Background(), privsep.Spec{Role: "sleep", UID: wUID, GID: wGID, Stderr: io.Discard,
 		Confine: &privsep.Confine{Landlock: []privsep.LandlockRule{{Path: "/no/such/path", Access: privsep.LandlockRead}}}})
 	if !errors.Is(err, privsep.ErrVerify) || !strings.Contains(err.Error(), "/no/such/path") {
 		t.Errorf("strict Spawn with a missing path = %v, want ErrVerify naming it", err)
@@ -799,7 +876,7 @@ func brokerLoop(ctx context.Context, w *privsep.Worker) error {
 		return err
 	}
 	// Goroutines that finished their work take a moment to exit.
-	for deadline := time.Now().Add(time.Second); runtime.NumGoroutine() > gbefore && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(10 * time.Second); runtime.NumGoroutine() > gbefore && time.Now().Before(deadline); {
 		time.Sleep(5 * time.Millisecond)
 	}
 	fmt.Printf("fds %d %d goroutines %d %d\n", before, fds(), gbefore, runtime.NumGoroutine())
@@ -807,7 +884,6 @@ func brokerLoop(ctx context.Context, w *privsep.Worker) error {
 }
 
 func TestBrokerNoLeak(t *testing.T) {
-	testutil.RequireRoot(t)
 	dir := t.TempDir()
 	file := filepath.Join(dir, "f")
 	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
@@ -816,13 +892,13 @@ func TestBrokerNoLeak(t *testing.T) {
 	s, _ := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{
 		"broker-loop": {Files: []privsep.FileRule{{Path: dir, Recursive: true}}},
 	}})
-	p, out := spawn(t, s, privsep.Spec{Role: "broker-loop", UID: 1234, GID: 1234, Args: []string{"1", file}})
+	p, out := spawn(t, s, privsep.Spec{Role: "broker-loop", UID: wUID, GID: wGID, Args: []string{"1", file}})
 	waitDone(t, p)
 	if err := p.Err(); err != nil {
 		t.Fatalf("first worker: %v\n%s", err, out)
 	}
 	fds, goroutines := openFDs(t), runtime.NumGoroutine()
-	p, out = spawn(t, s, privsep.Spec{Role: "broker-loop", UID: 1234, GID: 1234, Args: []string{"10000", file}})
+	p, out = spawn(t, s, privsep.Spec{Role: "broker-loop", UID: wUID, GID: wGID, Args: []string{"10000", file}})
 	waitDone(t, p)
 	if err := p.Err(); err != nil {
 		t.Fatalf("worker: %v\n%s", err, out)
@@ -834,10 +910,10 @@ func TestBrokerNoLeak(t *testing.T) {
 	// The worker's descriptors in the parent (its broker channel among
 	// them) close as the supervisor finishes with it: give that a moment;
 	// a leak stays.
-	waitFor(t, fmt.Sprintf("parent descriptors back to %d (now %d) after 10,000 broker calls", fds, openFDs(t)), 2*time.Second, func() bool {
+	waitFor(t, fmt.Sprintf("parent descriptors back to %d (now %d) after 10,000 broker calls", fds, openFDs(t)), 10*time.Second, func() bool {
 		return openFDs(t) == fds
 	})
-	waitFor(t, fmt.Sprintf("goroutines back to %d (now %d)", goroutines, runtime.NumGoroutine()), 2*time.Second, func() bool {
+	waitFor(t, fmt.Sprintf("goroutines back to %d (now %d)", goroutines, runtime.NumGoroutine()), 10*time.Second, func() bool {
 		return runtime.NumGoroutine() <= goroutines
 	})
 }

@@ -66,7 +66,7 @@ func init() {
 		}()
 		wg.Wait()
 		got, _, errC := w.Call(ctx, "hold", []byte("c"))
-		fmt.Printf("a: deadline=%v fast=%v\n", errors.Is(errA, context.DeadlineExceeded), tookA < 250*time.Millisecond)
+		fmt.Printf("a: deadline=%v fast=%v\n", errors.Is(errA, context.DeadlineExceeded), tookA < 1500*time.Millisecond)
 		fmt.Printf("b: %q %v\n", gotB, errB)
 		fmt.Printf("c: %q %v\n", got, errC)
 		return nil
@@ -94,7 +94,6 @@ func init() {
 // TestHandlerWaitsForLaterCall: while a handler runs, the worker's next
 // request is read all the same, by another goroutine.
 func TestHandlerWaitsForLaterCall(t *testing.T) {
-	testutil.RequireRoot(t)
 	s, _ := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{
 		"rendezvous": {Ops: map[string]privsep.OpRule{"wait": {}, "signal": {}}},
 	}})
@@ -111,7 +110,7 @@ func TestHandlerWaitsForLaterCall(t *testing.T) {
 		signal <- struct{}{}
 		return nil, nil, nil
 	})
-	p, out := spawn(t, s, privsep.Spec{Role: "rendezvous", UID: 1234, GID: 1234})
+	p, out := spawn(t, s, privsep.Spec{Role: "rendezvous", UID: wUID, GID: wGID})
 	waitDone(t, p)
 	if got := strings.TrimSpace(out.String()); got != "ok" || p.Err() != nil {
 		t.Errorf("worker: %q, %v", got, p.Err())
@@ -122,17 +121,16 @@ func TestHandlerWaitsForLaterCall(t *testing.T) {
 // (its context ends); reading passes to the caller behind it, which gets its
 // reply, and later calls work.
 func TestReaderCallAbandoned(t *testing.T) {
-	testutil.RequireRoot(t)
 	s, _ := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{
 		"abandon": {Ops: map[string]privsep.OpRule{"hold": {}}},
 	}})
 	s.Handle("hold", func(ctx context.Context, r *privsep.Request) ([]byte, []*os.File, error) {
 		if string(r.Payload) != "c" {
-			time.Sleep(300 * time.Millisecond)
+			time.Sleep(2 * time.Second) // far past a's deadline, even on a busy machine
 		}
 		return r.Payload, nil, nil
 	})
-	p, out := spawn(t, s, privsep.Spec{Role: "abandon", UID: 1234, GID: 1234})
+	p, out := spawn(t, s, privsep.Spec{Role: "abandon", UID: wUID, GID: wGID})
 	waitDone(t, p)
 	want := "a: deadline=true fast=true\nb: \"b\" <nil>\nc: \"c\" <nil>\n"
 	if diff := cmp.Diff(want, out.String()); diff != "" || p.Err() != nil {
@@ -144,25 +142,24 @@ func TestReaderCallAbandoned(t *testing.T) {
 // lazily) and pauses (in which both sides park), every call is answered and
 // a Stop reaches the worker at once.
 func TestStopAfterCalls(t *testing.T) {
-	testutil.RequireRoot(t)
 	s, _ := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{
 		"pauses": {Ops: map[string]privsep.OpRule{"echo": {}}},
 	}})
 	s.Handle("echo", func(ctx context.Context, r *privsep.Request) ([]byte, []*os.File, error) {
 		return r.Payload, nil, nil
 	})
-	p, out := spawn(t, s, privsep.Spec{Role: "pauses", UID: 1234, GID: 1234})
+	p, out := spawn(t, s, privsep.Spec{Role: "pauses", UID: wUID, GID: wGID})
 	waitLine(t, out, "done")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	start := time.Now()
 	if err := p.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// Well under a second even on a loaded machine (plus the race
-	// detector's sleep at exit); a Stop that was never read would be a
-	// kill after 5 s.
-	if d := time.Since(start); d > time.Second+raceExitSleep {
+	// Well under a second (plus the race detector's sleep at exit); a
+	// Stop that was never read would be a kill after a minute, and the
+	// worker would not say "stopped".
+	if d := time.Since(start); d > 20*time.Second+raceExitSleep {
 		t.Errorf("Stop took %v", d)
 	}
 	if got := out.String(); got != "done\nstopped\n" || p.Err() != nil {
@@ -175,10 +172,9 @@ func TestStopAfterCalls(t *testing.T) {
 // parked, not read by a goroutine of its own, and its exit is awaited
 // through its pidfd, not by a thread in waitid(2).
 func TestIdleWorkersHoldNoThread(t *testing.T) {
-	testutil.RequireRoot(t)
 	s, _ := newSupervisor(t, privsep.Config{})
 	spawnOne := func() {
-		if _, err := s.Spawn(context.Background(), privsep.Spec{Role: "sleep", UID: 1234, GID: 1234, Env: raceEnv, Stdout: devNull(t)}); err != nil {
+		if _, err := s.Spawn(context.Background(), privsep.Spec{Role: "sleep", UID: wUID, GID: wGID, Env: raceEnv, Stdout: devNull(t)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -193,6 +189,11 @@ func TestIdleWorkersHoldNoThread(t *testing.T) {
 		spawnOne()
 	}
 	after, threadsAfter := settled()
+	// Goroutines of the spawns themselves may take a moment to end on a
+	// busy machine; those of idle workers stay.
+	for deadline := time.Now().Add(10 * time.Second); float64(after-before)/n > 1.2 && time.Now().Before(deadline); {
+		after, threadsAfter = settled()
+	}
 	if per := float64(after-before) / n; per > 1.2 {
 		t.Errorf("%d idle workers added %d goroutines (%.1f each), want 1 each (the supervising one)", n, after-before, per)
 	}
@@ -206,7 +207,6 @@ func TestIdleWorkersHoldNoThread(t *testing.T) {
 // have been handed the turn to read meanwhile: it must pass it on, or
 // nobody reads the connection again and every later Call, and Close, hang.
 func TestFailedSendPassesReading(t *testing.T) {
-	testutil.RequireRoot(t)
 	s, _ := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{
 		"sendfail": {Ops: map[string]privsep.OpRule{"slow": {}, "echo": {}}, Claim: peercred.SameUser()},
 	}})
@@ -288,7 +288,6 @@ func threads() int {
 // pin MaxInFlight threads per connection, and Go aborts the whole process
 // at 10000 threads.
 func TestStalledWorkerHoldsNoThreads(t *testing.T) {
-	testutil.RequireRoot(t)
 	s, _ := newSupervisor(t, privsep.Config{
 		MaxInFlight:  64,
 		WriteTimeout: 2 * time.Second,

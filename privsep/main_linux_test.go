@@ -175,7 +175,7 @@ func init() {
 	testutil.Register("parent", func(args []string) int {
 		s := privsep.New(privsep.Config{})
 		for range 2 {
-			p, err := s.Spawn(context.Background(), privsep.Spec{Role: "sleep", UID: 1234, GID: 1234, Env: raceEnv})
+			p, err := s.Spawn(context.Background(), privsep.Spec{Role: "sleep", UID: wUID, GID: wGID, Env: raceEnv})
 			if err != nil {
 				fmt.Println("spawn:", err)
 				return 1
@@ -255,7 +255,7 @@ func TestMain(m *testing.M) {
 // waitLine waits until buf has a line containing want.
 func waitLine(t *testing.T, buf *syncBuffer, want string) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("output %q (have %q)", want, buf.String()), 10*time.Second, func() bool {
+	waitFor(t, fmt.Sprintf("output %q (have %q)", want, buf.String()), time.Minute, func() bool {
 		return strings.Contains(buf.String(), want)
 	})
 }
@@ -292,7 +292,7 @@ func spawn(t *testing.T, s *privsep.Supervisor, spec privsep.Spec) (*privsep.Pro
 		}
 	})
 	spec.Env = append(spec.Env, raceEnv...)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a busy machine's, under -race
 	defer cancel()
 	p, err := s.Spawn(ctx, spec)
 	if err != nil {
@@ -306,7 +306,7 @@ func waitDone(t *testing.T, p *privsep.Process) {
 	t.Helper()
 	select {
 	case <-p.Done():
-	case <-time.After(10 * time.Second):
+	case <-time.After(2 * time.Minute): // 10,000 calls under -race on a busy machine
 		t.Fatalf("%s worker pid %d did not finish", p.Role(), p.PID())
 	}
 }

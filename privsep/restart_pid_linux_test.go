@@ -18,9 +18,8 @@ import (
 // the old worker, already reaped: a caller that signals it or reads its
 // /proc entry may reach an unrelated process.
 func TestPIDAfterRestartNeverReaped(t *testing.T) {
-	testutil.RequireRoot(t)
 	s, _ := newSupervisor(t, privsep.Config{})
-	p, _ := spawn(t, s, privsep.Spec{Role: "sleep", UID: 1234, GID: 1234})
+	p, _ := spawn(t, s, privsep.Spec{Role: "sleep", UID: wUID, GID: wGID})
 	for i := range 10 {
 		old := p.PID()
 		if !ourLiveChild(old) {
@@ -61,11 +60,10 @@ func ourLiveChild(pid int) bool {
 }
 
 func TestReadyReportsFailedStart(t *testing.T) {
-	testutil.RequireRoot(t)
 	s, _ := newSupervisor(t, privsep.Config{})
 	// The worker plays dumpable, and is refused, once this file exists.
 	flag := filepath.Join(testutil.SocketDir(t), "dumpable")
-	p, _ := spawn(t, s, privsep.Spec{Role: "sleep", UID: 1234, GID: 1234, Restart: privsep.RestartAlways,
+	p, _ := spawn(t, s, privsep.Spec{Role: "sleep", UID: wUID, GID: wGID, Restart: privsep.RestartAlways,
 		RestartDelay: time.Hour, Env: []string{"PRIVSEP_TEST_DUMPABLE_IF=" + flag}})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -99,9 +97,8 @@ func TestReadyReportsFailedStart(t *testing.T) {
 }
 
 func TestReadyAndRestartAfterTheEnd(t *testing.T) {
-	testutil.RequireRoot(t)
 	s, _ := newSupervisor(t, privsep.Config{})
-	p, _ := spawn(t, s, privsep.Spec{Role: "id", UID: 1234, GID: 1234}) // exits; RestartNever
+	p, _ := spawn(t, s, privsep.Spec{Role: "id", UID: wUID, GID: wGID}) // exits; RestartNever
 	waitDone(t, p)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

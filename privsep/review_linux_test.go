@@ -51,7 +51,7 @@ func reviewProbe(w *privsep.Worker, name, param string) string {
 		if err == nil {
 			f.Close()
 		}
-		return fmt.Sprintf("%s fast=%v", errText(err), time.Since(start) < 2*time.Second)
+		return fmt.Sprintf("%s fast=%v", errText(err), time.Since(start) < 10*time.Second) // a FIFO's open would block for good
 	}
 	return "?"
 }
@@ -60,7 +60,6 @@ func reviewProbe(w *privsep.Worker, name, param string) string {
 // datagram socket pair (whose sendto can name any socket path) is refused;
 // a stream pair still works.
 func TestConfinedWorkerCannotSendToSocketPaths(t *testing.T) {
-	testutil.RequireRoot(t)
 	requireLandlock(t)
 	sock := filepath.Join(testutil.SocketDir(t), "log.sock")
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
@@ -90,7 +89,6 @@ func TestConfinedWorkerCannotSendToSocketPaths(t *testing.T) {
 // TestBrokerRefusesFIFO: a FIFO in an allowed tree is refused at once, and
 // Shutdown stays prompt.
 func TestBrokerRefusesFIFO(t *testing.T) {
-	testutil.RequireRoot(t)
 	requireLandlock(t)
 	base := t.TempDir()
 	fifo := filepath.Join(base, "fifo")
@@ -105,10 +103,10 @@ func TestBrokerRefusesFIFO(t *testing.T) {
 	if got := out.String(); !strings.Contains(got, "fast=true") || strings.Contains(got, "broker-open: ok") {
 		t.Errorf("broker open of a FIFO: %q, want a prompt refusal", got)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	start := time.Now()
-	if err := s.Shutdown(ctx); err != nil || time.Since(start) > 2*time.Second {
+	if err := s.Shutdown(ctx); err != nil || time.Since(start) > 20*time.Second {
 		t.Errorf("Shutdown: %v after %v", err, time.Since(start))
 	}
 }

@@ -31,7 +31,7 @@ func init() {
 // that the C library drops from a setgid program's environment (TMPDIR,
 // TZDIR) reach the worker all the same.
 func TestSecureExecKeepsWhatTheSpecGives(t *testing.T) {
-	testutil.RequireRoot(t)
+	requireRoot(t, "the setgid exec of a worker under other IDs")
 	dir := filepath.Join(testutil.SocketDir(t), "gid-only")
 	if err := os.Mkdir(dir, 0o710); err != nil {
 		t.Fatal(err)

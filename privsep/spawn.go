@@ -732,8 +732,10 @@ func (s *Supervisor) verify(ctx context.Context, mc *msgConn, spec *Spec, pid in
 	if withGID && !slices.Contains(wantGroups, spec.GID) {
 		wantGroups = append(wantGroups, spec.GID)
 	}
-	if os.Geteuid() != 0 && !spec.UserNS {
-		wantGroups = nil // a non-root parent's workers keep its groups
+	if os.Geteuid() != 0 {
+		// A non-root parent's workers keep its groups: it may not set
+		// them, nor (in a new user namespace) let the worker set them.
+		wantGroups = nil
 		if g, err := os.Getgroups(); err == nil {
 			for _, id := range g {
 				wantGroups = append(wantGroups, uint32(id))

@@ -48,8 +48,9 @@
 //     kernel UID outside is the mapped one: peers outside see that UID, not 0.
 //     As root, the namespace allows setgroups(2) and the helper's groups are
 //     cleared; without root the kernel requires setgroups to be denied before
-//     gid_map is written, so the helper keeps the test's groups, which read
-//     as the overflow GID 65534 inside.
+//     gid_map is written, so the helper keeps the test's groups. Inside,
+//     the one mapped (the test's GID) reads as 0, the others as the
+//     overflow GID 65534.
 //   - In a new PID namespace the helper is PID 1 and getppid returns 0 inside;
 //     [Proc.PID] is its PID in the test's namespace. Peer credentials from
 //     inside report PIDs of that namespace.

@@ -47,7 +47,8 @@ type Options struct {
 	// UserNS runs the process in a new user namespace, in which it is UID
 	// and GID 0 with all capabilities. Outside, its kernel IDs are As's (or
 	// the test's own) and it has no privilege. Supplementary groups are
-	// cleared when the test runs as root; As.Groups must be empty.
+	// cleared when the test runs as root; otherwise the process keeps the
+	// test's (see the package documentation). As.Groups must be empty.
 	UserNS bool
 
 	// PIDNS runs the process in a new PID namespace, as its PID 1. Needs

@@ -15,21 +15,38 @@ import (
 func RequireRoot(t testing.TB) {
 	t.Helper()
 	if euid := os.Geteuid(); euid != 0 {
-		t.Skipf("testutil: requires root: the test runs processes under other UIDs or in namespaces (euid is %d); CI runs as root", euid)
+		t.Skipf("testutil: requires root (euid is %d): the test runs processes under other UIDs, changes groups, or uses namespaces or chroot that only root may; CI runs it as root", euid)
 	}
+}
+
+// debianPackages names the Debian package that installs a program the tests
+// use, where it is not the program's own name.
+var debianPackages = map[string]string{
+	"nc":                      "netcat-openbsd", // -U: netcat-traditional lacks Unix sockets
+	"systemd-socket-activate": "systemd",
+	"sh":                      "dash",
+	"id":                      "coreutils",
+	"sleep":                   "coreutils",
+	"gcc":                     "gcc",
+	"cc":                      "gcc",
 }
 
 // RequireCommand returns the path of the external program name, looked up in
 // PATH. When it is missing, the test fails if the CI environment variable is
-// set (CI must install it) and is skipped otherwise.
+// set (CI must install it) and is skipped otherwise; either way the message
+// names the Debian package to install.
 func RequireCommand(t testing.TB, name string) string {
 	t.Helper()
 	path, err := exec.LookPath(name)
 	if err != nil {
+		pkg := debianPackages[name]
+		if pkg == "" {
+			pkg = name
+		}
 		if os.Getenv("CI") != "" {
-			t.Fatalf("testutil: requires %s, which CI must install: %v", name, err)
+			t.Fatalf("testutil: requires %s, which CI must install (apt-get install %s): %v", name, pkg, err)
 		} else {
-			t.Skipf("testutil: requires %s: %v", name, err)
+			t.Skipf("testutil: requires %s (apt-get install %s): %v", name, pkg, err)
 		}
 		return ""
 	}

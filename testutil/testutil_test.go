@@ -209,12 +209,20 @@ func TestStartIDs(t *testing.T) {
 	slices.Sort(groups)
 	euid, egid := os.Geteuid(), os.Getegid()
 	// In a user namespace the test's groups are cleared when it is root;
-	// otherwise they stay, unmapped, and read as the overflow GID.
+	// otherwise they stay. Inside, the test's own GID is mapped to 0 and
+	// reads as 0; every other group is unmapped and reads as the overflow
+	// GID.
 	nsGroups := []int{}
 	if euid != 0 {
-		for range groups {
-			nsGroups = append(nsGroups, 65534)
+		for _, g := range groups {
+			if g == egid {
+				g = 0
+			} else {
+				g = 65534
+			}
+			nsGroups = append(nsGroups, g)
 		}
+		slices.Sort(nsGroups)
 	}
 	const (
 		ourPID = -1 // placeholder: the helper's PID as the test sees it
@@ -555,11 +563,12 @@ func TestStdoutIncludesLinesTaken(t *testing.T) {
 }
 
 func TestWaitKillsAfterTimeout(t *testing.T) {
-	p := testutil.Start(t, "sleep", testutil.Options{Timeout: 300 * time.Millisecond})
+	// Long enough for a helper to start on a busy machine, under -race.
+	p := testutil.Start(t, "sleep", testutil.Options{Timeout: 5 * time.Second})
 	p.Line(t)
 	err := p.Wait()
-	if err == nil || !strings.Contains(err.Error(), "still running after 300ms: killed it") {
-		t.Errorf("Wait() = %v, want it to say the helper was killed after 300ms", err)
+	if err == nil || !strings.Contains(err.Error(), "still running after 5s: killed it") {
+		t.Errorf("Wait() = %v, want it to say the helper was killed after 5s", err)
 	}
 	if got := p.ExitCode(); got != -1 {
 		t.Errorf("ExitCode() = %d, want -1", got)
