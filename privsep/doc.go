@@ -126,9 +126,14 @@
 //     is not root belongs to the parent's UID, which is the worker's: every
 //     process of that UID has CAP_SYS_PTRACE over the worker, dumpable or
 //     not.
-//   - A parent that is not root runs its workers as itself: processes of
-//     its UID reach the parent, and all it holds, unless it too makes
-//     itself not dumpable.
+//   - A parent that is not root runs its workers as itself, with its own
+//     groups (it can do nothing else; a [Spec] asking another UID or GID
+//     is refused with an error that says so). Landlock, seccomp,
+//     no_new_privs and the resource limits work the same without root.
+//     Processes of its UID reach the parent, and all it holds, unless it
+//     too makes itself not dumpable. Since such a parent cannot read its
+//     (not dumpable) workers' /proc/PID/root, the broker gives them no
+//     directories (see [FileRule]; files it does give).
 //   - Root, and any process with CAP_SYS_PTRACE over the worker, reaches it
 //     regardless.
 //
