@@ -44,6 +44,13 @@ func SameUser() Authorizer {
 // a server run by the user itself or by root is one the user trusts
 // already, as either can act as the user anyway; any other user's server
 // may be a squatter on the socket's name.
+//
+// A Unix server's credentials are those of the process that called
+// listen(2) on the socket, which need not be the process that serves it:
+// a socket that root listened on and handed to another process (a
+// systemd socket unit whose service runs as another user, say) reads as
+// root's. privsep's workers listen on their Unix sockets themselves, so
+// they read as what they are.
 func SameUserOrRoot() Authorizer {
 	me := uint32(os.Geteuid())
 	overflow := overflowUID()

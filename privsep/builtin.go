@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/peercred/peercred/internal/wire"
+	"golang.org/x/sys/unix"
 )
 
 // Open flags a worker may use without a rule allowing more: they change
@@ -140,8 +141,17 @@ func (ss *session) listen(req *Request) ([]byte, []*os.File, error) {
 }
 
 // listenFile listens on network and address and returns the socket as a
-// file (a close-on-exec duplicate; the listener itself is closed).
+// file (a close-on-exec duplicate; the listener itself is closed). A Unix
+// socket is bound but not listened on: the kernel records a Unix server's
+// credentials at listen(2), so the worker listens itself ([Worker.Listen])
+// and its clients see the worker, not this parent.
 func listenFile(network, address string) (*os.File, error) {
+	switch network {
+	case "unix":
+		return bindUnix(unix.SOCK_STREAM, network, address)
+	case "unixpacket":
+		return bindUnix(unix.SOCK_SEQPACKET, network, address)
+	}
 	l, err := net.Listen(network, address)
 	if err != nil {
 		return nil, err
@@ -156,4 +166,18 @@ func listenFile(network, address string) (*os.File, error) {
 		ul.SetUnlinkOnClose(false) // the worker serves on it now
 	}
 	return fl.File()
+}
+
+// bindUnix makes a close-on-exec Unix socket of type typ bound to address
+// (a path, or "@name" for an abstract one), not listening.
+func bindUnix(typ int, network, address string) (*os.File, error) {
+	fd, err := unix.Socket(unix.AF_UNIX, typ|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, &net.OpError{Op: "listen", Net: network, Err: os.NewSyscallError("socket", err)}
+	}
+	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: address}); err != nil {
+		unix.Close(fd)
+		return nil, &net.OpError{Op: "listen", Net: network, Addr: &net.UnixAddr{Name: address, Net: network}, Err: os.NewSyscallError("bind", err)}
+	}
+	return os.NewFile(uintptr(fd), address), nil
 }

@@ -159,9 +159,11 @@ const (
 	// right for these: a worker with fattr can chmod, chown and touch any
 	// file its UID owns, anywhere, whatever its Landlock rules say.
 	PromiseFattr Promise = "fattr"
-	// PromiseUnix: create, bind and connect Unix-domain sockets, and
-	// listen on them unless PromiseInet is in too (the filter cannot tell
-	// a Unix socket from a TCP one). Binding a pathname socket needs a
+	// PromiseUnix: create, bind and connect Unix-domain sockets.
+	// listen(2) is allowed to every worker without PromiseInet, with or
+	// without this promise (the filter cannot tell a Unix socket from a
+	// TCP one; a Unix one must be bound first, which takes this promise
+	// or a socket from [Worker.Listen]). Binding a pathname socket needs a
 	// [LandlockWrite] rule for its directory. Abstract names: the worker
 	// reaches only those bound in its own Landlock domain (ABI 6 scope).
 	// Pathname sockets: on a kernel with Landlock ABI 9 or later, only

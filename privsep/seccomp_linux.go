@@ -174,12 +174,14 @@ func buildFilter(c *Confine, pid uint32) (*seccomp.Filter, error) {
 	// listen(2) on an unbound TCP socket binds it to an ephemeral port
 	// with no LSM hook on the way (no Landlock bind rule applies), and
 	// the filter cannot tell a bound socket from an unbound one, nor a
-	// Unix socket from a TCP one. So listen comes with unix only, and
-	// never with inet: without inet the worker makes no TCP socket, and
-	// one that another process hands it is that process's grant. A
-	// worker gets its TCP listeners from its parent, already listening
-	// (Worker.Listen).
-	if has(PromiseUnix) && !has(PromiseInet) {
+	// Unix socket from a TCP one. So listen never comes with inet:
+	// without inet the worker makes no TCP socket, and one that another
+	// process hands it is that process's grant. A worker gets its TCP
+	// listeners from its parent, already listening, and its Unix ones
+	// bound, to listen on itself (Worker.Listen: a Unix server's
+	// credentials are the listener's), which a worker without unix may
+	// do too (listen(2) does not bind an unbound Unix socket).
+	if !has(PromiseInet) {
 		add("listen", allow)
 	}
 

@@ -682,7 +682,11 @@ func (w *Worker) Open(ctx context.Context, path string, flag int) (*os.File, err
 
 // Listen asks the parent for a listening socket on network and address, as
 // the role's [ListenRule]s allow: a worker can serve on port 80 without ever
-// being root.
+// being root. A TCP socket comes listening. A Unix one ("unix",
+// "unixpacket") comes bound, and the worker calls listen(2) on it, so that
+// its clients' kernel reports the worker (PID, UID, groups) as the server,
+// not the parent; a worker confined with [PromiseInet] may not call
+// listen(2), and gets an error instead.
 func (w *Worker) Listen(ctx context.Context, network, address string) (net.Listener, error) {
 	_, files, err := w.Call(ctx, opListen, wire.AppendListen(nil, network, address))
 	if err != nil {
@@ -692,12 +696,39 @@ func (w *Worker) Listen(ctx context.Context, network, address string) (net.Liste
 		closeAll(files)
 		return nil, fmt.Errorf("privsep: listen %s %s: parent sent %d descriptors, want 1: %w", network, address, len(files), ErrProtocol)
 	}
+	if network == "unix" || network == "unixpacket" {
+		// The parent bound it; listening here makes this process the
+		// server its clients' kernel reports (SO_PEERCRED is taken at
+		// listen(2)), not the parent.
+		if err := listenUnix(files[0]); err != nil {
+			files[0].Close()
+			return nil, fmt.Errorf("privsep: listen %s %s: %w", network, address, err)
+		}
+	}
 	l, err := net.FileListener(files[0])
 	files[0].Close()
 	if err != nil {
 		return nil, fmt.Errorf("privsep: listen %s %s: %w", network, address, err)
 	}
 	return l, nil
+}
+
+// listenUnix calls listen(2) on the bound Unix socket f. A worker confined
+// with the inet promise may not (its filter refuses listen, see
+// seccomp_linux.go): the error says so.
+func listenUnix(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var lerr error
+	if err := rc.Control(func(fd uintptr) { lerr = unix.Listen(int(fd), unix.SOMAXCONN) }); err != nil {
+		return err
+	}
+	if errors.Is(lerr, unix.EPERM) {
+		return fmt.Errorf("listen(2) refused (a worker confined with the %q promise may not listen, even on a Unix socket): %w", PromiseInet, lerr)
+	}
+	return os.NewSyscallError("listen", lerr)
 }
 
 // closeInherited closes every descriptor above keep that is not
