@@ -92,6 +92,10 @@ func init() {
 		<-p.Done()
 		_, err = s.Spawn(ctx, privsep.Spec{Role: "whoami", UID: uid + 1, GID: gid, Env: raceEnv})
 		fmt.Printf("as another: %v\n", err)
+		// Groups it does not have (red team: a spec's Groups were
+		// ignored without root, the worker given the parent's).
+		_, err = s.Spawn(ctx, privsep.Spec{Role: "whoami", UID: uid, GID: gid, Groups: []uint32{gid + 7}, Env: raceEnv})
+		fmt.Printf("other groups: %v\n", err)
 		return 0
 	})
 }
@@ -105,6 +109,9 @@ func TestParentNotRoot(t *testing.T) {
 		t.Errorf("parent: %q, want %q", got, want)
 	}
 	if got, want := p.Line(t), "can only spawn workers as itself"; !strings.Contains(got, want) {
+		t.Errorf("parent: %q, want it to say %q", got, want)
+	}
+	if got, want := p.Line(t), "can only give its workers its own groups"; !strings.Contains(got, want) {
 		t.Errorf("parent: %q, want it to say %q", got, want)
 	}
 	if err := p.Wait(); err != nil {

@@ -573,6 +573,25 @@ func workerCmd(spec *Spec, remote *os.File) (*exec.Cmd, *spawnIDs, error) {
 	if spec.PIDNS {
 		sys.Cloneflags |= syscall.CLONE_NEWPID
 	}
+	if os.Geteuid() != 0 && spec.Groups != nil {
+		// Without root the worker keeps this parent's groups: a spec
+		// that asks for others is refused, not quietly given these.
+		own, err := os.Getgroups()
+		if err != nil {
+			return nil, nil, fmt.Errorf("groups: %w", err)
+		}
+		have := make([]uint32, 0, len(own))
+		for _, g := range own {
+			have = append(have, uint32(g))
+		}
+		want := slices.Clone(spec.Groups)
+		slices.Sort(have)
+		slices.Sort(want)
+		if !slices.Equal(slices.Compact(have), slices.Compact(want)) {
+			return nil, nil, fmt.Errorf("groups %v: a parent that is not root (euid %d) can only give its workers its own groups, %v (leave Spec.Groups nil)",
+				spec.Groups, os.Geteuid(), have)
+		}
+	}
 	if spec.UserNS {
 		sys.Cloneflags |= syscall.CLONE_NEWUSER
 		sys.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(spec.UID), Size: 1}}
