@@ -253,6 +253,10 @@ func (d *daemon) listenControl(ctx context.Context) (*peercred.Listener, error) 
 		var err error
 		l, err = d.controlConfig().Listen(ctx, d.cfg.control)
 		if errors.Is(err, syscall.EADDRINUSE) {
+			var st syscall.Stat_t
+			if !strings.HasPrefix(d.cfg.control, "@") && syscall.Lstat(d.cfg.control, &st) == nil && int(st.Uid) != os.Geteuid() {
+				return nil, fmt.Errorf("control socket %s: in use by a socket of uid %d, not yours: another user holds that name (choose another -control): %w", d.cfg.control, st.Uid, err)
+			}
 			return nil, fmt.Errorf("control socket %s: another privsepd is running (try privsepd ctl -control %[1]s status): %w", d.cfg.control, err)
 		}
 		if err != nil {

@@ -238,6 +238,18 @@ func testRoot(t *testing.T, bin string) {
 			t.Errorf("second daemon: exit code %d, stderr:\n%s", code, stderr)
 		}
 	})
+	t.Run("a control socket another user holds", func(t *testing.T) {
+		// Red team: the /tmp names a user without a home gets are
+		// squattable; privsepd said "another privsepd is running".
+		nc := testutil.RequireCommand(t, "nc")
+		squat := filepath.Join(testutil.SocketDir(t), "held.sock")
+		s := testutil.Command(t, testutil.Options{As: allowed}, nc, "-lkU", squat)
+		waitSocket(t, s, squat)
+		code, _, stderr := runCmd(t, testutil.Options{}, bin, "-http", freePort(t), "-state", t.TempDir(), "-control", squat)
+		if want := "in use by a socket of uid 1234, not yours"; code != 1 || !strings.Contains(stderr, want) {
+			t.Errorf("daemon on uid 1234's socket: exit code %d, stderr:\n%s\nwant %q", code, stderr, want)
+		}
+	})
 	t.Run("a worker as root is refused", func(t *testing.T) {
 		code, _, stderr := runCmd(t, testutil.Options{}, bin, "-user", "root", "-http", freePort(t),
 			"-state", t.TempDir(), "-control", filepath.Join(testutil.SocketDir(t), "c.sock"))
