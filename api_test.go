@@ -17,7 +17,7 @@ func TestAPISameOnEverySystem(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, goos := range []string{"aix", "darwin", "dragonfly", "freebsd", "illumos", "netbsd", "openbsd", "solaris", "windows"} {
+	for _, goos := range apicheck.OtherSystems {
 		t.Run(goos, func(t *testing.T) {
 			got, err := apicheck.API(".", goos, "amd64")
 			if err != nil {

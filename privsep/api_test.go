@@ -20,7 +20,7 @@ func TestAPISameOnEverySystem(t *testing.T) {
 	if len(linux) == 0 {
 		t.Fatal("no exported API found for linux")
 	}
-	for _, goos := range []string{"aix", "darwin", "dragonfly", "freebsd", "illumos", "netbsd", "openbsd", "solaris", "windows"} {
+	for _, goos := range apicheck.OtherSystems {
 		t.Run(goos, func(t *testing.T) {
 			got, err := apicheck.API(".", goos, "amd64")
 			if err != nil {

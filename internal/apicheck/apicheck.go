@@ -22,6 +22,10 @@ import (
 	"strings"
 )
 
+// OtherSystems are the systems whose API the tests compare with Linux's:
+// those the project builds and vets for in CI (.ci/run).
+var OtherSystems = []string{"aix", "darwin", "dragonfly", "freebsd", "illumos", "netbsd", "openbsd", "solaris", "windows"}
+
 // API returns the exported API of the package in dir as built for goos
 // (and goarch, without cgo), one declaration a line, sorted: for example
 //
