@@ -140,7 +140,9 @@ type OpenRule struct {
 type ListenRule struct {
 	// Network is "tcp", "tcp4", "tcp6", "unix" or "unixpacket"; Address
 	// must match the worker's request exactly (for example
-	// "127.0.0.1:80").
+	// "127.0.0.1:80"). A TCP socket is handed over listening; a Unix one
+	// bound, and the worker listens on it ([Worker.Listen]), so that its
+	// clients see the worker as the server, not the parent.
 	Network, Address string
 	// Once allows a single listen under this rule per process, as
 	// [OpRule.Once].
