@@ -2,7 +2,9 @@ package privsep_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -85,5 +87,29 @@ func TestHungClaimBounded(t *testing.T) {
 	}
 	if !strings.Contains(log.String(), "waiting to say hello already") {
 		t.Errorf("no refusal for connections beyond the cap:\n%s", log)
+	}
+}
+
+// TestDialHonorsContext: a parent that never answers the hello (its Claim
+// hangs) holds a dialer only as long as the dialer's context allows.
+func TestDialHonorsContext(t *testing.T) {
+	block := make(chan struct{})
+	s, _ := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{
+		"client": {Claim: func(*peercred.Cred) error { <-block; return nil }},
+	}})
+	t.Cleanup(func() { close(block) })
+	path := testutil.SocketDir(t) + "/named.sock"
+	if err := s.ListenUnix(context.Background(), path, peercred.AllowUIDs(uint32(os.Getuid()))); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	w, err := privsep.Dial(ctx, path, "client")
+	if err == nil {
+		w.Close()
+		t.Fatal("Dial: admitted, though the Claim never answered")
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Dial: %v, want the context's deadline", err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -228,8 +229,9 @@ func errText(err error) string {
 }
 
 // load runs the Go runtime hard for the duration in its first argument:
-// 10,000 goroutines on timers and channels, allocation and GC, and 1,000
-// calls to the parent from 20 goroutines.
+// 10,000 goroutines on timers and channels, allocation and GC, and calls
+// to the parent from 20 goroutines all along. The load lasts that long on
+// any machine: a busy one makes fewer calls in it, not a longer test.
 func load(ctx context.Context, w *privsep.Worker) error {
 	d, err := time.ParseDuration(w.Args()[0])
 	if err != nil {
@@ -314,11 +316,24 @@ func load(ctx context.Context, w *privsep.Worker) error {
 			}
 		}
 	}()
+	// 20 goroutines call the parent while the load lasts, at least 5
+	// times each: the load's length is fixed, and how many calls fit in
+	// it is the machine's business.
+	loaded := make(chan struct{})
 	errc := make(chan error, 20)
+	var ncalls atomic.Int64
 	for g := range 20 {
 		go func() {
-			for i := range 50 {
-				want := strconv.Itoa(g*1000 + i)
+			for i := 0; ; i++ {
+				if i >= 5 {
+					select {
+					case <-loaded:
+						errc <- nil
+						return
+					default:
+					}
+				}
+				want := strconv.Itoa(g*1000000 + i)
 				got, _, err := w.Call(ctx, "echo", []byte(want))
 				if err == nil && string(got) != want {
 					err = fmt.Errorf("echo %q: got %q", want, got)
@@ -327,9 +342,9 @@ func load(ctx context.Context, w *privsep.Worker) error {
 					errc <- err
 					return
 				}
+				ncalls.Add(1)
 				time.Sleep(time.Millisecond)
 			}
-			errc <- nil
 		}()
 	}
 	start := time.Now()
@@ -338,6 +353,7 @@ func load(ctx context.Context, w *privsep.Worker) error {
 		runtime.GC()
 		time.Sleep(20 * time.Millisecond)
 	}
+	close(loaded)
 	for range 20 {
 		if err := <-errc; err != nil {
 			return err
@@ -346,7 +362,7 @@ func load(ctx context.Context, w *privsep.Worker) error {
 	calls := time.Since(start)
 	close(stop)
 	wg.Wait()
-	fmt.Printf("done: calls in %v, all in %v\n", calls, time.Since(start))
+	fmt.Printf("done: %d calls in %v, all in %v\n", ncalls.Load(), calls, time.Since(start))
 	return nil
 }
 

@@ -169,7 +169,7 @@ func runWorker(role string) int {
 	if err != nil {
 		return fail("%v", err)
 	}
-	w, err := handshake(c, role, nil)
+	w, err := handshake(context.Background(), c, role, nil)
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -279,9 +279,10 @@ func sendHello(boot *peercred.Conn, hello *wire.Msg) (*peercred.Conn, error) {
 	return local, nil
 }
 
-// handshake sends hello on c, if not nil, waits for the welcome and starts
-// the reader. It closes c on error.
-func handshake(c *peercred.Conn, role string, hello *wire.Msg) (*Worker, error) {
+// handshake sends hello on c, if not nil, waits for the welcome (until ctx
+// ends, and 30 seconds at most) and starts the reader. It closes c on
+// error.
+func handshake(ctx context.Context, c *peercred.Conn, role string, hello *wire.Msg) (*Worker, error) {
 	// Until the welcome says otherwise, the protocol's defaults apply.
 	mc, err := newMsgConn(c, wire.DefaultLimits)
 	if err != nil {
@@ -293,9 +294,12 @@ func handshake(c *peercred.Conn, role string, hello *wire.Msg) (*Worker, error) 
 			return nil, fmt.Errorf("hello: %w", err)
 		}
 	}
-	m, err := mc.readBefore(context.Background(), time.Now().Add(30*time.Second))
+	m, err := mc.readBefore(ctx, time.Now().Add(30*time.Second))
 	if err != nil {
 		mc.release()
+		if err == errCanceled {
+			return nil, fmt.Errorf("welcome: %w", ctx.Err())
+		}
 		if isEOF(err) {
 			return nil, fmt.Errorf("not admitted as %q: the parent closed the connection: %w", role, ErrParentGone)
 		}
@@ -356,7 +360,9 @@ func Dial(ctx context.Context, path, role string) (*Worker, error) {
 }
 
 // Dial connects to the supervisor's named socket path (a file or "@name"),
-// checks the server with d.Authorize, and asks to be admitted as role.
+// checks the server with d.Authorize, and asks to be admitted as role. ctx
+// bounds the connection and the wait for the parent's answer (30 seconds at
+// most); once Dial returns, it has no effect on the Worker.
 func (d *Dialer) Dial(ctx context.Context, path, role string) (*Worker, error) {
 	if !validName(role) {
 		return nil, fmt.Errorf("privsep: dial: invalid role name %q", role)
@@ -374,7 +380,7 @@ func (d *Dialer) Dial(ctx context.Context, path, role string) (*Worker, error) {
 		c.Close()
 		return nil, fmt.Errorf("privsep: dial %s: server pid %d uid %d gid %d refused: %w", path, cred.PID, cred.UID, cred.GID, err)
 	}
-	w, err := handshake(c, role, &wire.Msg{Kind: wire.KindHello, Op: role})
+	w, err := handshake(ctx, c, role, &wire.Msg{Kind: wire.KindHello, Op: role})
 	if err != nil {
 		return nil, fmt.Errorf("privsep: dial %s: %w", path, err)
 	}
