@@ -62,8 +62,10 @@ echo serves it, and SOCKET may be left out.
 			defer sessions.Close()
 
 			// On return, cancel ends the clients' conns, then wg waits
-			// for their goroutines.
-			ctx, cancel := context.WithCancel(ctx)
+			// for their goroutines. The loop below asks ctx, the context
+			// that closes l, whether it is done: a context derived from
+			// it may learn of that after l is closed.
+			clients, cancel := context.WithCancel(ctx)
 			var wg sync.WaitGroup
 			defer wg.Wait()
 			defer cancel()
@@ -81,7 +83,7 @@ echo serves it, and SOCKET may be left out.
 					return err
 				}
 				delay = 0
-				wg.Go(func() { echo(ctx, c, auth, refusals, sessions, log) })
+				wg.Go(func() { echo(clients, c, auth, refusals, sessions, log) })
 			}
 		},
 	}
