@@ -18,12 +18,6 @@ import (
 	"github.com/peercred/peercred/internal/wire"
 )
 
-// Names of the built-in operations.
-const (
-	opOpen   = "open"
-	opListen = "listen"
-)
-
 // Supervisor is the privileged parent: it spawns and supervises workers,
 // verifies them, and serves their calls under each role's policy. Its methods
 // are safe for concurrent use. Call [Supervisor.Shutdown] when done.
@@ -53,7 +47,7 @@ type Supervisor struct {
 	spawner *spawner
 
 	mu        sync.Mutex
-	handlers  map[string]Handler
+	handlers  map[string]handlerFunc
 	procs     map[*Process]struct{}
 	conns     map[*session]struct{}
 	listeners map[*peercred.Listener]struct{}
@@ -70,7 +64,7 @@ func New(cfg Config) *Supervisor {
 		cfg:       cfg,
 		ctx:       ctx,
 		cancel:    cancel,
-		handlers:  make(map[string]Handler),
+		handlers:  make(map[string]handlerFunc),
 		procs:     make(map[*Process]struct{}),
 		conns:     make(map[*session]struct{}),
 		listeners: make(map[*peercred.Listener]struct{}),
@@ -95,8 +89,17 @@ func New(cfg Config) *Supervisor {
 
 // Handle registers h for the user-defined operation op. Which roles may call
 // it is up to their [Policy.Ops]. It panics on an invalid or built-in name.
-func (s *Supervisor) Handle(op string, h Handler) {
-	if !validName(op) || op == opOpen || op == opListen || isFileOp(op) {
+//
+// h returns the reply payload and descriptors to send back; the supervisor
+// closes the descriptors once they are sent (or could not be). An error is
+// sent to the worker as a [*CallError]; wrap [ErrDenied] to signal a policy
+// refusal (logged at warn level) rather than a failure. The context ends
+// when the worker goes away (with a cause wrapping [ErrWorkerGone]) or the
+// supervisor shuts down. h runs on the goroutine that read its request. It
+// may block: the worker's next request is then read by another goroutine
+// within about a millisecond.
+func (s *Supervisor) Handle(op string, h func(ctx context.Context, req *Request) (payload []byte, files []*os.File, err error)) {
+	if !validName(op) || reservedOp(op) {
 		panic(fmt.Sprintf("privsep: Handle: invalid or built-in operation name %q", op))
 	}
 	if h == nil {
@@ -438,14 +441,11 @@ func (ss *session) call(req *Request) (payload []byte, files []*os.File, err err
 			payload, files, err = nil, nil, fmt.Errorf("handler for %s panicked", req.Op)
 		}
 	}()
-	switch req.Op {
-	case opOpen:
-		return ss.open(req)
-	case opListen:
-		return ss.listen(req)
-	}
-	if isFileOp(req.Op) {
-		return ss.file(req) // broker.go
+	if b, ok := builtins[req.Op]; ok { // ops.go
+		if len(req.Files) != 0 && !b.files {
+			return nil, nil, fmt.Errorf("%w: %s: %d descriptors sent with it", ErrBadRequest, req.Op, len(req.Files))
+		}
+		return b.serve(ss, req)
 	}
 	ss.s.mu.Lock()
 	h := ss.s.handlers[req.Op]
