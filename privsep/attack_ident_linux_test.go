@@ -173,8 +173,8 @@ func askAs(pidfd, pid, sfd int, path string) string {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	req, err := wire.Append(nil, &wire.Msg{Kind: wire.KindRequest, ID: 0x7eadbeef, Op: "open",
-		Payload: wire.AppendOpen(nil, path, os.O_RDONLY|syscall.O_CLOEXEC)}, wire.DefaultLimits)
+	req, err := wire.Append(nil, &wire.Msg{Kind: wire.KindRequest, ID: 0x7eadbeef, Op: wire.OpFileOpen,
+		Payload: wire.AppendFile(nil, &wire.FileRequest{Flag: os.O_RDONLY | syscall.O_CLOEXEC, Path: path})}, wire.DefaultLimits)
 	if err != nil {
 		return err.Error()
 	}
