@@ -72,39 +72,55 @@ func (r *PathRule) allows(a access) bool {
 // refusal is an ErrDenied error (logged by handle with role, pid, uid, op
 // and the reason, which names the path); the kernel's answer to an allowed
 // operation (such as ENOENT) is a reply with its errno.
-func fileOp(need func(r *wire.FileRequest) (access, error), do func(ss *session, at *fileAt, r *wire.FileRequest) ([]byte, []*os.File, error)) func(*session, *Request) ([]byte, []*os.File, error) {
-	return func(ss *session, req *Request) ([]byte, []*os.File, error) {
-		r, err := wire.DecodeFile(req.Payload)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%w: %s: %v", ErrBadRequest, req.Op, err)
+func fileOp(need func(r *wire.FileRequest) (access, error), do func(ss *session, at *fileAt, r *wire.FileRequest) (data []byte, fd int, err error)) func(*session, *Request) ([]byte, []*os.File, int, error) {
+	return func(ss *session, req *Request) ([]byte, []*os.File, int, error) {
+		c := new(fileCall) // one allocation for both
+		r, at := &c.r, &c.at
+		var err error
+		if *r, err = wire.DecodeFile(req.Payload); err != nil {
+			return nil, nil, -1, fmt.Errorf("%w: %s: %v", ErrBadRequest, req.Op, err)
 		}
 		if req.Op != opFileRename && r.Path2 != "" {
-			return nil, nil, fmt.Errorf("%w: %q: a second path for %s", ErrBadRequest, r.Path, req.Op)
+			return nil, nil, -1, fmt.Errorf("%w: %q: a second path for %s", ErrBadRequest, r.Path, req.Op)
 		}
-		a, err := need(&r)
+		a, err := need(r)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, -1, err
 		}
-		at, err := ss.fileRule(r.Path, a)
-		if err != nil {
-			return nil, nil, err
+		if err := ss.fileRule(at, r.Path, a); err != nil {
+			return nil, nil, -1, err
 		}
-		data, files, err := do(ss, at, &r)
+		data, fd, err := do(ss, at, r)
 		at.close()
 		if err == nil {
-			return wire.AppendFileResult(nil, 0, data), files, nil
+			if data == nil {
+				return fileOK, nil, fd, nil
+			}
+			return wire.AppendFileResult(nil, 0, data), nil, fd, nil
 		}
 		var d *deniedPath
 		if errors.As(err, &d) {
-			return nil, nil, err
+			return nil, nil, -1, err
 		}
 		var errno syscall.Errno
 		if !errors.As(err, &errno) {
-			return nil, nil, fmt.Errorf("%s %q: %w", req.Op, r.Path, err)
+			return nil, nil, -1, fmt.Errorf("%s %q: %w", req.Op, r.Path, err)
 		}
-		return wire.AppendFileResult(nil, uint32(errno), nil), nil, nil
+		return wire.AppendFileResult(nil, uint32(errno), nil), nil, -1, nil
 	}
 }
+
+// fileCall is what a file operation works on: the request, and where it
+// is allowed.
+type fileCall struct {
+	r  wire.FileRequest
+	at fileAt
+}
+
+// fileOK is the result of a file operation that succeeded with no data:
+// an empty payload, which the worker takes for errno 0 and no data (and
+// need not copy out of its receive buffer).
+var fileOK []byte
 
 // needRead is what reading operations need: any rule.
 func needRead(*wire.FileRequest) (access, error) { return accessRead, nil }
@@ -143,65 +159,62 @@ func needAccess(r *wire.FileRequest) (access, error) {
 	return accessRead, nil
 }
 
-func doOpen(ss *session, at *fileAt, r *wire.FileRequest) ([]byte, []*os.File, error) {
-	f, err := at.open(r.Flag, r.Mode, ss.peer)
-	if err != nil {
-		return nil, nil, err
-	}
-	return nil, []*os.File{f}, nil
+func doOpen(ss *session, at *fileAt, r *wire.FileRequest) ([]byte, int, error) {
+	fd, err := at.open(r.Flag, r.Mode, ss.peer)
+	return nil, fd, err
 }
 
-func doStat(ss *session, at *fileAt, r *wire.FileRequest) ([]byte, []*os.File, error) {
+func doStat(ss *session, at *fileAt, r *wire.FileRequest) ([]byte, int, error) {
 	return at.stat(unix.O_PATH)
 }
 
-func doLstat(ss *session, at *fileAt, r *wire.FileRequest) ([]byte, []*os.File, error) {
+func doLstat(ss *session, at *fileAt, r *wire.FileRequest) ([]byte, int, error) {
 	return at.stat(unix.O_PATH | unix.O_NOFOLLOW)
 }
 
-func (at *fileAt) stat(flag int) ([]byte, []*os.File, error) {
+func (at *fileAt) stat(flag int) ([]byte, int, error) {
 	fd, err := at.openat(flag, 0)
 	if err != nil {
-		return nil, nil, err
+		return nil, -1, err
 	}
 	var st unix.Stat_t
 	err = unix.Fstat(fd, &st)
 	unix.Close(fd)
 	if err != nil {
-		return nil, nil, err
+		return nil, -1, err
 	}
-	return wire.AppendStat(nil, statWire(&st)), nil, nil
+	return wire.AppendStat(nil, statWire(&st)), -1, nil
 }
 
-func doAccess(ss *session, at *fileAt, r *wire.FileRequest) ([]byte, []*os.File, error) {
+func doAccess(ss *session, at *fileAt, r *wire.FileRequest) ([]byte, int, error) {
 	fd, err := at.openat(unix.O_PATH, 0)
 	if err == nil {
 		unix.Close(fd)
 	}
-	return nil, nil, err
+	return nil, -1, err
 }
 
-func doReadlink(ss *session, at *fileAt, r *wire.FileRequest) ([]byte, []*os.File, error) {
+func doReadlink(ss *session, at *fileAt, r *wire.FileRequest) ([]byte, int, error) {
 	fd, err := at.openat(unix.O_PATH|unix.O_NOFOLLOW, 0)
 	if err != nil {
-		return nil, nil, err
+		return nil, -1, err
 	}
 	defer unix.Close(fd)
 	buf := make([]byte, 256)
 	for {
 		n, err := unix.Readlinkat(fd, "", buf)
 		if err != nil {
-			return nil, nil, err
+			return nil, -1, err
 		}
 		if n < len(buf) {
-			return buf[:n], nil, nil
+			return buf[:n], -1, nil
 		}
 		buf = make([]byte, 2*len(buf))
 	}
 }
 
-func doMkdir(ss *session, at *fileAt, r *wire.FileRequest) ([]byte, []*os.File, error) {
-	return nil, nil, at.inParent(func(dir int, name string) error {
+func doMkdir(ss *session, at *fileAt, r *wire.FileRequest) ([]byte, int, error) {
+	return nil, -1, at.inParent(func(dir int, name string) error {
 		if err := unix.Mkdirat(dir, name, r.Mode&0o777); err != nil {
 			return err
 		}
@@ -209,8 +222,8 @@ func doMkdir(ss *session, at *fileAt, r *wire.FileRequest) ([]byte, []*os.File, 
 	})
 }
 
-func doRemove(ss *session, at *fileAt, r *wire.FileRequest) ([]byte, []*os.File, error) {
-	return nil, nil, at.inParent(func(dir int, name string) error {
+func doRemove(ss *session, at *fileAt, r *wire.FileRequest) ([]byte, int, error) {
+	return nil, -1, at.inParent(func(dir int, name string) error {
 		err := unix.Unlinkat(dir, name, 0)
 		if err == nil {
 			return nil
@@ -227,16 +240,16 @@ func doRemove(ss *session, at *fileAt, r *wire.FileRequest) ([]byte, []*os.File,
 	})
 }
 
-func doRename(ss *session, at *fileAt, r *wire.FileRequest) ([]byte, []*os.File, error) {
-	to, err := ss.fileRule(r.Path2, accessCreate)
-	if err != nil {
+func doRename(ss *session, at *fileAt, r *wire.FileRequest) ([]byte, int, error) {
+	var to fileAt
+	if err := ss.fileRule(&to, r.Path2, accessCreate); err != nil {
 		if d, ok := err.(*deniedPath); ok && d.path == r.Path2 {
 			d.reason = "new path: " + d.reason
 		}
-		return nil, nil, err
+		return nil, -1, err
 	}
 	defer to.close()
-	return nil, nil, at.inParent(func(odir int, oname string) error {
+	return nil, -1, at.inParent(func(odir int, oname string) error {
 		return to.inParent(func(ndir int, nname string) error {
 			return unix.Renameat(odir, oname, ndir, nname)
 		})
@@ -268,11 +281,11 @@ func (at *fileAt) close() {
 	}
 }
 
-// fileRule finds the first rule of the role that allows a on path p. A rule
-// allowed once is used up by this operation.
-func (ss *session) fileRule(p string, a access) (*fileAt, error) {
+// fileRule finds the first rule of the role that allows a on path p, and
+// sets at to p under it. A rule allowed once is used up by this operation.
+func (ss *session) fileRule(at *fileAt, p string, a access) error {
 	if !cleanAbs(p) {
-		return nil, &deniedPath{p, "path must be absolute and clean"}
+		return &deniedPath{p, "path must be absolute and clean"}
 	}
 	var matched *PathRule
 	for i := range ss.policy.Files {
@@ -289,19 +302,20 @@ func (ss *session) fileRule(p string, a access) (*fileAt, error) {
 		}
 		if r.Once {
 			if why := ss.takeOnce(onceKey(policyFiles, i)); why != "" {
-				return nil, &deniedPath{p, why}
+				return &deniedPath{p, why}
 			}
 		}
 		root := r.Path
 		if !r.Beneath {
 			root = path.Dir(r.Path)
 		}
-		return &fileAt{path: p, root: root, rel: rel, dir: -1}, nil
+		*at = fileAt{path: p, root: root, rel: rel, dir: -1}
+		return nil
 	}
 	if matched != nil {
-		return nil, &deniedPath{p, fmt.Sprintf("rule %s does not allow %s", matched.Path, a)}
+		return &deniedPath{p, fmt.Sprintf("rule %s does not allow %s", matched.Path, a)}
 	}
-	return nil, &deniedPath{p, fmt.Sprintf("no rule of role %q allows it", ss.peer.Role)}
+	return &deniedPath{p, fmt.Sprintf("no rule of role %q allows it", ss.peer.Role)}
 }
 
 // match reports whether p falls under r, and p relative to the directory r
@@ -390,29 +404,26 @@ func openat2Beneath(dir int, rel, p, root string, flag int, mode uint32) (int, e
 	return -1, unix.EAGAIN
 }
 
-// open opens the file for the peer. A file it creates belongs to the peer:
-// created with O_EXCL, then chowned through its own descriptor.
-func (at *fileAt) open(flag int, perm uint32, peer *Peer) (*os.File, error) {
+// open opens the file for the peer and returns its descriptor. A file it
+// creates belongs to the peer: created with O_EXCL, then chowned through
+// its own descriptor.
+func (at *fileAt) open(flag int, perm uint32, peer *Peer) (int, error) {
 	perm &= 0o777
 	if flag&unix.O_CREAT != 0 && os.Geteuid() == 0 {
 		fd, err := at.openSafe(flag|unix.O_EXCL, perm, peer)
 		if err == nil {
 			if err := unix.Fchown(fd, int(peer.UID), int(peer.GID)); err != nil {
 				unix.Close(fd)
-				return nil, err
+				return -1, err
 			}
-			return os.NewFile(uintptr(fd), at.path), nil
+			return fd, nil
 		}
 		if err != unix.EEXIST || flag&unix.O_EXCL != 0 {
-			return nil, err
+			return -1, err
 		}
 		flag &^= unix.O_CREAT // it exists: open it as it is
 	}
-	fd, err := at.openSafe(flag, perm, peer)
-	if err != nil {
-		return nil, err
-	}
-	return os.NewFile(uintptr(fd), at.path), nil
+	return at.openSafe(flag, perm, peer)
 }
 
 // openSafe opens with O_NONBLOCK|O_NOCTTY, so that a FIFO or a device
@@ -442,11 +453,10 @@ func (at *fileAt) openSafe(flag int, perm uint32, peer *Peer) (int, error) {
 		}
 	}
 	if flag&unix.O_NONBLOCK == 0 {
-		fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
-		if err == nil {
-			_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl&^unix.O_NONBLOCK)
-		}
-		if err != nil {
+		// Of the flags F_SETFL sets (O_APPEND, O_ASYNC, O_DIRECT,
+		// O_NOATIME, O_NONBLOCK), the open had O_NONBLOCK and, if
+		// asked, O_APPEND (openFlags admits none of the others).
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, flag&unix.O_APPEND); err != nil {
 			unix.Close(fd)
 			return -1, err
 		}

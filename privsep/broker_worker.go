@@ -46,15 +46,8 @@ func (w *Worker) Create(name string) (*os.File, error) {
 // OpenFile opens name with flag (os.O_RDONLY, ...), creating it with perm
 // if the flags and the policy say so.
 func (w *Worker) OpenFile(name string, flag int, perm fs.FileMode) (*os.File, error) {
-	_, files, err := w.fileCall("open", opFileOpen, &wire.FileRequest{Flag: flag | syscall.O_CLOEXEC, Mode: uint32(perm.Perm()), Path: name})
-	if err != nil {
-		return nil, err
-	}
-	if len(files) != 1 {
-		closeAll(files)
-		return nil, &fs.PathError{Op: "open", Path: name, Err: fmt.Errorf("parent sent %d descriptors, want 1: %w", len(files), ErrProtocol)}
-	}
-	return files[0], nil
+	_, f, err := w.fileCall("open", opFileOpen, &wire.FileRequest{Flag: flag | syscall.O_CLOEXEC, Mode: uint32(perm.Perm()), Path: name})
+	return f, err
 }
 
 // ReadFile reads the whole of name.
@@ -121,10 +114,10 @@ func (w *Worker) Rename(oldpath, newpath string) error {
 	return err
 }
 
-// fileCall runs a file operation and returns the result's data and files, or
-// a *fs.PathError.
-func (w *Worker) fileCall(opName, op string, r *wire.FileRequest) ([]byte, []*os.File, error) {
-	fail := func(err error) ([]byte, []*os.File, error) {
+// fileCall runs a file operation and returns the result's data and, for
+// an open, the file, or a *fs.PathError.
+func (w *Worker) fileCall(opName, op string, r *wire.FileRequest) ([]byte, *os.File, error) {
+	fail := func(err error) ([]byte, *os.File, error) {
 		return nil, nil, &fs.PathError{Op: opName, Path: r.Path, Err: err}
 	}
 	payload, files, err := w.Call(w.ctx, op, wire.AppendFile(nil, r))
@@ -135,18 +128,31 @@ func (w *Worker) fileCall(opName, op string, r *wire.FileRequest) ([]byte, []*os
 		}
 		return fail(err)
 	}
-	errno, data, err := wire.DecodeFileResult(payload)
-	if err != nil || errno != 0 && len(files) != 0 {
+	var (
+		errno uint32
+		data  []byte
+	)
+	if len(payload) != 0 { // empty: success, no data (the parent's fileOK)
+		errno, data, err = wire.DecodeFileResult(payload)
+	}
+	want := 0 // descriptors
+	if op == opFileOpen && errno == 0 {
+		want = 1
+	}
+	if err != nil || len(files) != want {
 		closeAll(files)
 		if err == nil {
-			err = fmt.Errorf("errno %d with %d descriptors", errno, len(files))
+			err = fmt.Errorf("errno %d with %d descriptors, want %d", errno, len(files), want)
 		}
 		return fail(fmt.Errorf("%w: %w", ErrProtocol, err))
 	}
 	if errno != 0 {
 		return fail(syscall.Errno(errno))
 	}
-	return data, files, nil
+	if want == 1 {
+		return data, files[0], nil
+	}
+	return data, nil, nil
 }
 
 // brokerDenied is a policy refusal: fs.ErrPermission, and the *CallError

@@ -12,10 +12,10 @@ import (
 )
 
 // listen serves the built-in "listen" operation.
-func (ss *session) listen(req *Request) ([]byte, []*os.File, error) {
+func (ss *session) listen(req *Request) ([]byte, []*os.File, int, error) {
 	network, address, err := wire.DecodeListen(req.Payload)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: listen: %v", ErrBadRequest, err)
+		return nil, nil, -1, fmt.Errorf("%w: listen: %v", ErrBadRequest, err)
 	}
 	for i, r := range ss.policy.Listen {
 		if r.Network != network || r.Address != address {
@@ -23,16 +23,16 @@ func (ss *session) listen(req *Request) ([]byte, []*os.File, error) {
 		}
 		if r.Once {
 			if why := ss.takeOnce(onceKey(policyListen, i)); why != "" {
-				return nil, nil, fmt.Errorf("%w: listen %q %q: %s", ErrDenied, network, address, why)
+				return nil, nil, -1, fmt.Errorf("%w: listen %q %q: %s", ErrDenied, network, address, why)
 			}
 		}
 		f, err := listenFile(network, address)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, -1, err
 		}
-		return nil, []*os.File{f}, nil
+		return nil, []*os.File{f}, -1, nil
 	}
-	return nil, nil, fmt.Errorf("%w: listen %q %q: no rule of role %q allows it", ErrDenied, network, address, ss.peer.Role)
+	return nil, nil, -1, fmt.Errorf("%w: listen %q %q: no rule of role %q allows it", ErrDenied, network, address, ss.peer.Role)
 }
 
 // listenFile listens on network and address and returns the socket as a

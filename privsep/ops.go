@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/peercred/peercred/internal/wire"
+	"golang.org/x/sys/unix"
 )
 
 // builtin is a built-in operation as the session dispatches it, in the
@@ -18,7 +19,9 @@ import (
 type builtin struct {
 	policy string // the Policy field whose rules admit it
 	files  bool   // the request may carry descriptors
-	serve  func(ss *session, req *Request) ([]byte, []*os.File, error)
+	// serve answers with a payload and descriptors: files, or one raw
+	// descriptor fd (-1: none), which needs no *os.File.
+	serve func(ss *session, req *Request) (payload []byte, files []*os.File, fd int, err error)
 }
 
 // Parts of a Policy that admit built-in operations.
@@ -49,6 +52,13 @@ var builtins = map[string]builtin{
 func reservedOp(op string) bool {
 	_, ok := builtins[op]
 	return ok || op == "open" || strings.HasPrefix(op, "file.")
+}
+
+// closeFD closes fd unless it is -1.
+func closeFD(fd int) {
+	if fd >= 0 {
+		unix.Close(fd)
+	}
 }
 
 // onceKey names rule i of a policy's part, for the Once operations used.

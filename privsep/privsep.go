@@ -135,8 +135,11 @@ type OpRule struct {
 // directory is the parent's.
 type PathRule struct {
 	// Path is absolute and clean: a file, or with Beneath a directory.
-	// Symbolic links in Path itself are followed (the policy is trusted);
-	// beneath it, none is.
+	// Symbolic links on the way to the directory the rule is resolved
+	// from (Path with Beneath, else Path's parent) are followed: the
+	// policy is trusted. Beneath it none is, not even the file an exact
+	// rule names, which the worker could have swapped for a link if it can
+	// write the directory.
 	Path string
 	// Beneath allows everything beneath the directory Path, and Path
 	// itself.
