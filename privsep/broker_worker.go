@@ -120,7 +120,8 @@ func (w *Worker) fileCall(opName, op string, r *wire.FileRequest) ([]byte, *os.F
 	fail := func(err error) ([]byte, *os.File, error) {
 		return nil, nil, &fs.PathError{Op: opName, Path: r.Path, Err: err}
 	}
-	payload, files, err := w.Call(w.ctx, op, wire.AppendFile(nil, r))
+	req := wire.AppendFile(make([]byte, 0, 10+len(r.Path)+len(r.Path2)), r) // one allocation
+	payload, files, err := w.Call(w.ctx, op, req)
 	if err != nil {
 		var ce *CallError
 		if errors.As(err, &ce) && ce.Code == wire.CodeDenied {
