@@ -15,7 +15,22 @@ import (
 	"github.com/peercred/peercred/internal/wire"
 )
 
-// A worker reaches files through its parent, in the manner of Chromium's
+// Open opens name for reading, as os.Open: the parent opens it, as a rule of
+// the role's [Policy.Files] allows, and sends the descriptor.
+func (w *Worker) Open(name string) (*os.File, error) { return w.OpenFile(name, os.O_RDONLY, 0) }
+
+// Create creates or truncates name, mode 0666 (before the parent's umask);
+// it needs a rule with Create.
+func (w *Worker) Create(name string) (*os.File, error) {
+	return w.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o666)
+}
+
+// OpenFile opens name with flag (os.O_RDONLY, ...), creating it with perm
+// if the flags and the policy say so.
+//
+// OpenFile and the other file methods of Worker (Open, Create, ReadFile,
+// Stat, Lstat, Access, Readlink, Mkdir, Remove, Rename) reach files through
+// the parent, in the manner of Chromium's
 // syscall broker: the parent opens, stats, creates... the file with its own
 // privileges as the role's [Policy.Files] allow, and sends back the result
 // (an open file, metadata). A worker confined with Landlock and seccomp
@@ -32,19 +47,6 @@ import (
 // parent, as [Worker.Call]'s do: many may be in flight at once, they cost
 // the parent no thread of their own, and a worker that stops reading their
 // replies meets Config.WriteTimeout.
-
-// Open opens name for reading, as os.Open: the parent opens it, as a rule of
-// the role's [Policy.Files] allows, and sends the descriptor.
-func (w *Worker) Open(name string) (*os.File, error) { return w.OpenFile(name, os.O_RDONLY, 0) }
-
-// Create creates or truncates name, mode 0666 (before the parent's umask);
-// it needs a rule with Create.
-func (w *Worker) Create(name string) (*os.File, error) {
-	return w.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o666)
-}
-
-// OpenFile opens name with flag (os.O_RDONLY, ...), creating it with perm
-// if the flags and the policy say so.
 func (w *Worker) OpenFile(name string, flag int, perm fs.FileMode) (*os.File, error) {
 	_, f, err := w.fileCall("open", opFileOpen, &wire.FileRequest{Flag: flag | syscall.O_CLOEXEC, Mode: uint32(perm.Perm()), Path: name})
 	return f, err

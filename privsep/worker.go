@@ -214,6 +214,10 @@ func runWorker(role string) int {
 // the callers still waiting. When no call is in flight the connection is
 // parked, and a message from the parent (Stop, end of file) is read as it
 // comes.
+//
+// Its file methods (Open, OpenFile, Stat, Mkdir, ...) mirror package os and
+// are served by the parent, as the role's [Policy.Files] allow: see
+// [Worker.OpenFile].
 type Worker struct {
 	role string
 	args []string
