@@ -72,7 +72,7 @@ func init() {
 			}
 			workers = append(workers, w)
 			for range 5 {
-				if _, err := w.Broker().Stat(args[2]); err != nil {
+				if _, err := w.Stat(args[2]); err != nil {
 					fmt.Println("stat:", err)
 					return 1
 				}
@@ -123,11 +123,11 @@ func TestNamedSessionsCapped(t *testing.T) {
 		MaxNamedSessionsPerUID: perUID,
 		Roles: map[string]privsep.Policy{
 			"client": {
-				Files: []privsep.FileRule{{Path: file}},
+				Files: []privsep.PathRule{{Path: file}},
 				Ops:   map[string]privsep.OpRule{"echo": {}},
 				Claim: peercred.AllowUIDs(1234, 1235),
 			},
-			"open": {Open: []privsep.OpenRule{{Path: file}}},
+			"open": {Files: []privsep.PathRule{{Path: file}}},
 		},
 	})
 	s.Handle("echo", echo)
@@ -211,7 +211,7 @@ func TestBrokerStalledReaderKilled(t *testing.T) {
 	writeFile(t, file, "x", 0o600)
 	s, log := newSupervisor(t, privsep.Config{
 		WriteTimeout: 500 * time.Millisecond,
-		Roles:        map[string]privsep.Policy{"broker-flood": {Files: []privsep.FileRule{{Path: file}}}},
+		Roles:        map[string]privsep.Policy{"broker-flood": {Files: []privsep.PathRule{{Path: file}}}},
 	})
 	warmUp(t, s)
 	goroutines := runtime.NumGoroutine()
@@ -241,7 +241,7 @@ func TestNamedBrokerStalledReaderDisconnected(t *testing.T) {
 	s, log := newSupervisor(t, privsep.Config{
 		WriteTimeout: 500 * time.Millisecond,
 		Roles: map[string]privsep.Policy{"client": {
-			Files: []privsep.FileRule{{Path: file}},
+			Files: []privsep.PathRule{{Path: file}},
 			Claim: peercred.AllowUIDs(wUID),
 		}},
 	})

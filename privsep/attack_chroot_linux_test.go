@@ -25,7 +25,7 @@ func init() {
 	// takes), and out with fchdir.
 	privsep.Register("walker", func(ctx context.Context, w *privsep.Worker) error {
 		dir, rel := w.Args()[0], w.Args()[1]
-		d, err := w.Broker().Open(dir)
+		d, err := w.Open(dir)
 		if err != nil {
 			fmt.Printf("open dir: denied=%v %v\n", errors.Is(err, privsep.ErrDenied), err)
 			return nil
@@ -105,7 +105,7 @@ func TestAttackChrootWalkOut(t *testing.T) {
 	}
 	root := chrootWithWorker(t)
 	s, log := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{
-		"walker": {Files: []privsep.FileRule{{Path: allowed, Recursive: true}}},
+		"walker": {Files: []privsep.PathRule{{Path: allowed, Beneath: true}}},
 	}})
 
 	t.Run("a chrooted worker is refused the directory", func(t *testing.T) {

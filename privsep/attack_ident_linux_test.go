@@ -59,7 +59,7 @@ func init() {
 	// open and idles; it prints the descriptor's number. With a second
 	// argument "dumpable", it makes itself dumpable again first.
 	privsep.Register("ident-vault", func(ctx context.Context, w *privsep.Worker) error {
-		f, err := w.Open(ctx, w.Args()[0], os.O_RDONLY)
+		f, err := w.Open(w.Args()[0])
 		if err != nil {
 			return err
 		}
@@ -173,8 +173,8 @@ func askAs(pidfd, pid, sfd int, path string) string {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	req, err := wire.Append(nil, &wire.Msg{Kind: wire.KindRequest, ID: 0x7eadbeef, Op: "open",
-		Payload: wire.AppendOpen(nil, path, os.O_RDONLY|syscall.O_CLOEXEC)}, wire.DefaultLimits)
+	req, err := wire.Append(nil, &wire.Msg{Kind: wire.KindRequest, ID: 0x7eadbeef, Op: wire.OpFileOpen,
+		Payload: wire.AppendFile(nil, &wire.FileRequest{Flag: os.O_RDONLY | syscall.O_CLOEXEC, Path: path})}, wire.DefaultLimits)
 	if err != nil {
 		return err.Error()
 	}
@@ -238,7 +238,7 @@ func TestSameUIDSiblingCannotTakeOverWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, _ := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{
-		"ident-vault": {Open: []privsep.OpenRule{{Path: secret}}},
+		"ident-vault": {Files: []privsep.PathRule{{Path: secret}}},
 		"ident-web":   {},
 	}})
 	want := []string{

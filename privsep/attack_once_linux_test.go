@@ -31,7 +31,7 @@ func init() {
 		try := func(w *privsep.Worker, role string) {
 			_, _, err := w.Call(ctx, "token", nil)
 			fmt.Printf("%s token: %s\n", role, onceResult(err))
-			f, err := w.Open(ctx, file, os.O_RDONLY)
+			f, err := w.Open(file)
 			if err == nil {
 				f.Close()
 			}
@@ -98,7 +98,7 @@ func TestAttackOncePerProcess(t *testing.T) {
 	}
 	policy := privsep.Policy{
 		Ops:   map[string]privsep.OpRule{"token": {Once: true}},
-		Open:  []privsep.OpenRule{{Path: file, Once: true}},
+		Files: []privsep.PathRule{{Path: file, Once: true}},
 		Claim: peercred.AllowUIDs(wUID),
 	}
 	s, _ := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{"oncer": policy, "oncer2": policy}})

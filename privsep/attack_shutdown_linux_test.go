@@ -23,7 +23,7 @@ func TestShutdownNotHeldByStalledClients(t *testing.T) {
 	s, log := newSupervisor(t, privsep.Config{
 		WriteTimeout: writeTimeout,
 		Roles: map[string]privsep.Policy{"client": {
-			Files: []privsep.FileRule{{Path: file}},
+			Files: []privsep.PathRule{{Path: file}},
 			Claim: peercred.AllowUIDs(wUID),
 		}},
 	})

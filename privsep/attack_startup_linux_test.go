@@ -103,7 +103,7 @@ func TestConnectionCopiedAtStartIsNotServed(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, _ := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{
-		"ident-vault": {Open: []privsep.OpenRule{{Path: secret}}},
+		"ident-vault": {Files: []privsep.PathRule{{Path: secret}}},
 	}})
 	vault, vout := spawn(t, s, privsep.Spec{Role: "ident-vault", UID: id, GID: id, Args: []string{secret}})
 	waitLine(t, vout, "fd ")

@@ -81,7 +81,7 @@ func benchLoop(ctx context.Context, w *privsep.Worker, mode string, raw, n int) 
 		}
 	case "open":
 		for range n {
-			f, err := w.Open(ctx, benchFile, os.O_RDONLY)
+			f, err := w.Open(benchFile)
 			if err != nil {
 				return err
 			}
@@ -133,7 +133,7 @@ func newBenchParent(b *testing.B) *benchParent {
 	ops := map[string]privsep.OpRule{"bench.go": {}, "bench.done": {}, "bench.echo": {}, "bench.rawpair": {}}
 	bp.s = privsep.New(privsep.Config{
 		Logger: slog.New(slog.DiscardHandler),
-		Roles:  map[string]privsep.Policy{"bench": {Ops: ops, Open: []privsep.OpenRule{{Path: benchFile}}}},
+		Roles:  map[string]privsep.Policy{"bench": {Ops: ops, Files: []privsep.PathRule{{Path: benchFile}}}},
 	})
 	bp.s.Handle("bench.go", func(ctx context.Context, r *privsep.Request) ([]byte, []*os.File, error) {
 		select {

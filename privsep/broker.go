@@ -27,160 +27,233 @@ const (
 	opFileRename   = wire.OpFileRename
 )
 
-func isFileOp(op string) bool { return strings.HasPrefix(op, "file.") }
-
-// brokerOpenFlags are the open flags the broker passes on; any other is
-// refused (O_PATH, O_TMPFILE, O_NOATIME, O_ASYNC, O_DIRECT, ...).
-const brokerOpenFlags = unix.O_ACCMODE | unix.O_CREAT | unix.O_EXCL | unix.O_TRUNC | unix.O_APPEND |
+// openFlags are the open flags the parent passes on; any other is refused
+// (O_PATH, O_TMPFILE, O_NOATIME, O_ASYNC, O_DIRECT, ...).
+const openFlags = unix.O_ACCMODE | unix.O_CREAT | unix.O_EXCL | unix.O_TRUNC | unix.O_APPEND |
 	unix.O_NONBLOCK | unix.O_CLOEXEC | unix.O_NOFOLLOW | unix.O_NOCTTY | unix.O_LARGEFILE |
 	unix.O_DIRECTORY | unix.O_SYNC | unix.O_DSYNC
 
-// resolveFlags are how the broker resolves every path beneath its rule.
+// resolveFlags are how the parent resolves every path beneath its rule.
 const resolveFlags = unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS
 
-// file serves the file broker's operations. A policy refusal is an
-// ErrDenied error (logged by handle with role, pid, uid, op and the reason,
-// which names the path); the kernel's answer to an allowed operation (such
-// as ENOENT) is a reply with its errno.
-func (ss *session) file(req *Request) ([]byte, []*os.File, error) {
-	r, err := wire.DecodeFile(req.Payload)
-	if err != nil || len(req.Files) != 0 {
-		return nil, nil, fmt.Errorf("%w: %s: %v", ErrBadRequest, req.Op, err)
-	}
-	need := FileReadOnly
-	switch req.Op {
-	case opFileStat, opFileLstat, opFileReadlink:
-	case opFileOpen:
-		if r.Flag&^brokerOpenFlags != 0 {
-			return nil, nil, fmt.Errorf("%w: %q: open flags %#x not allowed through the broker", ErrDenied, r.Path, r.Flag&^brokerOpenFlags)
-		}
-		if r.Flag&unix.O_ACCMODE == unix.O_ACCMODE {
-			return nil, nil, fmt.Errorf("%w: %q: invalid access mode", ErrBadRequest, r.Path)
-		}
-		if r.Flag&unix.O_ACCMODE != unix.O_RDONLY || r.Flag&(unix.O_TRUNC|unix.O_APPEND) != 0 {
-			need = FileReadWrite
-		}
-		if r.Flag&(unix.O_CREAT|unix.O_EXCL) != 0 {
-			need = FileReadWriteCreate
-		}
-	case opFileAccess:
-		if r.Flag&^(unix.R_OK|unix.W_OK|unix.X_OK) != 0 {
-			return nil, nil, fmt.Errorf("%w: %q: access mode %#x", ErrBadRequest, r.Path, r.Flag)
-		}
-		if r.Flag&unix.X_OK != 0 {
-			return nil, nil, fmt.Errorf("%w: %q: X_OK: the broker grants no execution", ErrDenied, r.Path)
-		}
-		if r.Flag&unix.W_OK != 0 {
-			need = FileReadWrite
-		}
-	case opFileMkdir, opFileRemove, opFileRename:
-		need = FileReadWriteCreate
-	default:
-		return nil, nil, fmt.Errorf("%w %q", ErrUnknownOp, req.Op)
-	}
-	if req.Op != opFileRename && r.Path2 != "" {
-		return nil, nil, fmt.Errorf("%w: %q: a second path for %s", ErrBadRequest, r.Path, req.Op)
-	}
-	at, err := ss.fileRule(r.Path, need)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer at.close()
+// access is what a file operation needs of a [PathRule].
+type access uint8
 
-	var (
-		files []*os.File
-		data  []byte
-	)
-	switch req.Op {
-	case opFileOpen:
-		var f *os.File
-		if f, err = at.open(r.Flag, r.Mode, ss.peer); err == nil {
-			files = []*os.File{f}
-		}
-	case opFileStat, opFileLstat:
-		flag := unix.O_PATH
-		if req.Op == opFileLstat {
-			flag |= unix.O_NOFOLLOW
-		}
-		var fd int
-		if fd, err = at.openat(flag, 0); err == nil {
-			var st unix.Stat_t
-			err = unix.Fstat(fd, &st)
-			unix.Close(fd)
-			if err == nil {
-				data = wire.AppendStat(nil, statWire(&st))
-			}
-		}
-	case opFileAccess:
-		var fd int
-		if fd, err = at.openat(unix.O_PATH, 0); err == nil {
-			unix.Close(fd)
-		}
-	case opFileReadlink:
-		var fd int
-		if fd, err = at.openat(unix.O_PATH|unix.O_NOFOLLOW, 0); err == nil {
-			buf := make([]byte, 256)
-			for {
-				var n int
-				n, err = unix.Readlinkat(fd, "", buf)
-				if err != nil || n < len(buf) {
-					data = buf[:max(n, 0)]
-					break
-				}
-				buf = make([]byte, 2*len(buf))
-			}
-			unix.Close(fd)
-		}
-	case opFileMkdir:
-		err = at.inParent(func(dir int, name string) error {
-			if err := unix.Mkdirat(dir, name, r.Mode&0o777); err != nil {
-				return err
-			}
-			return chownNew(dir, name, ss.peer)
-		})
-	case opFileRemove:
-		err = at.inParent(func(dir int, name string) error {
-			err := unix.Unlinkat(dir, name, 0)
-			if err == nil {
-				return nil
-			}
-			// As os.Remove: a directory, then.
-			err1 := unix.Unlinkat(dir, name, unix.AT_REMOVEDIR)
-			if err1 == nil {
-				return nil
-			}
-			if err1 != unix.ENOTDIR {
-				err = err1
-			}
-			return err
-		})
-	case opFileRename:
-		if !cleanAbs(r.Path2) {
-			return nil, nil, fmt.Errorf("%w: %q: new path %q must be absolute and clean", ErrDenied, r.Path, r.Path2)
-		}
-		to, derr := ss.fileRule(r.Path2, FileReadWriteCreate)
-		if derr != nil {
-			return nil, nil, derr
-		}
-		defer to.close()
-		err = at.inParent(func(odir int, oname string) error {
-			return to.inParent(func(ndir int, nname string) error {
-				return unix.Renameat(odir, oname, ndir, nname)
-			})
-		})
+const (
+	accessRead   access = iota // always allowed
+	accessWrite                // PathRule.Write (or Create)
+	accessCreate               // PathRule.Create
+)
+
+func (a access) String() string {
+	switch a {
+	case accessRead:
+		return "reading"
+	case accessWrite:
+		return "writing (PathRule.Write)"
 	}
-	if err != nil {
+	return "creating (PathRule.Create)"
+}
+
+// allows reports whether r allows a.
+func (r *PathRule) allows(a access) bool {
+	switch a {
+	case accessRead:
+		return true
+	case accessWrite:
+		return r.Write || r.Create
+	}
+	return r.Create
+}
+
+// fileOp makes the handler of a file operation of the table (ops.go): it
+// decodes the request, asks need what the request needs of a rule, finds
+// the rule of the role that allows it, and runs do beneath it. A policy
+// refusal is an ErrDenied error (logged by handle with role, pid, uid, op
+// and the reason, which names the path); the kernel's answer to an allowed
+// operation (such as ENOENT) is a reply with its errno.
+func fileOp(need func(r *wire.FileRequest) (access, error), do func(ss *session, at *fileAt, r *wire.FileRequest) (data []byte, fd int, err error)) func(*session, *Request) ([]byte, []*os.File, int, error) {
+	return func(ss *session, req *Request) ([]byte, []*os.File, int, error) {
+		c := new(fileCall) // one allocation for both
+		r, at := &c.r, &c.at
+		var err error
+		if *r, err = wire.DecodeFile(req.Payload); err != nil {
+			return nil, nil, -1, fmt.Errorf("%w: %s: %v", ErrBadRequest, req.Op, err)
+		}
+		if req.Op != opFileRename && r.Path2 != "" {
+			return nil, nil, -1, fmt.Errorf("%w: %q: a second path for %s", ErrBadRequest, r.Path, req.Op)
+		}
+		a, err := need(r)
+		if err != nil {
+			return nil, nil, -1, err
+		}
+		if err := ss.fileRule(at, r.Path, a); err != nil {
+			return nil, nil, -1, err
+		}
+		data, fd, err := do(ss, at, r)
+		at.close()
+		if err == nil {
+			if data == nil {
+				return fileOK, nil, fd, nil
+			}
+			return wire.AppendFileResult(nil, 0, data), nil, fd, nil
+		}
 		var d *deniedPath
 		if errors.As(err, &d) {
-			return nil, nil, err
+			return nil, nil, -1, err
 		}
 		var errno syscall.Errno
 		if !errors.As(err, &errno) {
-			return nil, nil, fmt.Errorf("%s %q: %w", req.Op, r.Path, err)
+			return nil, nil, -1, fmt.Errorf("%s %q: %w", req.Op, r.Path, err)
 		}
-		return wire.AppendFileResult(nil, uint32(errno), nil), nil, nil
+		return wire.AppendFileResult(nil, uint32(errno), nil), nil, -1, nil
 	}
-	return wire.AppendFileResult(nil, 0, data), files, nil
+}
+
+// fileCall is what a file operation works on: the request, and where it
+// is allowed.
+type fileCall struct {
+	r  wire.FileRequest
+	at fileAt
+}
+
+// fileOK is the result of a file operation that succeeded with no data:
+// an empty payload, which the worker takes for errno 0 and no data (and
+// need not copy out of its receive buffer).
+var fileOK []byte
+
+// needRead is what reading operations need: any rule.
+func needRead(*wire.FileRequest) (access, error) { return accessRead, nil }
+
+// needCreate is what operations on the tree need: Mkdir, Remove, Rename.
+func needCreate(*wire.FileRequest) (access, error) { return accessCreate, nil }
+
+// needOpen is what an open needs: its flags say.
+func needOpen(r *wire.FileRequest) (access, error) {
+	if r.Flag&^openFlags != 0 {
+		return 0, fmt.Errorf("%w: open %q: flags %#x not allowed", ErrDenied, r.Path, r.Flag&^openFlags)
+	}
+	switch {
+	case r.Flag&unix.O_ACCMODE == unix.O_ACCMODE:
+		return 0, fmt.Errorf("%w: %q: invalid access mode", ErrBadRequest, r.Path)
+	case r.Flag&(unix.O_CREAT|unix.O_EXCL) != 0:
+		return accessCreate, nil
+	case r.Flag&unix.O_ACCMODE != unix.O_RDONLY || r.Flag&(unix.O_TRUNC|unix.O_APPEND) != 0:
+		return accessWrite, nil
+	}
+	return accessRead, nil
+}
+
+// needAccess is what access(2) needs: its mode says. The parent grants no
+// execution.
+func needAccess(r *wire.FileRequest) (access, error) {
+	if r.Flag&^(unix.R_OK|unix.W_OK|unix.X_OK) != 0 {
+		return 0, fmt.Errorf("%w: %q: access mode %#x", ErrBadRequest, r.Path, r.Flag)
+	}
+	if r.Flag&unix.X_OK != 0 {
+		return 0, fmt.Errorf("%w: %q: X_OK: the parent grants no execution", ErrDenied, r.Path)
+	}
+	if r.Flag&unix.W_OK != 0 {
+		return accessWrite, nil
+	}
+	return accessRead, nil
+}
+
+func doOpen(ss *session, at *fileAt, r *wire.FileRequest) ([]byte, int, error) {
+	fd, err := at.open(r.Flag, r.Mode, ss.peer)
+	return nil, fd, err
+}
+
+func doStat(ss *session, at *fileAt, r *wire.FileRequest) ([]byte, int, error) {
+	return at.stat(unix.O_PATH)
+}
+
+func doLstat(ss *session, at *fileAt, r *wire.FileRequest) ([]byte, int, error) {
+	return at.stat(unix.O_PATH | unix.O_NOFOLLOW)
+}
+
+func (at *fileAt) stat(flag int) ([]byte, int, error) {
+	fd, err := at.openat(flag, 0)
+	if err != nil {
+		return nil, -1, err
+	}
+	var st unix.Stat_t
+	err = unix.Fstat(fd, &st)
+	unix.Close(fd)
+	if err != nil {
+		return nil, -1, err
+	}
+	return wire.AppendStat(nil, statWire(&st)), -1, nil
+}
+
+func doAccess(ss *session, at *fileAt, r *wire.FileRequest) ([]byte, int, error) {
+	fd, err := at.openat(unix.O_PATH, 0)
+	if err == nil {
+		unix.Close(fd)
+	}
+	return nil, -1, err
+}
+
+func doReadlink(ss *session, at *fileAt, r *wire.FileRequest) ([]byte, int, error) {
+	fd, err := at.openat(unix.O_PATH|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, -1, err
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, 256)
+	for {
+		n, err := unix.Readlinkat(fd, "", buf)
+		if err != nil {
+			return nil, -1, err
+		}
+		if n < len(buf) {
+			return buf[:n], -1, nil
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}
+
+func doMkdir(ss *session, at *fileAt, r *wire.FileRequest) ([]byte, int, error) {
+	return nil, -1, at.inParent(func(dir int, name string) error {
+		if err := unix.Mkdirat(dir, name, r.Mode&0o777); err != nil {
+			return err
+		}
+		return chownNew(dir, name, ss.peer)
+	})
+}
+
+func doRemove(ss *session, at *fileAt, r *wire.FileRequest) ([]byte, int, error) {
+	return nil, -1, at.inParent(func(dir int, name string) error {
+		err := unix.Unlinkat(dir, name, 0)
+		if err == nil {
+			return nil
+		}
+		// As os.Remove: a directory, then.
+		err1 := unix.Unlinkat(dir, name, unix.AT_REMOVEDIR)
+		if err1 == nil {
+			return nil
+		}
+		if err1 != unix.ENOTDIR {
+			err = err1
+		}
+		return err
+	})
+}
+
+func doRename(ss *session, at *fileAt, r *wire.FileRequest) ([]byte, int, error) {
+	var to fileAt
+	if err := ss.fileRule(&to, r.Path2, accessCreate); err != nil {
+		if d, ok := err.(*deniedPath); ok && d.path == r.Path2 {
+			d.reason = "new path: " + d.reason
+		}
+		return nil, -1, err
+	}
+	defer to.close()
+	return nil, -1, at.inParent(func(odir int, oname string) error {
+		return to.inParent(func(ndir int, nname string) error {
+			return unix.Renameat(odir, oname, ndir, nname)
+		})
+	})
 }
 
 // deniedPath is a refusal met while resolving a path.
@@ -193,54 +266,62 @@ func (e *deniedPath) Error() string {
 }
 func (e *deniedPath) Unwrap() error { return ErrDenied }
 
-// fileAt is a path resolved to a rule: the rule's directory, open, and the
-// path relative to it.
+// fileAt is a path allowed by a rule: the rule's directory, the path
+// relative to it, and, once it was needed, the directory open.
 type fileAt struct {
 	path string // as asked
 	root string // the rule's directory
-	dir  int    // O_PATH descriptor of root
-	rel  string // "." for root itself
+	rel  string // path relative to root; "." for root itself
+	dir  int    // O_PATH descriptor of root; -1 until needed
 }
 
-func (at *fileAt) close() { unix.Close(at.dir) }
-
-// fileRule finds a rule of the role that allows need on path and opens its
-// directory.
-func (ss *session) fileRule(p string, need FileAccess) (*fileAt, error) {
-	if !cleanAbs(p) {
-		return nil, &deniedPath{p, "path must be absolute and clean"}
+func (at *fileAt) close() {
+	if at.dir >= 0 {
+		unix.Close(at.dir)
 	}
-	var matched *FileRule
+}
+
+// fileRule finds the first rule of the role that allows a on path p, and
+// sets at to p under it. A rule allowed once is used up by this operation.
+func (ss *session) fileRule(at *fileAt, p string, a access) error {
+	if !cleanAbs(p) {
+		return &deniedPath{p, "path must be absolute and clean"}
+	}
+	var matched *PathRule
 	for i := range ss.policy.Files {
 		r := &ss.policy.Files[i]
 		rel, ok := r.match(p)
 		if !ok {
 			continue
 		}
-		if r.Access < need {
-			matched = r
+		if !r.allows(a) {
+			if matched == nil {
+				matched = r
+			}
 			continue
 		}
+		if r.Once {
+			if why := ss.takeOnce(onceKey(policyFiles, i)); why != "" {
+				return &deniedPath{p, why}
+			}
+		}
 		root := r.Path
-		if !r.Recursive {
+		if !r.Beneath {
 			root = path.Dir(r.Path)
 		}
-		dir, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return nil, fmt.Errorf("%q: rule directory %s: %w", p, root, err)
-		}
-		return &fileAt{path: p, root: root, dir: dir, rel: rel}, nil
+		*at = fileAt{path: p, root: root, rel: rel, dir: -1}
+		return nil
 	}
 	if matched != nil {
-		return nil, &deniedPath{p, fmt.Sprintf("rule %s allows %s, %s needed", matched.Path, matched.Access, need)}
+		return &deniedPath{p, fmt.Sprintf("rule %s does not allow %s", matched.Path, a)}
 	}
-	return nil, &deniedPath{p, fmt.Sprintf("no rule of role %q allows it", ss.peer.Role)}
+	return &deniedPath{p, fmt.Sprintf("no rule of role %q allows it", ss.peer.Role)}
 }
 
 // match reports whether p falls under r, and p relative to the directory r
 // is resolved from.
-func (r *FileRule) match(p string) (rel string, ok bool) {
-	if !r.Recursive {
+func (r *PathRule) match(p string) (rel string, ok bool) {
+	if !r.Beneath {
 		return path.Base(r.Path), p == r.Path
 	}
 	if p == r.Path {
@@ -258,8 +339,47 @@ func cleanAbs(p string) bool { return path.IsAbs(p) && path.Clean(p) == p }
 // openat opens at.rel beneath the rule's directory. The kernel refuses ".."
 // out of it (EXDEV), and any symbolic or magic link (ELOOP): both are
 // policy refusals. EAGAIN (a rename raced the resolution) is retried.
+//
+// It first resolves the whole path from / with no symbolic link allowed
+// anywhere: one system call. The path is clean, so it has no "..", and it
+// lies beneath the rule's path, so what this resolution finds is what the
+// resolution beneath the rule's directory would find. Only if it meets a
+// link (which may be in the rule's own path, where links are followed)
+// does openat open the rule's directory and resolve beneath it.
 func (at *fileAt) openat(flag int, mode uint32) (int, error) {
+	if at.dir < 0 {
+		how := unix.OpenHow{Flags: uint64(flag | unix.O_CLOEXEC), Mode: uint64(mode), Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS}
+		for range 8 {
+			fd, err := unix.Openat2(unix.AT_FDCWD, at.path, &how)
+			switch err {
+			case unix.EAGAIN, unix.EINTR:
+				continue
+			case unix.ELOOP:
+			case unix.ENOSYS:
+				return -1, fmt.Errorf("openat2 (Linux 5.6): %w", errors.ErrUnsupported)
+			default:
+				return fd, err
+			}
+			break
+		}
+		if err := at.openDir(); err != nil {
+			return -1, err
+		}
+	}
 	return openat2Beneath(at.dir, at.rel, at.path, at.root, flag, mode)
+}
+
+// openDir opens the rule's directory, following links.
+func (at *fileAt) openDir() error {
+	if at.dir >= 0 {
+		return nil
+	}
+	dir, err := unix.Open(at.root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("%q: rule directory %s: %w", at.path, at.root, err)
+	}
+	at.dir = dir
+	return nil
 }
 
 func openat2Beneath(dir int, rel, p, root string, flag int, mode uint32) (int, error) {
@@ -284,29 +404,26 @@ func openat2Beneath(dir int, rel, p, root string, flag int, mode uint32) (int, e
 	return -1, unix.EAGAIN
 }
 
-// open opens the file for the peer. A file it creates belongs to the peer:
-// created with O_EXCL, then chowned through its own descriptor.
-func (at *fileAt) open(flag int, perm uint32, peer *Peer) (*os.File, error) {
+// open opens the file for the peer and returns its descriptor. A file it
+// creates belongs to the peer: created with O_EXCL, then chowned through
+// its own descriptor.
+func (at *fileAt) open(flag int, perm uint32, peer *Peer) (int, error) {
 	perm &= 0o777
 	if flag&unix.O_CREAT != 0 && os.Geteuid() == 0 {
 		fd, err := at.openSafe(flag|unix.O_EXCL, perm, peer)
 		if err == nil {
 			if err := unix.Fchown(fd, int(peer.UID), int(peer.GID)); err != nil {
 				unix.Close(fd)
-				return nil, err
+				return -1, err
 			}
-			return os.NewFile(uintptr(fd), at.path), nil
+			return fd, nil
 		}
 		if err != unix.EEXIST || flag&unix.O_EXCL != 0 {
-			return nil, err
+			return -1, err
 		}
 		flag &^= unix.O_CREAT // it exists: open it as it is
 	}
-	fd, err := at.openSafe(flag, perm, peer)
-	if err != nil {
-		return nil, err
-	}
-	return os.NewFile(uintptr(fd), at.path), nil
+	return at.openSafe(flag, perm, peer)
 }
 
 // openSafe opens with O_NONBLOCK|O_NOCTTY, so that a FIFO or a device
@@ -336,11 +453,10 @@ func (at *fileAt) openSafe(flag int, perm uint32, peer *Peer) (int, error) {
 		}
 	}
 	if flag&unix.O_NONBLOCK == 0 {
-		fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
-		if err == nil {
-			_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl&^unix.O_NONBLOCK)
-		}
-		if err != nil {
+		// Of the flags F_SETFL sets (O_APPEND, O_ASYNC, O_DIRECT,
+		// O_NOATIME, O_NONBLOCK), the open had O_NONBLOCK and, if
+		// asked, O_APPEND (openFlags admits none of the others).
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, flag&unix.O_APPEND); err != nil {
 			unix.Close(fd)
 			return -1, err
 		}
@@ -354,6 +470,9 @@ func (at *fileAt) openSafe(flag int, perm uint32, peer *Peer) (int, error) {
 func (at *fileAt) inParent(fn func(dir int, name string) error) error {
 	if at.rel == "." {
 		return &deniedPath{at.path, "is the rule's own directory"}
+	}
+	if err := at.openDir(); err != nil {
+		return err
 	}
 	parent, name := path.Split(at.rel)
 	if parent == "" {

@@ -2,22 +2,22 @@ package privsep
 
 import "testing"
 
-func TestFileRuleMatch(t *testing.T) {
+func TestPathRuleMatch(t *testing.T) {
 	for _, tt := range []struct {
-		rule    FileRule
+		rule    PathRule
 		path    string
 		rel     string
 		matches bool
 	}{
-		{FileRule{Path: "/srv", Recursive: true}, "/srv", ".", true},
-		{FileRule{Path: "/srv", Recursive: true}, "/srv/a/b", "a/b", true},
-		{FileRule{Path: "/srv", Recursive: true}, "/srvx/a", "", false},
-		{FileRule{Path: "/srv", Recursive: true}, "/sr", "", false},
-		{FileRule{Path: "/", Recursive: true}, "/etc", "etc", true},
-		{FileRule{Path: "/", Recursive: true}, "/", ".", true},
-		{FileRule{Path: "/srv/f"}, "/srv/f", "f", true},
-		{FileRule{Path: "/srv/f"}, "/srv/f/g", "", false},
-		{FileRule{Path: "/srv"}, "/srv/a", "", false},
+		{PathRule{Path: "/srv", Beneath: true}, "/srv", ".", true},
+		{PathRule{Path: "/srv", Beneath: true}, "/srv/a/b", "a/b", true},
+		{PathRule{Path: "/srv", Beneath: true}, "/srvx/a", "", false},
+		{PathRule{Path: "/srv", Beneath: true}, "/sr", "", false},
+		{PathRule{Path: "/", Beneath: true}, "/etc", "etc", true},
+		{PathRule{Path: "/", Beneath: true}, "/", ".", true},
+		{PathRule{Path: "/srv/f"}, "/srv/f", "f", true},
+		{PathRule{Path: "/srv/f"}, "/srv/f/g", "", false},
+		{PathRule{Path: "/srv"}, "/srv/a", "", false},
 	} {
 		rel, ok := tt.rule.match(tt.path)
 		if ok != tt.matches || ok && rel != tt.rel {

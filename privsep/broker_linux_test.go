@@ -25,7 +25,7 @@ func init() {
 	// broker runs file operations through the parent, one per argument
 	// ("op:path[:arg]"), and prints "arg: result".
 	privsep.Register("broker", func(ctx context.Context, w *privsep.Worker) error {
-		b := w.Broker()
+		b := w
 		for _, arg := range w.Args() {
 			fmt.Printf("%s: %s\n", arg, brokerOp(b, arg))
 		}
@@ -48,7 +48,7 @@ func init() {
 		n, _ := strconv.Atoi(w.Args()[0])
 		counts := map[string]int{}
 		for range n {
-			b, err := w.Broker().ReadFile(w.Args()[1])
+			b, err := w.ReadFile(w.Args()[1])
 			if err != nil {
 				counts[errText(err)]++
 			} else {
@@ -62,7 +62,7 @@ func init() {
 	})
 }
 
-func brokerOp(b *privsep.Broker, arg string) string {
+func brokerOp(b *privsep.Worker, arg string) string {
 	op, rest, _ := strings.Cut(arg, ":")
 	path, extra, _ := strings.Cut(rest, ":")
 	switch op {
@@ -182,10 +182,10 @@ func TestBrokerOps(t *testing.T) {
 	writeFile(t, one, "one", 0o600)
 	symlink(t, "old", filepath.Join(rw, "link"))
 	s, log := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{
-		"broker": {Files: []privsep.FileRule{
-			{Path: rw, Recursive: true, Access: privsep.FileReadWriteCreate},
-			{Path: ro, Recursive: true},
-			{Path: one, Access: privsep.FileReadWrite},
+		"broker": {Files: []privsep.PathRule{
+			{Path: rw, Beneath: true, Create: true},
+			{Path: ro, Beneath: true},
+			{Path: one, Write: true},
 		}},
 	}})
 	// A directory goes only to a worker whose root directory is the
@@ -230,7 +230,7 @@ func TestBrokerOps(t *testing.T) {
 	if err != nil || fi.Size() != 3 {
 		t.Errorf("the refused rename moved %s: %v", filepath.Join(rw, "old"), err)
 	}
-	for _, want := range []string{"op=file.open", "rule " + ro + " allows read-only, read-write-create needed", "has a symbolic link"} {
+	for _, want := range []string{"op=file.open", "rule " + ro + " does not allow creating (PathRule.Create)", "has a symbolic link"} {
 		if !strings.Contains(log.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, log)
 		}
@@ -252,9 +252,9 @@ func TestBrokerEscapes(t *testing.T) {
 	symlink(t, "file", filepath.Join(allowed, "inside-link"))
 	symlink(t, base, filepath.Join(allowed, "dir-link"))
 	s, log := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{
-		"broker": {Files: []privsep.FileRule{
-			{Path: allowed, Recursive: true, Access: privsep.FileReadWriteCreate},
-			{Path: "/proc/self", Recursive: true}, // the parent's: magic links beneath
+		"broker": {Files: []privsep.PathRule{
+			{Path: allowed, Beneath: true, Create: true},
+			{Path: "/proc/self", Beneath: true}, // the parent's: magic links beneath
 		}},
 	}})
 	checkBroker(t, s, []string{
@@ -298,7 +298,7 @@ func TestBrokerEscapes(t *testing.T) {
 // protocol in a broker request is killed, as for any other call.
 func TestBrokerViolation(t *testing.T) {
 	s, log := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{
-		"evil-broker": {Files: []privsep.FileRule{{Path: t.TempDir(), Recursive: true}}},
+		"evil-broker": {Files: []privsep.PathRule{{Path: t.TempDir(), Beneath: true}}},
 	}})
 	warmUp(t, s)
 	before := openFDs(t)
@@ -327,7 +327,7 @@ func TestBrokerSwapRace(t *testing.T) {
 	writeFile(t, filepath.Join(base, "out", "f"), "SECRET", 0o600)
 	symlink(t, filepath.Join(base, "out"), filepath.Join(allowed, "swap"))
 	s, _ := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{
-		"broker-race": {Files: []privsep.FileRule{{Path: allowed, Recursive: true}}},
+		"broker-race": {Files: []privsep.PathRule{{Path: allowed, Beneath: true}}},
 	}})
 	stop := make(chan struct{})
 	swapped := make(chan int)
@@ -375,7 +375,7 @@ func BenchmarkBrokerOpen(b *testing.B) {
 		b.Fatal(err)
 	}
 	s := privsep.New(privsep.Config{Logger: slog.New(slog.DiscardHandler), Roles: map[string]privsep.Policy{
-		"bench-open": {Files: []privsep.FileRule{{Path: dir, Recursive: true}}, Ops: map[string]privsep.OpRule{"raw-open": {}}},
+		"bench-open": {Files: []privsep.PathRule{{Path: dir, Beneath: true}}, Ops: map[string]privsep.OpRule{"raw-open": {}}},
 	}})
 	defer s.Shutdown(context.Background())
 	s.Handle("raw-open", rawOpenServer)
@@ -402,7 +402,7 @@ func init() {
 		mode, path := w.Args()[0], w.Args()[2]
 		n, _ := strconv.Atoi(w.Args()[1])
 		open := func() error {
-			f, err := w.Broker().Open(path)
+			f, err := w.Open(path)
 			if err == nil {
 				f.Close()
 			}

@@ -15,54 +15,46 @@ import (
 	"github.com/peercred/peercred/internal/wire"
 )
 
-// Broker is a worker's access to files through its parent, in the manner of
-// Chromium's syscall broker: the parent opens, stats, creates... the file
-// as its role's [Policy.Files] allow, and sends back the result (an open
-// file, metadata). A worker confined with Landlock and seccomp reaches no
-// other file, and this one only as the policy says.
-//
-// Its methods mirror package os. Paths must be absolute and clean. Errors
-// are *fs.PathError (*os.LinkError for Rename); a policy refusal matches
-// fs.ErrPermission and [ErrDenied] with errors.Is, the kernel's answer its
-// errno (fs.ErrNotExist, ...). Symbolic links are never followed: Stat,
-// Open and the others refuse a path with one, Lstat and Readlink see it.
-// A Broker is safe for concurrent use; its calls end with the worker's
-// context. They travel over the worker's connection to its parent, as
-// [Worker.Call]'s do: many may be in flight at once, they cost the parent
-// no thread of their own, and a worker that stops reading their replies
-// meets Config.WriteTimeout.
-type Broker struct {
-	w *Worker
-}
+// Open opens name for reading, as os.Open: the parent opens it, as a rule of
+// the role's [Policy.Files] allows, and sends the descriptor.
+func (w *Worker) Open(name string) (*os.File, error) { return w.OpenFile(name, os.O_RDONLY, 0) }
 
-// Broker returns the worker's file broker.
-func (w *Worker) Broker() *Broker { return &Broker{w: w} }
-
-// Open opens name for reading.
-func (b *Broker) Open(name string) (*os.File, error) { return b.OpenFile(name, os.O_RDONLY, 0) }
-
-// Create creates or truncates name, mode 0666 (before the parent's umask).
-func (b *Broker) Create(name string) (*os.File, error) {
-	return b.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o666)
+// Create creates or truncates name, mode 0666 (before the parent's umask);
+// it needs a rule with Create.
+func (w *Worker) Create(name string) (*os.File, error) {
+	return w.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o666)
 }
 
 // OpenFile opens name with flag (os.O_RDONLY, ...), creating it with perm
 // if the flags and the policy say so.
-func (b *Broker) OpenFile(name string, flag int, perm fs.FileMode) (*os.File, error) {
-	_, files, err := b.call("open", opFileOpen, &wire.FileRequest{Flag: flag | syscall.O_CLOEXEC, Mode: uint32(perm.Perm()), Path: name})
-	if err != nil {
-		return nil, err
-	}
-	if len(files) != 1 {
-		closeAll(files)
-		return nil, &fs.PathError{Op: "open", Path: name, Err: fmt.Errorf("parent sent %d descriptors, want 1: %w", len(files), ErrProtocol)}
-	}
-	return files[0], nil
+//
+// OpenFile and the other file methods of Worker (Open, Create, ReadFile,
+// Stat, Lstat, Access, Readlink, Mkdir, Remove, Rename) reach files through
+// the parent, in the manner of Chromium's
+// syscall broker: the parent opens, stats, creates... the file with its own
+// privileges as the role's [Policy.Files] allow, and sends back the result
+// (an open file, metadata). A worker confined with Landlock and seccomp
+// reaches no other file, and these only as the policy says; an unconfined
+// one can read a root-only file this way, and nothing else.
+//
+// The methods mirror package os. Paths must be absolute and clean. Errors
+// are *fs.PathError (*os.LinkError for Rename); a policy refusal matches
+// fs.ErrPermission and [ErrDenied] with errors.Is, the kernel's answer its
+// errno (fs.ErrNotExist, ...). Symbolic links are never followed: Stat,
+// Open and the others refuse a path with one, Lstat and Readlink see it.
+// They are safe for concurrent use and end with the worker's context
+// ([Worker.Context]). They travel over the worker's connection to its
+// parent, as [Worker.Call]'s do: many may be in flight at once, they cost
+// the parent no thread of their own, and a worker that stops reading their
+// replies meets Config.WriteTimeout.
+func (w *Worker) OpenFile(name string, flag int, perm fs.FileMode) (*os.File, error) {
+	_, f, err := w.fileCall("open", opFileOpen, &wire.FileRequest{Flag: flag | syscall.O_CLOEXEC, Mode: uint32(perm.Perm()), Path: name})
+	return f, err
 }
 
 // ReadFile reads the whole of name.
-func (b *Broker) ReadFile(name string) ([]byte, error) {
-	f, err := b.Open(name)
+func (w *Worker) ReadFile(name string) ([]byte, error) {
+	f, err := w.Open(name)
 	if err != nil {
 		return nil, err
 	}
@@ -71,13 +63,13 @@ func (b *Broker) ReadFile(name string) ([]byte, error) {
 }
 
 // Stat returns name's metadata.
-func (b *Broker) Stat(name string) (fs.FileInfo, error) { return b.stat("stat", opFileStat, name) }
+func (w *Worker) Stat(name string) (fs.FileInfo, error) { return w.stat("stat", opFileStat, name) }
 
 // Lstat returns name's metadata, of the link itself if it is one.
-func (b *Broker) Lstat(name string) (fs.FileInfo, error) { return b.stat("lstat", opFileLstat, name) }
+func (w *Worker) Lstat(name string) (fs.FileInfo, error) { return w.stat("lstat", opFileLstat, name) }
 
-func (b *Broker) stat(opName, op, name string) (fs.FileInfo, error) {
-	data, _, err := b.call(opName, op, &wire.FileRequest{Path: name})
+func (w *Worker) stat(opName, op, name string) (fs.FileInfo, error) {
+	data, _, err := w.fileCall(opName, op, &wire.FileRequest{Path: name})
 	if err != nil {
 		return nil, err
 	}
@@ -89,34 +81,34 @@ func (b *Broker) stat(opName, op, name string) (fs.FileInfo, error) {
 }
 
 // Access reports (nil) whether name exists and the policy allows mode on
-// it: a combination of R_OK (4) and W_OK (2), or F_OK (0). The broker grants
+// it: a combination of R_OK (4) and W_OK (2), or F_OK (0). The parent grants
 // no execution: X_OK is refused.
-func (b *Broker) Access(name string, mode uint32) error {
-	_, _, err := b.call("access", opFileAccess, &wire.FileRequest{Flag: int(mode), Path: name})
+func (w *Worker) Access(name string, mode uint32) error {
+	_, _, err := w.fileCall("access", opFileAccess, &wire.FileRequest{Flag: int(mode), Path: name})
 	return err
 }
 
 // Readlink returns the target of the symbolic link name.
-func (b *Broker) Readlink(name string) (string, error) {
-	data, _, err := b.call("readlink", opFileReadlink, &wire.FileRequest{Path: name})
+func (w *Worker) Readlink(name string) (string, error) {
+	data, _, err := w.fileCall("readlink", opFileReadlink, &wire.FileRequest{Path: name})
 	return string(data), err
 }
 
 // Mkdir makes the directory name with perm.
-func (b *Broker) Mkdir(name string, perm fs.FileMode) error {
-	_, _, err := b.call("mkdir", opFileMkdir, &wire.FileRequest{Mode: uint32(perm.Perm()), Path: name})
+func (w *Worker) Mkdir(name string, perm fs.FileMode) error {
+	_, _, err := w.fileCall("mkdir", opFileMkdir, &wire.FileRequest{Mode: uint32(perm.Perm()), Path: name})
 	return err
 }
 
 // Remove removes the file or empty directory name.
-func (b *Broker) Remove(name string) error {
-	_, _, err := b.call("remove", opFileRemove, &wire.FileRequest{Path: name})
+func (w *Worker) Remove(name string) error {
+	_, _, err := w.fileCall("remove", opFileRemove, &wire.FileRequest{Path: name})
 	return err
 }
 
-// Rename renames oldpath to newpath; both need a read-write-create rule.
-func (b *Broker) Rename(oldpath, newpath string) error {
-	_, _, err := b.call("rename", opFileRename, &wire.FileRequest{Path: oldpath, Path2: newpath})
+// Rename renames oldpath to newpath; both need a rule with Create.
+func (w *Worker) Rename(oldpath, newpath string) error {
+	_, _, err := w.fileCall("rename", opFileRename, &wire.FileRequest{Path: oldpath, Path2: newpath})
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
 		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: pe.Err}
@@ -124,13 +116,14 @@ func (b *Broker) Rename(oldpath, newpath string) error {
 	return err
 }
 
-// call runs a broker operation and returns the result's data and files, or
-// a *fs.PathError.
-func (b *Broker) call(opName, op string, r *wire.FileRequest) ([]byte, []*os.File, error) {
-	fail := func(err error) ([]byte, []*os.File, error) {
+// fileCall runs a file operation and returns the result's data and, for
+// an open, the file, or a *fs.PathError.
+func (w *Worker) fileCall(opName, op string, r *wire.FileRequest) ([]byte, *os.File, error) {
+	fail := func(err error) ([]byte, *os.File, error) {
 		return nil, nil, &fs.PathError{Op: opName, Path: r.Path, Err: err}
 	}
-	payload, files, err := b.w.Call(b.w.ctx, op, wire.AppendFile(nil, r))
+	req := wire.AppendFile(make([]byte, 0, 10+len(r.Path)+len(r.Path2)), r) // one allocation
+	payload, files, err := w.Call(w.ctx, op, req)
 	if err != nil {
 		var ce *CallError
 		if errors.As(err, &ce) && ce.Code == wire.CodeDenied {
@@ -138,18 +131,31 @@ func (b *Broker) call(opName, op string, r *wire.FileRequest) ([]byte, []*os.Fil
 		}
 		return fail(err)
 	}
-	errno, data, err := wire.DecodeFileResult(payload)
-	if err != nil || errno != 0 && len(files) != 0 {
+	var (
+		errno uint32
+		data  []byte
+	)
+	if len(payload) != 0 { // empty: success, no data (the parent's fileOK)
+		errno, data, err = wire.DecodeFileResult(payload)
+	}
+	want := 0 // descriptors
+	if op == opFileOpen && errno == 0 {
+		want = 1
+	}
+	if err != nil || len(files) != want {
 		closeAll(files)
 		if err == nil {
-			err = fmt.Errorf("errno %d with %d descriptors", errno, len(files))
+			err = fmt.Errorf("errno %d with %d descriptors, want %d", errno, len(files), want)
 		}
 		return fail(fmt.Errorf("%w: %w", ErrProtocol, err))
 	}
 	if errno != 0 {
 		return fail(syscall.Errno(errno))
 	}
-	return data, files, nil
+	if want == 1 {
+		return data, files[0], nil
+	}
+	return data, nil, nil
 }
 
 // brokerDenied is a policy refusal: fs.ErrPermission, and the *CallError

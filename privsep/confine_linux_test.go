@@ -92,7 +92,7 @@ func probe(w *privsep.Worker, name, param string) string {
 		}
 		return errText(err)
 	case "broker-open":
-		b, err := w.Broker().ReadFile(param)
+		b, err := w.ReadFile(param)
 		if err != nil {
 			return errText(err)
 		}
@@ -432,7 +432,7 @@ func TestConfinedFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, log := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{
-		"probe": {Files: []privsep.FileRule{{Path: secret}}},
+		"probe": {Files: []privsep.PathRule{{Path: secret}}},
 	}})
 	got := probeLines(t, s, &privsep.Confine{Promises: []privsep.Promise{privsep.PromiseRpath}},
 		"open:"+public, "open:/etc/passwd", "broker-open:"+secret, "broker-open:"+other)
@@ -853,7 +853,7 @@ func TestConfineSpecErrors(t *testing.T) {
 func brokerLoop(ctx context.Context, w *privsep.Worker) error {
 	n, _ := strconv.Atoi(w.Args()[0])
 	path := w.Args()[1]
-	b := w.Broker()
+	b := w
 	fds := func() int {
 		ents, _ := os.ReadDir("/proc/self/fd")
 		return len(ents)
@@ -910,7 +910,7 @@ func TestBrokerNoLeak(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, _ := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{
-		"broker-loop": {Files: []privsep.FileRule{{Path: dir, Recursive: true}}},
+		"broker-loop": {Files: []privsep.PathRule{{Path: dir, Beneath: true}}},
 	}})
 	p, out := spawn(t, s, privsep.Spec{Role: "broker-loop", UID: wUID, GID: wGID, Args: []string{"1", file}})
 	waitDone(t, p)

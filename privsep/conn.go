@@ -400,6 +400,32 @@ func (mc *msgConn) write(m *wire.Msg, files []*os.File) error {
 	})
 }
 
+// writeFD is write with the one descriptor fd, which needs no *os.File (a
+// built-in operation's). It does not close fd.
+func (mc *msgConn) writeFD(m *wire.Msg, fd int) error {
+	if mc.hs != nil {
+		return errors.New("writeFD during the handshake")
+	}
+	bp, _ := mc.wpool.Get().(*[]byte)
+	if bp == nil {
+		b := make([]byte, 0, 256)
+		bp = &b
+	}
+	defer func() {
+		if cap(*bp) <= 64<<10 {
+			mc.wpool.Put(bp)
+		}
+	}()
+	m.NFiles = 1
+	b, err := wire.Append((*bp)[:0], m, mc.lim)
+	*bp = b[:0]
+	if err != nil {
+		return err
+	}
+	var oob [32]byte // an SCM_RIGHTS message of one descriptor: 24 bytes
+	return mc.send(b, scm.AppendRights(oob[:0], fd))
+}
+
 // writeNow sends m if the socket has room for it now, and otherwise does
 // not wait: for a message the peer may miss, such as Stop to a peer whose
 // session ends anyway.

@@ -16,7 +16,7 @@
 //
 //		s := privsep.New(privsep.Config{Roles: map[string]privsep.Policy{
 //			"web": {
-//				Open:   []privsep.OpenRule{{Path: "/etc/app/secret"}},
+//				Files:  []privsep.PathRule{{Path: "/etc/app/secret"}},
 //				Listen: []privsep.ListenRule{{Network: "tcp", Address: ":80", Once: true}},
 //			},
 //		}})
@@ -132,18 +132,22 @@
 //     no_new_privs and the resource limits work the same without root.
 //     Processes of its UID reach the parent, and all it holds, unless it
 //     too makes itself not dumpable. Since such a parent cannot read its
-//     (not dumpable) workers' /proc/PID/root, the broker gives them no
-//     directories (see [FileRule]; files it does give).
+//     (not dumpable) workers' /proc/PID/root, it gives them no
+//     directories (see [PathRule]; files it does give).
 //   - Root, and any process with CAP_SYS_PTRACE over the worker, reaches it
 //     regardless.
 //
 // # Capabilities and policy
 //
-// A worker calls operations by name ([Worker.Call]); the built-in "open" and
-// "listen" back [Worker.Open] and [Worker.Listen]. Policy is per role and
-// deny-by-default: an operation the role's [Policy] does not list is refused,
-// with an error to the worker and a warning in the parent's log. Operations
-// can be allowed once, like OpenSSH's MON_ONCE.
+// A worker calls operations by name ([Worker.Call]); built-in ones back
+// [Worker.Listen] and the file methods ([Worker.Open], [Worker.Stat], ...).
+// Policy is per role and deny-by-default: an operation the role's [Policy]
+// does not list is refused, with an error to the worker and a warning in the
+// parent's log. Operations can be allowed once, like OpenSSH's MON_ONCE. As
+// OpenSSH's monitor does with its mon_table, the parent dispatches the
+// built-in operations from one table (ops.go): for each, the part of the
+// policy whose rules admit it ([Policy.Files], [Policy.Listen]), whether it
+// takes descriptors (none does), and its handler.
 //
 // Processes the supervisor did not start can connect to a named socket
 // ([Supervisor.ListenUnix]); they are identified with SO_PEERCRED and admitted
@@ -157,7 +161,7 @@
 //
 // # Once
 //
-// What a role allows once ([OpRule.Once], [OpenRule.Once],
+// What a role allows once ([OpRule.Once], [PathRule.Once],
 // [ListenRule.Once]) is allowed once per process and role: the supervisor
 // remembers it across all the connections of the process (closing them all
 // and coming back changes nothing) for as long as the process lives, and
@@ -170,7 +174,7 @@
 // apart from a later one (no SO_PEERPIDFD before Linux 6.5, or a PID
 // outside our PID namespace) is refused what is allowed once.
 //
-// # Confinement and the file broker
+// # Confinement, and files through the parent
 //
 // A spawned worker can confine itself before its hello, as its
 // [Spec.Confine] says: resource limits, a Landlock domain (the paths it may
@@ -186,22 +190,24 @@
 // [Process.Confinement], [Peer.Confinement]). Strict by default: a kernel
 // without a feature asked for fails Spawn, naming it.
 //
-// A confined worker reaches files through its parent: [Worker.Broker] opens,
-// stats, creates, renames and removes paths as the role's [Policy.Files]
-// allow, resolved beneath each rule's directory with openat2, so that "..",
+// A worker reaches files through its parent, which is how a confined one
+// reaches any: [Worker.Open], [Worker.OpenFile], [Worker.Stat] and the other
+// file methods of [Worker], which mirror package os, have the parent open,
+// stat, create, rename and remove paths as the role's [Policy.Files] allow,
+// resolved beneath each rule's directory with openat2, so that "..",
 // symbolic links and /proc magic links lead nowhere; every refusal is logged.
 // Its calls are calls on the worker's connection like any other: no channel,
 // goroutine or thread of their own in the parent, and their replies are held
 // to Config.WriteTimeout.
 //
 // A directory descriptor can be walked from (openat(fd, ".."), fchdir), from
-// wherever the directory is, whatever the holder's root: the broker hands a
+// wherever the directory is, whatever the holder's root: the parent hands a
 // directory only to a worker whose root directory is the parent's (its
 // /proc/PID/root and / are the same device and inode, read under its PID and
 // checked through its pidfd afterwards). A chrooted worker is refused it,
-// with a log line; the broker never opens with O_PATH, and [Worker.Open]
-// returns regular files only. A [Handler] that returns descriptors of its
-// own should hold to the same rule.
+// with a log line; the parent never opens with O_PATH, and opens nothing but
+// regular files and directories. A handler ([Supervisor.Handle]) that
+// returns descriptors of its own should hold to the same rule.
 //
 // # Failing closed
 //
@@ -209,7 +215,7 @@
 // unexpected descriptors, a message kind it may not send) is disconnected and
 // killed, with a log line; the parent and other workers carry on. A
 // well-formed request that policy refuses gets an error reply. A worker
-// that stops reading its replies, its broker's included, is cut off too:
+// that stops reading its replies, its file calls included, is cut off too:
 // once no reply has gone through for Config.WriteTimeout, a spawned worker
 // is killed and a named-socket client disconnected. [Supervisor.Shutdown]
 // does not wait for such clients: its Stop message goes only where there
@@ -230,7 +236,7 @@
 // again; a user that opens sessions beyond the caps, makes its Claims
 // block, or stops reading its replies; a confined worker that listens,
 // sends with MSG_FASTOPEN or connects to a pathname socket; a chrooted
-// worker with a broker directory; a squatter of the abstract name Dial
+// worker with a directory from its parent; a squatter of the abstract name Dial
 // connects to; a client that hands its connection on and exits before its
 // PID is reused; a caller of PID right after Restart. README.md lists
 // them with their tests, and what stays out of reach on which kernel.
@@ -257,7 +263,7 @@
 // (prctl(PR_SET_PDEATHSIG) and a getppid check); the parent kills its workers
 // on Shutdown regardless.
 //
-// An [OpenRule] with Beneath on a directory the worker can write lets the
+// A [PathRule] with Beneath on a directory the worker can write lets the
 // worker choose what the parent opens there, within the directory. Hard
 // links to files elsewhere are what the kernel's fs.protected_hardlinks
 // (on by default) keeps a worker from making to files it could not read or

@@ -14,7 +14,7 @@ import (
 // The parent checks it before handing it anything.
 func ExampleConfine() {
 	privsep.Register("example-confined", func(ctx context.Context, w *privsep.Worker) error {
-		page, err := w.Broker().ReadFile("/srv/www/index.html") // the parent opens it
+		page, err := w.ReadFile("/srv/www/index.html") // the parent opens it
 		if err != nil {
 			return err
 		}
@@ -30,7 +30,7 @@ func ExampleConfine() {
 
 	s := privsep.New(privsep.Config{Roles: map[string]privsep.Policy{
 		"example-confined": {
-			Files:  []privsep.FileRule{{Path: "/srv/www", Recursive: true}}, // read-only
+			Files:  []privsep.PathRule{{Path: "/srv/www", Beneath: true}}, // read-only
 			Listen: []privsep.ListenRule{{Network: "tcp", Address: "127.0.0.1:80", Once: true}},
 		},
 	}})

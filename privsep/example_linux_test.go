@@ -16,7 +16,7 @@ import (
 // main.
 func Example() {
 	privsep.Register("example-web", func(ctx context.Context, w *privsep.Worker) error {
-		secret, err := w.Open(ctx, "/etc/app/secret", os.O_RDONLY)
+		secret, err := w.Open("/etc/app/secret")
 		if err != nil {
 			return err
 		}
@@ -35,7 +35,7 @@ func Example() {
 
 	s := privsep.New(privsep.Config{Roles: map[string]privsep.Policy{
 		"example-web": {
-			Open:   []privsep.OpenRule{{Path: "/etc/app/secret", Once: true}},
+			Files:  []privsep.PathRule{{Path: "/etc/app/secret", Once: true}},
 			Listen: []privsep.ListenRule{{Network: "tcp", Address: "127.0.0.1:80", Once: true}},
 		},
 	}})

@@ -29,7 +29,7 @@ func init() {
 	})
 	privsep.Register("open", func(ctx context.Context, w *privsep.Worker) error {
 		for _, path := range w.Args() {
-			f, err := w.Open(ctx, path, os.O_RDONLY)
+			f, err := w.Open(path)
 			if err != nil {
 				fmt.Printf("%s: denied=%v %v\n", path, errors.Is(err, privsep.ErrDenied), err)
 				continue
@@ -125,7 +125,7 @@ func init() {
 		if err := syscall.Mkfifo(dir+"/fifo", 0600); err != nil {
 			return err
 		}
-		_, err := w.Open(ctx, dir+"/fifo", os.O_RDONLY)
+		_, err := w.Open(dir + "/fifo")
 		fmt.Printf("denied=%v %v\n", errors.Is(err, privsep.ErrDenied), err)
 		return nil
 	})

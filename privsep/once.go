@@ -11,7 +11,7 @@ import (
 	"sync"
 )
 
-// Operations and rules allowed once ([OpRule.Once], [OpenRule.Once],
+// Operations and rules allowed once ([OpRule.Once], [PathRule.Once],
 // [ListenRule.Once]) are allowed once per process and role: the supervisor
 // remembers what a process used across all its connections (a process
 // admitted over a named socket may open many, and close them all and come
@@ -178,7 +178,7 @@ func (p *Policy) hasOnce() bool {
 			return true
 		}
 	}
-	for _, r := range p.Open {
+	for _, r := range p.Files {
 		if r.Once {
 			return true
 		}

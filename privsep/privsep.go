@@ -89,17 +89,16 @@ type Config struct {
 
 // Policy is what one role may do. It denies everything it does not list.
 type Policy struct {
-	// Open lists the files the role may open with [Worker.Open].
-	Open []OpenRule
+	// Files lists the files the role may reach through its parent:
+	// [Worker.Open], [Worker.OpenFile], [Worker.Stat] and the other file
+	// methods of [Worker].
+	Files []PathRule
 	// Listen lists the addresses the role may listen on with
 	// [Worker.Listen].
 	Listen []ListenRule
 	// Ops lists the user-defined operations (see [Supervisor.Handle]) the
 	// role may call.
 	Ops map[string]OpRule
-	// Files lists what the role may do through the file broker
-	// ([Worker.Broker]).
-	Files []FileRule
 	// Claim decides which processes connecting to a named socket
 	// ([Supervisor.ListenUnix]) may take this role. Nil: none; the role
 	// is only for workers the supervisor spawns. It runs when the hello
@@ -119,19 +118,42 @@ type OpRule struct {
 	Once bool
 }
 
-// OpenRule allows opening a file, or files beneath a directory.
-type OpenRule struct {
-	// Path is absolute and clean. It names a file, or with Beneath, a
-	// directory.
+// PathRule allows a worker a file, or everything beneath a directory,
+// through its parent ([Worker.Open] and the other file methods of
+// [Worker]): the parent opens, stats, creates... with its own privileges
+// and sends back the result. Reading (open for reading, Stat, Lstat,
+// Readlink, Access with R_OK) is always allowed; Write and Create allow
+// more.
+//
+// The parent resolves every path with
+// openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|RESOLVE_NO_MAGICLINKS): "..",
+// symbolic links (inside or out) and magic links (/proc/self/root,
+// /proc/PID/fd/N) are refused, and a directory swapped for a link meanwhile
+// is met by the kernel's resolution, not by an earlier check. Only regular
+// files and directories are opened (a FIFO or a device is refused, without
+// the parent waiting on it), directories only for a worker whose root
+// directory is the parent's.
+type PathRule struct {
+	// Path is absolute and clean: a file, or with Beneath a directory.
+	// Symbolic links on the way to the directory the rule is resolved
+	// from (Path with Beneath, else Path's parent) are followed: the
+	// policy is trusted. Beneath it none is, not even the file an exact
+	// rule names, which the worker could have swapped for a link if it can
+	// write the directory.
 	Path string
-	// Beneath allows any file under the directory Path, resolved so that
-	// neither ".." nor a symbolic link can lead outside it.
+	// Beneath allows everything beneath the directory Path, and Path
+	// itself.
 	Beneath bool
-	// Flags are the open flags allowed besides read-only access:
-	// os.O_WRONLY or os.O_RDWR for writing, plus os.O_CREATE, os.O_TRUNC,
-	// os.O_APPEND, os.O_EXCL as needed. 0 allows read-only opens only.
-	Flags int
-	// Once allows a single open under this rule per process, as
+	// Write allows opening existing files for writing (os.O_WRONLY,
+	// os.O_RDWR, os.O_TRUNC, os.O_APPEND) and Access with W_OK.
+	Write bool
+	// Create allows what Write does, and creating files (os.O_CREATE,
+	// os.O_EXCL), Mkdir, Remove and Rename. What the parent creates
+	// belongs to the worker's UID and GID (when the parent is root), with
+	// the mode asked for, less setuid, setgid and sticky bits and the
+	// parent's umask.
+	Create bool
+	// Once allows a single operation under this rule per process, as
 	// [OpRule.Once].
 	Once bool
 }
@@ -147,55 +169,6 @@ type ListenRule struct {
 	// Once allows a single listen under this rule per process, as
 	// [OpRule.Once].
 	Once bool
-}
-
-// FileRule allows the file broker's operations ([Broker]) on a path, or
-// beneath a directory. The parent resolves every path with
-// openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|RESOLVE_NO_MAGICLINKS) from
-// the rule's directory: "..", symbolic links (inside or out) and magic links
-// (/proc/self/root, /proc/PID/fd/N) are refused, and a directory swapped for
-// a link meanwhile is met by the kernel's resolution, not by an earlier
-// check.
-type FileRule struct {
-	// Path is absolute and clean: a file, or with Recursive a directory.
-	// Symbolic links in Path itself are followed (the policy is trusted);
-	// beneath it, none is.
-	Path string
-	// Recursive allows everything beneath the directory Path, and Path
-	// itself.
-	Recursive bool
-	// Access is what the rule allows; the zero value is FileReadOnly.
-	Access FileAccess
-}
-
-// FileAccess is what a [FileRule] allows.
-type FileAccess int
-
-const (
-	// FileReadOnly: open for reading (and directories for listing), Stat,
-	// Lstat, Readlink, Access with R_OK.
-	FileReadOnly FileAccess = iota
-	// FileReadWrite: FileReadOnly, and open existing files for writing
-	// (O_WRONLY, O_RDWR, O_TRUNC, O_APPEND), Access with W_OK.
-	FileReadWrite
-	// FileReadWriteCreate: FileReadWrite, and create files (O_CREAT,
-	// O_EXCL), Mkdir, Remove and Rename. What the broker creates belongs
-	// to the worker's UID and GID (when the parent is root), with the
-	// mode asked for, less setuid, setgid and sticky bits and the
-	// parent's umask.
-	FileReadWriteCreate
-)
-
-func (a FileAccess) String() string {
-	switch a {
-	case FileReadOnly:
-		return "read-only"
-	case FileReadWrite:
-		return "read-write"
-	case FileReadWriteCreate:
-		return "read-write-create"
-	}
-	return fmt.Sprintf("FileAccess(%d)", int(a))
 }
 
 // RestartPolicy says when a worker is started again after it exits.
@@ -303,17 +276,8 @@ type Request struct {
 	Files []*os.File
 }
 
-// A Handler serves a user-defined operation. It returns the reply payload and
-// descriptors to send back; the supervisor closes the descriptors once they
-// are sent (or could not be). An error is sent to the worker as a
-// [*CallError]; wrap [ErrDenied] to signal a policy refusal (logged at warn
-// level) rather than a failure. The context ends when the worker goes away
-// (with a cause wrapping [ErrWorkerGone]) or the supervisor shuts down.
-//
-// A handler runs on the goroutine that read its request. It may block: the
-// worker's next request is then read by another goroutine within about a
-// millisecond.
-type Handler func(ctx context.Context, req *Request) (payload []byte, files []*os.File, err error)
+// handlerFunc serves a user-defined operation ([Supervisor.Handle]).
+type handlerFunc = func(ctx context.Context, req *Request) (payload []byte, files []*os.File, err error)
 
 // CallError is the error a worker's call receives when the parent refused or
 // failed it.
@@ -354,19 +318,20 @@ func (c *Config) limits() (wire.Limits, error) {
 	return lim, lim.Validate()
 }
 
-// RoleFunc is the code a worker runs. It returns when its work is done or
-// ctx ends (the parent asked it to stop, or is gone); a nil or context error
-// exits the worker with status 0, another error with status 1.
-type RoleFunc func(ctx context.Context, w *Worker) error
+// roleFunc is the code a worker runs ([Register]).
+type roleFunc = func(ctx context.Context, w *Worker) error
 
 var (
 	rolesMu sync.Mutex
-	roles   = map[string]RoleFunc{}
+	roles   = map[string]roleFunc{}
 )
 
-// Register makes fn available as role. Call it before [Main], from init or
+// Register makes fn available as role: the code a worker of that role runs.
+// fn returns when its work is done or ctx ends (the parent asked the worker
+// to stop, or is gone); a nil or context error exits the worker with status
+// 0, another error with status 1. Call Register before [Main], from init or
 // the start of main. It panics on an empty or duplicate role or a nil fn.
-func Register(role string, fn RoleFunc) {
+func Register(role string, fn func(ctx context.Context, w *Worker) error) {
 	if !validName(role) {
 		panic(fmt.Sprintf("privsep: Register: invalid role name %q (want [a-z0-9._-], 1 to %d bytes)", role, wire.MaxOpLen))
 	}

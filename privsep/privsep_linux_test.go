@@ -85,13 +85,13 @@ func TestOpenThroughParent(t *testing.T) {
 		}
 	}
 	s, log := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{
-		"open": {Open: []privsep.OpenRule{{Path: secret}}},
+		"open": {Files: []privsep.PathRule{{Path: secret}}},
 	}})
 	p, out := spawn(t, s, privsep.Spec{Role: "open", UID: wUID, GID: wGID, Args: []string{secret, other, dir + "/../" + filepath.Base(dir) + "/secret"}})
 	waitDone(t, p)
 	want := []string{
 		secret + ": content of secret",
-		other + ": denied=true privsep: open: privsep: denied by policy: open " + strconv.Quote(other) + ": no rule of role \"open\" allows it",
+		other + ": denied=true open " + other + ": privsep: denied by policy: " + strconv.Quote(other) + ": no rule of role \"open\" allows it",
 	}
 	got := strings.Split(strings.TrimSpace(out.String()), "\n")
 	if len(got) != 3 {
@@ -103,7 +103,7 @@ func TestOpenThroughParent(t *testing.T) {
 	if !strings.Contains(got[2], "denied=true") {
 		t.Errorf("an unclean path to the allowed file was not denied: %s", got[2])
 	}
-	if !strings.Contains(log.String(), `level=WARN msg="privsep: call refused" role=open pid=`) || !strings.Contains(log.String(), "uid="+wUIDs+" op=open") {
+	if !strings.Contains(log.String(), `level=WARN msg="privsep: call refused" role=open pid=`) || !strings.Contains(log.String(), "uid="+wUIDs+" op=file.open") {
 		t.Errorf("refusal not logged with role, pid, uid and op:\n%s", log)
 	}
 }
@@ -578,7 +578,7 @@ func TestOpenRefusesFIFO(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, _ := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{
-		"fifo": {Open: []privsep.OpenRule{{Path: dir, Beneath: true}}},
+		"fifo": {Files: []privsep.PathRule{{Path: dir, Beneath: true}}},
 	}})
 	p, out := spawn(t, s, privsep.Spec{Role: "fifo", UID: wUID, GID: wGID, Args: []string{dir}})
 	waitDone(t, p)

@@ -47,7 +47,7 @@ func reviewProbe(w *privsep.Worker, name, param string) string {
 		return "ok"
 	case "broker-open":
 		start := time.Now()
-		f, err := w.Broker().Open(param)
+		f, err := w.Open(param)
 		if err == nil {
 			f.Close()
 		}
@@ -96,7 +96,7 @@ func TestBrokerRefusesFIFO(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := privsep.New(privsep.Config{Roles: map[string]privsep.Policy{
-		"review-probe": {Files: []privsep.FileRule{{Path: base, Recursive: true}}},
+		"review-probe": {Files: []privsep.PathRule{{Path: base, Beneath: true}}},
 	}})
 	p, out := spawn(t, s, confinedSpec("review-probe", nil, "broker-open:"+fifo))
 	waitDone(t, p)

@@ -18,12 +18,6 @@ import (
 	"github.com/peercred/peercred/internal/wire"
 )
 
-// Names of the built-in operations.
-const (
-	opOpen   = "open"
-	opListen = "listen"
-)
-
 // Supervisor is the privileged parent: it spawns and supervises workers,
 // verifies them, and serves their calls under each role's policy. Its methods
 // are safe for concurrent use. Call [Supervisor.Shutdown] when done.
@@ -53,7 +47,7 @@ type Supervisor struct {
 	spawner *spawner
 
 	mu        sync.Mutex
-	handlers  map[string]Handler
+	handlers  map[string]handlerFunc
 	procs     map[*Process]struct{}
 	conns     map[*session]struct{}
 	listeners map[*peercred.Listener]struct{}
@@ -70,7 +64,7 @@ func New(cfg Config) *Supervisor {
 		cfg:       cfg,
 		ctx:       ctx,
 		cancel:    cancel,
-		handlers:  make(map[string]Handler),
+		handlers:  make(map[string]handlerFunc),
 		procs:     make(map[*Process]struct{}),
 		conns:     make(map[*session]struct{}),
 		listeners: make(map[*peercred.Listener]struct{}),
@@ -95,8 +89,17 @@ func New(cfg Config) *Supervisor {
 
 // Handle registers h for the user-defined operation op. Which roles may call
 // it is up to their [Policy.Ops]. It panics on an invalid or built-in name.
-func (s *Supervisor) Handle(op string, h Handler) {
-	if !validName(op) || op == opOpen || op == opListen || isFileOp(op) {
+//
+// h returns the reply payload and descriptors to send back; the supervisor
+// closes the descriptors once they are sent (or could not be). An error is
+// sent to the worker as a [*CallError]; wrap [ErrDenied] to signal a policy
+// refusal (logged at warn level) rather than a failure. The context ends
+// when the worker goes away (with a cause wrapping [ErrWorkerGone]) or the
+// supervisor shuts down. h runs on the goroutine that read its request. It
+// may block: the worker's next request is then read by another goroutine
+// within about a millisecond.
+func (s *Supervisor) Handle(op string, h func(ctx context.Context, req *Request) (payload []byte, files []*os.File, err error)) {
+	if !validName(op) || reservedOp(op) {
 		panic(fmt.Sprintf("privsep: Handle: invalid or built-in operation name %q", op))
 	}
 	if h == nil {
@@ -371,9 +374,10 @@ func (ss *session) end(cause error) {
 func (ss *session) handle(id uint32, req *Request) {
 	s := ss.s
 	defer closeAll(req.Files)
-	payload, files, err := ss.call(req)
+	payload, files, fd, err := ss.call(req)
 	if err != nil {
 		closeAll(files) // a handler that fails gives nothing back
+		closeFD(fd)
 		code := wire.CodeFailed
 		level := slog.LevelInfo
 		switch {
@@ -402,13 +406,29 @@ func (ss *session) handle(id uint32, req *Request) {
 	if l := s.log(); l.Enabled(ss.ctx, slog.LevelDebug) { // no arguments boxed when off
 		l.Debug("privsep: call", "role", ss.peer.Role, "pid", ss.peer.PID, "uid", ss.peer.UID, "op", req.Op)
 	}
+	if fd >= 0 {
+		ss.replyFD(&wire.Msg{Kind: wire.KindReply, ID: id, Payload: payload}, fd)
+		return
+	}
 	ss.reply(&wire.Msg{Kind: wire.KindReply, ID: id, Payload: payload}, files)
 }
 
 // reply sends m with files and closes the files.
 func (ss *session) reply(m *wire.Msg, files []*os.File) {
 	defer closeAll(files)
-	if err := ss.mc.write(m, files); err != nil && ss.ctx.Err() == nil {
+	ss.sent(m, ss.mc.write(m, files))
+}
+
+// replyFD sends m with the descriptor fd (a built-in operation's, which
+// needs no *os.File) and closes fd.
+func (ss *session) replyFD(m *wire.Msg, fd int) {
+	defer closeFD(fd)
+	ss.sent(m, ss.mc.writeFD(m, fd))
+}
+
+// sent handles the outcome of sending the reply m.
+func (ss *session) sent(m *wire.Msg, err error) {
+	if err != nil && ss.ctx.Err() == nil {
 		ss.s.log().Warn("privsep: reply not sent", "role", ss.peer.Role, "pid", ss.peer.PID, "op", m.Kind, "err", err)
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			// The worker does not read its replies: fail closed.
@@ -429,40 +449,42 @@ func (ss *session) reply(m *wire.Msg, files []*os.File) {
 	}
 }
 
-// call checks policy and runs the operation.
-func (ss *session) call(req *Request) (payload []byte, files []*os.File, err error) {
+// call checks policy and runs the operation. Its answer is payload with
+// files, or, from a built-in operation, with the descriptor fd (-1: none).
+func (ss *session) call(req *Request) (payload []byte, files []*os.File, fd int, err error) {
+	fd = -1
 	defer func() {
 		if r := recover(); r != nil {
 			ss.s.log().Error("privsep: handler panicked", "op", req.Op, "panic", r, "stack", string(debug.Stack()))
 			closeAll(files)
-			payload, files, err = nil, nil, fmt.Errorf("handler for %s panicked", req.Op)
+			closeFD(fd)
+			payload, files, fd, err = nil, nil, -1, fmt.Errorf("handler for %s panicked", req.Op)
 		}
 	}()
-	switch req.Op {
-	case opOpen:
-		return ss.open(req)
-	case opListen:
-		return ss.listen(req)
-	}
-	if isFileOp(req.Op) {
-		return ss.file(req) // broker.go
+	if b, ok := builtins[req.Op]; ok { // ops.go
+		if len(req.Files) != 0 && !b.files {
+			return nil, nil, -1, fmt.Errorf("%w: %s: %d descriptors sent with it", ErrBadRequest, req.Op, len(req.Files))
+		}
+		payload, files, fd, err = b.serve(ss, req)
+		return payload, files, fd, err
 	}
 	ss.s.mu.Lock()
 	h := ss.s.handlers[req.Op]
 	ss.s.mu.Unlock()
 	if h == nil {
-		return nil, nil, fmt.Errorf("%w %q", ErrUnknownOp, req.Op)
+		return nil, nil, -1, fmt.Errorf("%w %q", ErrUnknownOp, req.Op)
 	}
 	rule, ok := ss.policy.Ops[req.Op]
 	if !ok {
-		return nil, nil, fmt.Errorf("%w: role %q may not call %q", ErrDenied, ss.peer.Role, req.Op)
+		return nil, nil, -1, fmt.Errorf("%w: role %q may not call %q", ErrDenied, ss.peer.Role, req.Op)
 	}
 	if rule.Once {
 		if why := ss.takeOnce("op:" + req.Op); why != "" {
-			return nil, nil, fmt.Errorf("%w: %q: %s", ErrDenied, req.Op, why)
+			return nil, nil, -1, fmt.Errorf("%w: %q: %s", ErrDenied, req.Op, why)
 		}
 	}
-	return h(ss.ctx, req)
+	payload, files, err = h(ss.ctx, req)
+	return payload, files, -1, err
 }
 
 // errPayload is the error text sent to a worker, cut to the payload limit.

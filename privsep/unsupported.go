@@ -38,7 +38,7 @@ func New(cfg Config) *Supervisor { return &Supervisor{} }
 
 // Handle registers h for the user-defined operation op; on this system no
 // worker can call it. It panics on an invalid or built-in name, as on Linux.
-func (s *Supervisor) Handle(op string, h Handler) {
+func (s *Supervisor) Handle(op string, h func(ctx context.Context, req *Request) (payload []byte, files []*os.File, err error)) {
 	if !validName(op) || op == "open" || op == "listen" || strings.HasPrefix(op, "file.") {
 		panic(fmt.Sprintf("privsep: Handle: invalid or built-in operation name %q", op))
 	}
@@ -146,61 +146,49 @@ func (w *Worker) Call(ctx context.Context, op string, payload []byte, files ...*
 	return nil, nil, fmt.Errorf("privsep: %s: %w", op, errUnsupported)
 }
 
-// Open fails with an error that matches errors.ErrUnsupported.
-func (w *Worker) Open(ctx context.Context, path string, flag int) (*os.File, error) {
-	return nil, fmt.Errorf("privsep: open %s: %w", path, errUnsupported)
-}
-
 // Listen fails with an error that matches errors.ErrUnsupported.
 func (w *Worker) Listen(ctx context.Context, network, address string) (net.Listener, error) {
 	return nil, fmt.Errorf("privsep: listen %s %s: %w", network, address, errUnsupported)
 }
 
-// Broker returns the worker's file broker, whose methods fail here.
-func (w *Worker) Broker() *Broker { return &Broker{} }
-
-// Broker is a worker's access to files through its parent. On this system
-// its methods fail with a *fs.PathError whose error matches
-// errors.ErrUnsupported.
-type Broker struct{}
-
-func brokerErr(op, name string) error {
+// fileErr is the error of the file methods of Worker: a *fs.PathError.
+func fileErr(op, name string) error {
 	return &fs.PathError{Op: op, Path: name, Err: errUnsupported}
 }
 
 // Open fails with an error that matches errors.ErrUnsupported.
-func (b *Broker) Open(name string) (*os.File, error) { return nil, brokerErr("open", name) }
+func (w *Worker) Open(name string) (*os.File, error) { return nil, fileErr("open", name) }
 
 // Create fails with an error that matches errors.ErrUnsupported.
-func (b *Broker) Create(name string) (*os.File, error) { return nil, brokerErr("open", name) }
+func (w *Worker) Create(name string) (*os.File, error) { return nil, fileErr("open", name) }
 
 // OpenFile fails with an error that matches errors.ErrUnsupported.
-func (b *Broker) OpenFile(name string, flag int, perm fs.FileMode) (*os.File, error) {
-	return nil, brokerErr("open", name)
+func (w *Worker) OpenFile(name string, flag int, perm fs.FileMode) (*os.File, error) {
+	return nil, fileErr("open", name)
 }
 
 // ReadFile fails with an error that matches errors.ErrUnsupported.
-func (b *Broker) ReadFile(name string) ([]byte, error) { return nil, brokerErr("open", name) }
+func (w *Worker) ReadFile(name string) ([]byte, error) { return nil, fileErr("open", name) }
 
 // Stat fails with an error that matches errors.ErrUnsupported.
-func (b *Broker) Stat(name string) (fs.FileInfo, error) { return nil, brokerErr("stat", name) }
+func (w *Worker) Stat(name string) (fs.FileInfo, error) { return nil, fileErr("stat", name) }
 
 // Lstat fails with an error that matches errors.ErrUnsupported.
-func (b *Broker) Lstat(name string) (fs.FileInfo, error) { return nil, brokerErr("lstat", name) }
+func (w *Worker) Lstat(name string) (fs.FileInfo, error) { return nil, fileErr("lstat", name) }
 
 // Access fails with an error that matches errors.ErrUnsupported.
-func (b *Broker) Access(name string, mode uint32) error { return brokerErr("access", name) }
+func (w *Worker) Access(name string, mode uint32) error { return fileErr("access", name) }
 
 // Readlink fails with an error that matches errors.ErrUnsupported.
-func (b *Broker) Readlink(name string) (string, error) { return "", brokerErr("readlink", name) }
+func (w *Worker) Readlink(name string) (string, error) { return "", fileErr("readlink", name) }
 
 // Mkdir fails with an error that matches errors.ErrUnsupported.
-func (b *Broker) Mkdir(name string, perm fs.FileMode) error { return brokerErr("mkdir", name) }
+func (w *Worker) Mkdir(name string, perm fs.FileMode) error { return fileErr("mkdir", name) }
 
 // Remove fails with an error that matches errors.ErrUnsupported.
-func (b *Broker) Remove(name string) error { return brokerErr("remove", name) }
+func (w *Worker) Remove(name string) error { return fileErr("remove", name) }
 
 // Rename fails with an error that matches errors.ErrUnsupported.
-func (b *Broker) Rename(oldpath, newpath string) error {
+func (w *Worker) Rename(oldpath, newpath string) error {
 	return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: errUnsupported}
 }

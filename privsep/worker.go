@@ -214,6 +214,10 @@ func runWorker(role string) int {
 // the callers still waiting. When no call is in flight the connection is
 // parked, and a message from the parent (Stop, end of file) is read as it
 // comes.
+//
+// Its file methods (Open, OpenFile, Stat, Mkdir, ...) mirror package os and
+// are served by the parent, as the role's [Policy.Files] allow: see
+// [Worker.OpenFile].
 type Worker struct {
 	role string
 	args []string
@@ -670,22 +674,6 @@ func (w *Worker) finish(err error) {
 	close(w.readDone)
 }
 
-// Open asks the parent to open path with flag (os.O_RDONLY, ...), as the
-// role's [OpenRule]s allow, and returns the file. The parent opens it with its
-// own privileges: a worker can read a root-only file this way, and nothing
-// else.
-func (w *Worker) Open(ctx context.Context, path string, flag int) (*os.File, error) {
-	_, files, err := w.Call(ctx, opOpen, wire.AppendOpen(nil, path, flag))
-	if err != nil {
-		return nil, err
-	}
-	if len(files) != 1 {
-		closeAll(files)
-		return nil, fmt.Errorf("privsep: open %s: parent sent %d descriptors, want 1: %w", path, len(files), ErrProtocol)
-	}
-	return files[0], nil
-}
-
 // Listen asks the parent for a listening socket on network and address, as
 // the role's [ListenRule]s allow: a worker can serve on port 80 without ever
 // being root. A TCP socket comes listening. A Unix one ("unix",
@@ -694,7 +682,7 @@ func (w *Worker) Open(ctx context.Context, path string, flag int) (*os.File, err
 // not the parent; a worker confined with [PromiseInet] may not call
 // listen(2), and gets an error instead.
 func (w *Worker) Listen(ctx context.Context, network, address string) (net.Listener, error) {
-	_, files, err := w.Call(ctx, opListen, wire.AppendListen(nil, network, address))
+	_, files, err := w.Call(ctx, wire.OpListen, wire.AppendListen(nil, network, address))
 	if err != nil {
 		return nil, err
 	}

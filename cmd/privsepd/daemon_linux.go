@@ -104,7 +104,7 @@ func (d *daemon) run(ctx context.Context) error {
 			"web": {
 				// Each worker process may get the secret and its
 				// listener once: a second request is refused.
-				Open:   []privsep.OpenRule{{Path: d.secret, Once: true}},
+				Files:  []privsep.PathRule{{Path: d.secret, Once: true}},
 				Listen: []privsep.ListenRule{{Network: "tcp", Address: d.cfg.httpAddr, Once: true}},
 				Ops:    map[string]privsep.OpRule{"ready": {Once: true}},
 			},

@@ -43,7 +43,7 @@ func web(ctx context.Context, w *privsep.Worker) error {
 		f.Close()
 		pg.direct = "allowed: it runs as the daemon's own user (no privilege separation without root)"
 	}
-	f, err := w.Open(ctx, secret, os.O_RDONLY)
+	f, err := w.Open(secret)
 	if err != nil {
 		return fmt.Errorf("the secret, through the parent: %w", err)
 	}

@@ -27,6 +27,26 @@ func Space(n int) int { return unix.CmsgSpace(n * 4) }
 // Rights returns an SCM_RIGHTS control message carrying fds.
 func Rights(fds ...int) []byte { return unix.UnixRights(fds...) }
 
+// AppendRights appends an SCM_RIGHTS control message carrying fds to dst,
+// as Rights makes it; with room in dst, it allocates nothing.
+func AppendRights(dst []byte, fds ...int) []byte {
+	start := len(dst)
+	n := unix.CmsgSpace(4 * len(fds))
+	for range n {
+		dst = append(dst, 0)
+	}
+	var h unix.Cmsghdr
+	h.Level = unix.SOL_SOCKET
+	h.Type = unix.SCM_RIGHTS
+	h.SetLen(unix.CmsgLen(4 * len(fds)))
+	copy(dst[start:], unsafe.Slice((*byte)(unsafe.Pointer(&h)), unix.SizeofCmsghdr))
+	data := dst[start+unix.CmsgLen(0):]
+	for i, fd := range fds {
+		binary.NativeEndian.PutUint32(data[4*i:], uint32(int32(fd)))
+	}
+	return dst
+}
+
 // Message is one control message other than SCM_RIGHTS.
 type Message struct {
 	Level, Type int32

@@ -59,3 +59,15 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestAppendRights(t *testing.T) {
+	for _, fds := range [][]int{{3}, {4, 5}, {6, 7, 8}} {
+		got := scm.AppendRights(make([]byte, 0, 64), fds...)
+		if diff := cmp.Diff(scm.Rights(fds...), got); diff != "" {
+			t.Errorf("AppendRights(%v) (-Rights +got):\n%s", fds, diff)
+		}
+		if n := testing.AllocsPerRun(10, func() { scm.AppendRights(make([]byte, 0, 64), fds...) }); n != 0 {
+			t.Errorf("AppendRights(%v) with room: %v allocations", fds, n)
+		}
+	}
+}

@@ -94,6 +94,8 @@ func checkPath(what string, b []byte, emptyOK bool) error {
 // the operation (0 for success) as 4 little-endian bytes, then the
 // operation's data (a Stat for OpFileStat and OpFileLstat, the target of
 // OpFileReadlink). A policy refusal is not a result but an Error message.
+// A success with no data may also be sent as an empty payload, which
+// privsep's worker reads as errno 0 (DecodeFileResult does not accept it).
 func AppendFileResult(dst []byte, errno uint32, data []byte) []byte {
 	dst = binary.LittleEndian.AppendUint32(dst, errno)
 	return append(dst, data...)
