@@ -20,11 +20,12 @@ type Conn struct {
 	// for a conn it accepted, the address dialed for a conn from Dial.
 	laddr, raddr *net.UnixAddr
 
-	// inline holds the credentials, and a few groups, in the Conn's own
-	// allocation: accepting a conn costs one allocation over net's.
+	// inline holds the credentials, and room for a few groups, in the
+	// Conn's own allocation: accepting a conn costs one allocation over
+	// net's.
 	inline struct {
 		cred   Cred
-		groups [8]uint32
+		groups groupList
 	}
 }
 
@@ -32,6 +33,8 @@ type Conn struct {
 // made: the client's for a conn from [Listener.Accept], the server's (as of
 // its listen call) for a conn from [Dial], the creating process for
 // [Socketpair]. The result is shared: do not modify it (use [Cred.Clone]).
+// On Linux its groups are read from the conn when first asked for, which
+// must be before the conn is closed: see [Cred.Groups].
 func (c *Conn) Cred() *Cred { return c.cred }
 
 // LocalAddr returns the local address. For a conn that a [Listener]
@@ -61,13 +64,21 @@ func (c *Conn) RemoteAddr() net.Addr {
 
 // newConn reads the peer credentials of uc and wraps it. It does not close
 // uc on error.
+//
+// uc is a UnixConn, which net makes only for AF_UNIX sockets, so the domain
+// of its socket is not checked again; and on Linux the groups are read when
+// first asked for (see [Cred.Groups]). Accepting then costs one system call
+// (SO_PEERCRED) over net's.
 func newConn(uc *net.UnixConn) (*Conn, error) {
 	c := &Conn{UnixConn: uc}
 	c.cred = &c.inline.cred
-	c.cred.Groups = c.inline.groups[:0]
-	if err := readCred(uc, c.cred); err != nil {
+	if err := readCred(uc, c.cred, true); err != nil {
 		return nil, fmt.Errorf("peercred: get credentials: %w", err)
 	}
 	c.cred.sock = uc
+	if groupsOnDemand {
+		c.inline.groups.sock = uc
+		c.cred.groups = &c.inline.groups
+	}
 	return c, nil
 }

@@ -40,10 +40,11 @@ func DialFunc(addr string, authorize Authorizer) func(ctx context.Context, netwo
 			return nil, err
 		}
 		if aerr := authorize(c.cred); aerr != nil {
-			raddr := c.RemoteAddr()
-			c.Close()
-			return nil, &net.OpError{Op: "dial", Net: "unix", Addr: raddr,
+			// Described before Close: its groups are read from c.
+			err := &net.OpError{Op: "dial", Net: "unix", Addr: c.RemoteAddr(),
 				Err: fmt.Errorf("peercred: server %v refused: %w", c.cred, aerr)}
+			c.Close()
+			return nil, err
 		}
 		return c, nil
 	}
