@@ -35,8 +35,11 @@ func fillCred(fd int, c *Cred, isUnix bool) error {
 }
 
 // getsockopt is getsockopt(2) at SOL_SOCKET into p, without allocating.
+// SO_PEERCRED and SO_PEERGROUPS copy what the kernel keeps with the socket
+// and never wait, so it is a raw system call: it spares the scheduler's
+// entry and exit, on every accept.
 func getsockopt(fd, opt int, p unsafe.Pointer, n *uint32) error {
-	_, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, uintptr(opt),
+	_, _, e := unix.RawSyscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, uintptr(opt),
 		uintptr(p), uintptr(unsafe.Pointer(n)), 0)
 	if e != 0 {
 		return e
