@@ -13,8 +13,8 @@ import (
 
 // Cred is the identity of the process at the other end of a Unix-domain
 // socket, as the kernel recorded it. It is never something the peer sent:
-// every field comes from the kernel (SO_PEERCRED and SO_PEERGROUPS on Linux,
-// the native equivalents elsewhere).
+// everything it reports comes from the kernel (SO_PEERCRED and, for
+// [Cred.Groups], SO_PEERGROUPS on Linux; the native equivalents elsewhere).
 //
 // The kernel records a stream socket's credentials when the connection is
 // made (connect(2) for the client, listen(2) for the server) and a socket
