@@ -75,17 +75,27 @@ func AllowUIDs(uids ...uint32) Authorizer {
 
 // AllowGIDs admits peers whose primary GID or one of whose supplementary
 // groups is one of gids. Supplementary groups are known on Linux, macOS and
-// FreeBSD; elsewhere only the primary GID is checked.
+// FreeBSD; elsewhere only the primary GID is checked. It reads the groups
+// (see [Cred.Groups]) only when the primary GID is not in gids, and refuses
+// a peer whose groups cannot be read.
 func AllowGIDs(gids ...uint32) Authorizer {
 	allowed := slices.Clone(gids)
 	return func(c *Cred) error {
-		for _, g := range allowed {
-			if c.InGroup(g) {
+		if slices.Contains(allowed, c.GID) {
+			return nil
+		}
+		groups, err := c.Groups()
+		if err != nil {
+			return fmt.Errorf("gid %d is not in the allowed list %s, and the groups are unknown: %w: %w",
+				c.GID, idList(allowed), err, ErrUnauthorized)
+		}
+		for _, g := range groups {
+			if slices.Contains(allowed, g) {
 				return nil
 			}
 		}
 		return fmt.Errorf("gid %d and groups %s are not in the allowed list %s: %w",
-			c.GID, idList(c.Groups), idList(allowed), ErrUnauthorized)
+			c.GID, idList(groups), idList(allowed), ErrUnauthorized)
 	}
 }
 

@@ -1,13 +1,13 @@
 package peercred
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 
+	"github.com/peercred/peercred/internal/proc"
 	"golang.org/x/sys/unix"
 )
 
@@ -146,22 +146,13 @@ func descends(pid, root int) (bool, error) {
 	return false, errors.New("process tree too deep")
 }
 
-// parentOf reads the parent PID from /proc/PID/stat: "pid (comm) S ppid ...",
-// where comm may hold spaces and parentheses, so parse after the last ')'.
+// parentOf reads the parent PID from /proc/PID/stat.
 func parentOf(pid int) (int, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	st, err := proc.ReadStat(pid)
 	if err != nil {
 		return 0, err
 	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: no comm", pid)
-	}
-	f := bytes.Fields(b[i+1:])
-	if len(f) < 2 {
-		return 0, fmt.Errorf("/proc/%d/stat: short", pid)
-	}
-	return strconv.Atoi(string(f[1]))
+	return st.PPID, nil
 }
 
 // peerAlive returns nil if the peer that c describes has not exited: then

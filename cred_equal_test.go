@@ -8,7 +8,7 @@ import (
 )
 
 func TestCredEqual(t *testing.T) {
-	a := &peercred.Cred{PID: 1, UID: 2, GID: 3, Groups: []uint32{4, 5}}
+	a := (&peercred.Cred{PID: 1, UID: 2, GID: 3}).WithGroups([]uint32{4, 5})
 	tests := []struct {
 		name string
 		x, y *peercred.Cred
@@ -17,11 +17,11 @@ func TestCredEqual(t *testing.T) {
 		{"the same fields are equal", a, a.Clone(), true},
 		{"two nils are equal", nil, nil, true},
 		{"nil is not a Cred", a, nil, false},
-		{"another pid differs", a, &peercred.Cred{PID: 9, UID: 2, GID: 3, Groups: []uint32{4, 5}}, false},
-		{"another uid differs", a, &peercred.Cred{PID: 1, UID: 9, GID: 3, Groups: []uint32{4, 5}}, false},
-		{"another gid differs", a, &peercred.Cred{PID: 1, UID: 2, GID: 9, Groups: []uint32{4, 5}}, false},
-		{"other groups differ", a, &peercred.Cred{PID: 1, UID: 2, GID: 3, Groups: []uint32{5, 4}}, false},
-		{"unknown groups are not no groups", &peercred.Cred{PID: 1}, &peercred.Cred{PID: 1, Groups: []uint32{}}, false},
+		{"another pid differs", a, (&peercred.Cred{PID: 9, UID: 2, GID: 3}).WithGroups([]uint32{4, 5}), false},
+		{"another uid differs", a, (&peercred.Cred{PID: 1, UID: 9, GID: 3}).WithGroups([]uint32{4, 5}), false},
+		{"another gid differs", a, (&peercred.Cred{PID: 1, UID: 2, GID: 9}).WithGroups([]uint32{4, 5}), false},
+		{"other groups differ", a, (&peercred.Cred{PID: 1, UID: 2, GID: 3}).WithGroups([]uint32{5, 4}), false},
+		{"unknown groups are not no groups", &peercred.Cred{PID: 1}, (&peercred.Cred{PID: 1}).WithGroups([]uint32{}), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

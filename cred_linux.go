@@ -8,11 +8,17 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// fillCred reads SO_PEERCRED and SO_PEERGROUPS of fd into c, with no
-// allocation when the groups fit in cap(c.Groups).
-func fillCred(fd int, c *Cred) error {
-	if err := checkUnix(fd); err != nil {
-		return err
+// groupsOnDemand: the groups are read by their own call (SO_PEERGROUPS),
+// which a Conn makes only when they are asked for: see [Cred.Groups].
+const groupsOnDemand = true
+
+// fillCred reads SO_PEERCRED of fd into c's PID, UID and GID, without
+// allocating. Unless isUnix, it first checks that fd is an AF_UNIX socket.
+func fillCred(fd int, c *Cred, isUnix bool) error {
+	if !isUnix {
+		if err := checkUnix(fd); err != nil {
+			return err
+		}
 	}
 	var uc unix.Ucred
 	n := uint32(unix.SizeofUcred)
@@ -24,17 +30,16 @@ func fillCred(fd int, c *Cred) error {
 	if n != unix.SizeofUcred || uc.Uid == ^uint32(0) || uc.Gid == ^uint32(0) {
 		return errNoPeer
 	}
-	groups, err := peerGroups(fd, c.Groups[:0])
-	if err != nil {
-		return err
-	}
-	*c = Cred{PID: int(uc.Pid), UID: uc.Uid, GID: uc.Gid, Groups: groups}
+	c.PID, c.UID, c.GID = int(uc.Pid), uc.Uid, uc.Gid
 	return nil
 }
 
 // getsockopt is getsockopt(2) at SOL_SOCKET into p, without allocating.
+// SO_PEERCRED and SO_PEERGROUPS copy what the kernel keeps with the socket
+// and never wait, so it is a raw system call: it spares the scheduler's
+// entry and exit, on every accept.
 func getsockopt(fd, opt int, p unsafe.Pointer, n *uint32) error {
-	_, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, uintptr(opt),
+	_, _, e := unix.RawSyscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, uintptr(opt),
 		uintptr(p), uintptr(unsafe.Pointer(n)), 0)
 	if e != 0 {
 		return e

@@ -50,6 +50,6 @@ func peerCred(fd int) (*Cred, error) {
 		PID:    pid,
 		UID:    x.Uid,
 		GID:    x.Groups[0],
-		Groups: slices.Clone(x.Groups[:x.Ngroups]),
+		groups: &groupList{ids: slices.Clone(x.Groups[:x.Ngroups])},
 	}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 )
 
 // DialFunc returns a dial function that connects to the Unix-domain stream
@@ -39,11 +40,74 @@ func DialFunc(addr string, authorize Authorizer) func(ctx context.Context, netwo
 			return nil, err
 		}
 		if aerr := authorize(c.cred); aerr != nil {
-			raddr := c.RemoteAddr()
-			c.Close()
-			return nil, &net.OpError{Op: "dial", Net: "unix", Addr: raddr,
+			// Described before Close: its groups are read from c.
+			err := &net.OpError{Op: "dial", Net: "unix", Addr: c.RemoteAddr(),
 				Err: fmt.Errorf("peercred: server %v refused: %w", c.cred, aerr)}
+			c.Close()
+			return nil, err
 		}
 		return c, nil
 	}
+}
+
+// Dial connects to the Unix-domain stream socket addr (a path or "@name") and
+// reads the server's credentials: Cred() of the returned Conn is the process
+// that created the listening socket, as of its listen call. A client can
+// refuse a server that is not who it expects before sending it anything:
+//
+//	c, err := peercred.Dial(ctx, "/run/app.sock")
+//	...
+//	if c.Cred().UID != 0 { c.Close(); return errors.New("socket not served by root") }
+//
+// A server that dropped privileges after listening is still reported with
+// the identity it had when it called listen.
+func Dial(ctx context.Context, addr string) (*Conn, error) {
+	return DialNetwork(ctx, "unix", addr)
+}
+
+// DialNetwork is [Dial] for network "unix" (stream) or "unixpacket"
+// (SOCK_SEQPACKET).
+func DialNetwork(ctx context.Context, network, addr string) (*Conn, error) {
+	if network != "unix" && network != "unixpacket" {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: fmt.Errorf("peercred: network %q is not \"unix\" or \"unixpacket\"", network)}
+	}
+	raddr := &net.UnixAddr{Name: addr, Net: network}
+	if err := checkPathLen(addr); err != nil {
+		return nil, &net.OpError{Op: "dial", Net: network, Addr: raddr, Err: fmt.Errorf("peercred: %w", err)}
+	}
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, explainDial(addr, err)
+	}
+	uc := nc.(*net.UnixConn)
+	c, err := newConn(uc)
+	if err != nil {
+		uc.Close()
+		return nil, &net.OpError{Op: "dial", Net: network, Addr: raddr, Err: err}
+	}
+	c.raddr = raddr
+	return c, nil
+}
+
+// FileConn returns a Conn for the connected Unix-domain socket f, such as a
+// socket pair end inherited through [os/exec.Cmd.ExtraFiles]. Like
+// [net.FileConn] it works on a duplicate of the descriptor: closing the Conn
+// does not close f, and the caller still owns (and should close) f.
+func FileConn(f *os.File) (*Conn, error) {
+	nc, err := net.FileConn(f)
+	if err != nil {
+		return nil, fmt.Errorf("peercred: file conn: %w", err)
+	}
+	uc, ok := nc.(*net.UnixConn)
+	if !ok {
+		nc.Close()
+		return nil, fmt.Errorf("peercred: file conn: %s is not a Unix-domain socket", f.Name())
+	}
+	c, err := newConn(uc)
+	if err != nil {
+		uc.Close()
+		return nil, err
+	}
+	return c, nil
 }

@@ -12,75 +12,8 @@ import (
 	"time"
 )
 
-// Compile-time checks that the types satisfy the standard interfaces.
-var (
-	_ net.Listener = (*Listener)(nil)
-	_ net.Conn     = (*Conn)(nil)
-)
-
-// Conn is a Unix-domain connection together with the credentials the kernel
-// recorded for its peer. It embeds the [*net.UnixConn], so it is a net.Conn
-// and has every method of a UnixConn.
-type Conn struct {
-	*net.UnixConn
-	cred *Cred
-
-	// laddr and raddr, when not nil, are the addresses LocalAddr and
-	// RemoteAddr report instead of the kernel's: the Listener's address
-	// for a conn it accepted, the address dialed for a conn from Dial.
-	laddr, raddr *net.UnixAddr
-
-	// inline holds the credentials, and a few groups, in the Conn's own
-	// allocation: accepting a conn costs one allocation over net's.
-	inline struct {
-		cred   Cred
-		groups [8]uint32
-	}
-}
-
-// Cred returns the peer's credentials, read from the kernel when the Conn was
-// made: the client's for a conn from [Listener.Accept], the server's (as of
-// its listen call) for a conn from [Dial], the creating process for
-// [Socketpair]. The result is shared: do not modify it (use [Cred.Clone]).
-func (c *Conn) Cred() *Cred { return c.cred }
-
-// LocalAddr returns the local address. For a conn that a [Listener]
-// accepted, it is the Listener's address: the path (or "@name") given to
-// Listen. The kernel records for a socket the name it was bound at, which
-// is not that path when Listen binds through a directory descriptor or a
-// private directory (see [ListenConfig.Listen]); the embedded UnixConn's
-// LocalAddr reports the kernel's record.
-func (c *Conn) LocalAddr() net.Addr {
-	if c.laddr != nil {
-		return c.laddr
-	}
-	return c.UnixConn.LocalAddr()
-}
-
-// RemoteAddr returns the remote address. For a conn from [Dial], it is the
-// address dialed, whatever name the server's socket was bound at (the
-// kernel's record, which getpeername(2) and the embedded UnixConn's
-// RemoteAddr report, may be a name that means nothing to the client, such
-// as /proc/self/fd/7/s for a server made with [ListenConfig.Listen]).
-func (c *Conn) RemoteAddr() net.Addr {
-	if c.raddr != nil {
-		return c.raddr
-	}
-	return c.UnixConn.RemoteAddr()
-}
-
-// newConn reads the peer credentials of uc and wraps it. It does not close
-// uc on error.
-func newConn(uc *net.UnixConn) (*Conn, error) {
-	c := &Conn{UnixConn: uc}
-	c.cred = &c.inline.cred
-	c.cred.Groups = c.inline.groups[:0]
-	if err := readCred(uc, c.cred); err != nil {
-		return nil, fmt.Errorf("peercred: get credentials: %w", err)
-	}
-	c.cred.sock = uc
-	return c, nil
-}
+// A compile-time check that Listener satisfies the standard interface.
+var _ net.Listener = (*Listener)(nil)
 
 // ListenConfig holds the options for a credential-checking Unix listener.
 // The zero value listens with the kernel's default file mode (0777 less the
@@ -398,69 +331,7 @@ func (e *credError) Unwrap() error   { return e.err }
 func (e *credError) Timeout() bool   { return false }
 func (e *credError) Temporary() bool { return true }
 
-// Dial connects to the Unix-domain stream socket addr (a path or "@name") and
-// reads the server's credentials: Cred() of the returned Conn is the process
-// that created the listening socket, as of its listen call. A client can
-// refuse a server that is not who it expects before sending it anything:
-//
-//	c, err := peercred.Dial(ctx, "/run/app.sock")
-//	...
-//	if c.Cred().UID != 0 { c.Close(); return errors.New("socket not served by root") }
-//
-// A server that dropped privileges after listening is still reported with
-// the identity it had when it called listen.
-func Dial(ctx context.Context, addr string) (*Conn, error) {
-	return DialNetwork(ctx, "unix", addr)
-}
-
-// DialNetwork is [Dial] for network "unix" (stream) or "unixpacket"
-// (SOCK_SEQPACKET).
-func DialNetwork(ctx context.Context, network, addr string) (*Conn, error) {
-	if network != "unix" && network != "unixpacket" {
-		return nil, &net.OpError{Op: "dial", Net: network, Err: fmt.Errorf("peercred: network %q is not \"unix\" or \"unixpacket\"", network)}
-	}
-	raddr := &net.UnixAddr{Name: addr, Net: network}
-	if err := checkPathLen(addr); err != nil {
-		return nil, &net.OpError{Op: "dial", Net: network, Addr: raddr, Err: fmt.Errorf("peercred: %w", err)}
-	}
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, network, addr)
-	if err != nil {
-		return nil, explainDial(addr, err)
-	}
-	uc := nc.(*net.UnixConn)
-	c, err := newConn(uc)
-	if err != nil {
-		uc.Close()
-		return nil, &net.OpError{Op: "dial", Net: network, Addr: raddr, Err: err}
-	}
-	c.raddr = raddr
-	return c, nil
-}
-
 func listenError(addr string, err error) error {
 	return &net.OpError{Op: "listen", Net: "unix", Addr: &net.UnixAddr{Name: addr, Net: "unix"},
 		Err: fmt.Errorf("peercred: %w", err)}
-}
-
-// FileConn returns a Conn for the connected Unix-domain socket f, such as a
-// socket pair end inherited through [os/exec.Cmd.ExtraFiles]. Like
-// [net.FileConn] it works on a duplicate of the descriptor: closing the Conn
-// does not close f, and the caller still owns (and should close) f.
-func FileConn(f *os.File) (*Conn, error) {
-	nc, err := net.FileConn(f)
-	if err != nil {
-		return nil, fmt.Errorf("peercred: file conn: %w", err)
-	}
-	uc, ok := nc.(*net.UnixConn)
-	if !ok {
-		nc.Close()
-		return nil, fmt.Errorf("peercred: file conn: %s is not a Unix-domain socket", f.Name())
-	}
-	c, err := newConn(uc)
-	if err != nil {
-		uc.Close()
-		return nil, err
-	}
-	return c, nil
 }

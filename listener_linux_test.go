@@ -30,7 +30,7 @@ func TestAcceptSeesPeerUnderOtherUID(t *testing.T) {
 	l := listen(t, &peercred.ListenConfig{Mode: 0666})
 	p := testutil.Start(t, "connect", testutil.Options{Args: []string{l.Addr().String()}, As: other})
 	c := acceptTimeout(t, l)
-	want := &peercred.Cred{PID: p.PID(), UID: 1234, GID: 2345, Groups: []uint32{3456}}
+	want := (&peercred.Cred{PID: p.PID(), UID: 1234, GID: 2345}).WithGroups([]uint32{3456})
 	if diff := cmp.Diff(want, c.Cred()); diff != "" {
 		t.Errorf("Cred() (-want +got):\n%s", diff)
 	}
@@ -114,7 +114,7 @@ func TestDialReportsServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	want := &peercred.Cred{PID: srv.PID(), UID: 1234, GID: 2345, Groups: []uint32{3456}}
+	want := (&peercred.Cred{PID: srv.PID(), UID: 1234, GID: 2345}).WithGroups([]uint32{3456})
 	if diff := cmp.Diff(want, c.Cred()); diff != "" {
 		t.Errorf("server cred (-want +got):\n%s", diff)
 	}
@@ -518,7 +518,7 @@ func TestExternalClients(t *testing.T) {
 			bin := testutil.RequireCommand(t, tt.name)
 			p := testutil.Command(t, testutil.Options{As: other, Stdin: strings.NewReader("hi\n")}, bin, tt.args...)
 			c := acceptTimeout(t, l)
-			want := &peercred.Cred{PID: p.PID(), UID: 1234, GID: 2345, Groups: []uint32{3456}}
+			want := (&peercred.Cred{PID: p.PID(), UID: 1234, GID: 2345}).WithGroups([]uint32{3456})
 			if diff := cmp.Diff(want, c.Cred()); diff != "" {
 				t.Errorf("%s as uid 1234 (-want +got):\n%s", tt.name, diff)
 			}

@@ -72,7 +72,8 @@ type AuthInfo struct {
 	// connect), the server's on the client (as of its listen). It
 	// remembers the connection, so that an Authorizer that looks at the
 	// process (see [UnaryServerInterceptor]) can confirm on each call
-	// that its PID is still the peer's.
+	// that its PID is still the peer's. Its groups are read at the
+	// handshake, so they stay known after the connection is closed.
 	Cred *peercred.Cred
 
 	// Wrapped is the AuthInfo of the wrapped transport credentials (a
@@ -205,8 +206,15 @@ func (c *transportCreds) handshake(raw net.Conn, cred *peercred.Cred, inner func
 // connCred returns the credentials of c's peer: those a peercred Listener
 // or Dial read, or else the kernel's. Either way they refer to c's socket
 // (Clone keeps that), for the per-call checks of process Authorizers.
+//
+// The groups are read now, once per connection, while c is open (a
+// peercred Conn reads them when first asked: see peercred.Cred.Groups), so
+// that the AuthInfo holds them for as long as anyone keeps it.
 func connCred(c net.Conn) (*peercred.Cred, error) {
 	if pc, ok := c.(*peercred.Conn); ok {
+		if _, err := pc.Cred().Groups(); err != nil {
+			return nil, err
+		}
 		return pc.Cred().Clone(), nil
 	}
 	return peercred.Get(c)

@@ -138,7 +138,7 @@ func TestInterceptorAuthorizesByCred(t *testing.T) {
 	if !ok {
 		t.Fatalf("server saw no call from pid %d", admitted.PID())
 	}
-	want := &peercred.Cred{PID: admitted.PID(), UID: 1234, GID: 2345, Groups: []uint32{3456}}
+	want := (&peercred.Cred{PID: admitted.PID(), UID: 1234, GID: 2345}).WithGroups([]uint32{3456})
 	if diff := cmp.Diff(want, ai.Cred); diff != "" {
 		t.Errorf("caller's Cred in the handler (-want +got):\n%s", diff)
 	}

@@ -150,6 +150,11 @@ func (s *Supervisor) admit(c *peercred.Conn) {
 		refuse("role %q: %v", role, err)
 		return
 	}
+	groups, err := cred.Groups() // read from c, which is open
+	if err != nil {
+		refuse("role %q: %v", role, err)
+		return
+	}
 	release()
 	// Admitted: the session holds its place until it ends (finish).
 	if reason := s.takeNamed(cred.UID); reason != "" {
@@ -165,7 +170,7 @@ func (s *Supervisor) admit(c *peercred.Conn) {
 		refuse("%v", err)
 		return
 	}
-	peer := &Peer{Role: role, PID: cred.PID, UID: cred.UID, GID: cred.GID, Groups: cred.Groups, Named: true, PidFD: pidfd}
+	peer := &Peer{Role: role, PID: cred.PID, UID: cred.UID, GID: cred.GID, Groups: groups, Named: true, PidFD: pidfd}
 	ss, err := s.newSession(mc, peer, nil)
 	if err != nil {
 		s.releaseNamed(cred.UID)

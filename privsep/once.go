@@ -3,12 +3,11 @@
 package privsep
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"os"
-	"strconv"
 	"sync"
+
+	"github.com/peercred/peercred/internal/proc"
 )
 
 // Operations and rules allowed once ([OpRule.Once], [PathRule.Once],
@@ -152,23 +151,11 @@ func alive(key procKey) bool {
 
 // startTime reads the start time of process pid from /proc/PID/stat.
 func startTime(pid int) (uint64, error) {
-	name := "/proc/" + strconv.Itoa(pid) + "/stat"
-	b, err := os.ReadFile(name)
+	st, err := proc.ReadStat(pid)
 	if err != nil {
 		return 0, err
 	}
-	// "pid (comm) state ppid ...": comm may hold spaces and parentheses,
-	// so count the fields after the last ')'. starttime is field 22, the
-	// 20th after comm.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("%s: no comm", name)
-	}
-	f := bytes.Fields(b[i+1:])
-	if len(f) < 20 {
-		return 0, fmt.Errorf("%s: %d fields after comm, want at least 20", name, len(f))
-	}
-	return strconv.ParseUint(string(f[19]), 10, 64)
+	return st.StartTime, nil
 }
 
 // hasOnce reports whether p allows anything once.

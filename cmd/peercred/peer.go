@@ -28,13 +28,14 @@ type peer struct {
 // missing.
 func describe(c *peercred.Conn, now time.Time) *peer {
 	cred := c.Cred()
+	groups, _ := cred.Groups() // read from c, which is open: nil, "?", if they cannot be
 	return &peer{
 		Time:   now,
 		PID:    cred.PID,
 		UID:    cred.UID,
 		User:   ids.UserName(cred.UID),
 		GID:    cred.GID,
-		Groups: cred.Groups,
+		Groups: groups,
 		Exe:    peerExe(c),
 	}
 }

@@ -104,7 +104,11 @@ func serve(ctx context.Context, lc *peercred.ListenConfig, path string, log *slo
 			continue
 		}
 		cr := c.Cred()
-		log.Info("client", "pid", cr.PID, "uid", cr.UID, "gid", cr.GID, "groups", cr.Groups)
+		groups, err := cr.Groups() // read from c: ask before closing it
+		if err != nil {
+			log.Warn("groups", "err", err)
+		}
+		log.Info("client", "pid", cr.PID, "uid", cr.UID, "gid", cr.GID, "groups", groups)
 		fmt.Fprintf(c, "you are %s (as the kernel reports it)\n", cr)
 		c.Close()
 	}
