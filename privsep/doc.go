@@ -182,7 +182,7 @@
 // mount and IPC namespaces at clone. Before admitting the worker, the parent
 // checks in /proc that every thread has no_new_privs and the filter, and
 // that the limits and namespaces are as asked; the worker's own report of
-// its Landlock domain is recorded beside, marked as such ([Confinement],
+// its Landlock domain is recorded beside, marked as such ([confine.Verified],
 // [Process.Confinement], [Peer.Confinement]). Strict by default: a kernel
 // without a feature asked for fails Spawn, naming it.
 //
