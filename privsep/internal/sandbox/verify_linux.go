@@ -227,7 +227,7 @@ func readLimits(pid int) (map[string][2]uint64, error) {
 			if fields[i] == "unlimited" {
 				lim[i] = confine.Unlimited
 			} else if lim[i], err = strconv.ParseUint(fields[i], 10, 64); err != nil {
-				return nil, fmt.Errorf("/proc limits: %q: %v", line, err)
+				return nil, fmt.Errorf("/proc limits: %q: %w", line, err)
 			}
 		}
 		lims[name] = lim
