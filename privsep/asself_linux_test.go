@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/peercred/peercred/privsep"
+	"github.com/peercred/peercred/privsep/confine"
 	"github.com/peercred/peercred/testutil"
 )
 
@@ -75,7 +76,7 @@ func init() {
 		})
 		uid, gid := uint32(os.Geteuid()), uint32(os.Getegid())
 		p, err := s.Spawn(ctx, privsep.Spec{Role: "whoami", UID: uid, GID: gid, Env: raceEnv, Stdout: io.Discard,
-			Confine: &privsep.Confine{BestEffort: true}})
+			Confine: &confine.Config{BestEffort: true}})
 		if err != nil {
 			fmt.Println("spawn as itself:", err)
 			return 1
@@ -84,7 +85,7 @@ func init() {
 		case peer := <-peers:
 			c := peer.Confinement
 			fmt.Printf("worker uid=%d gid=%d seccomp=%v no_new_privs=%v\n", peer.UID, peer.GID,
-				c != nil && c.Verified.Seccomp, c != nil && c.Verified.NoNewPrivs)
+				c != nil && c.Seccomp, c != nil && c.NoNewPrivs)
 		case <-ctx.Done():
 			fmt.Println("no call from the worker")
 			return 1

@@ -16,6 +16,7 @@ import (
 
 	ll "github.com/landlock-lsm/go-landlock/landlock/syscall"
 	"github.com/peercred/peercred/privsep"
+	"github.com/peercred/peercred/privsep/confine"
 	"github.com/peercred/peercred/testutil"
 	"golang.org/x/sys/unix"
 )
@@ -143,7 +144,7 @@ func sendmmsgFastOpen(fd int, sa *unix.SockaddrInet4) error {
 // attackSpec is a net-paths worker's spec: as UID 1234 when the test runs
 // as root, as the test's own user otherwise (a parent that is not root
 // spawns workers as itself; Landlock and seccomp need no privilege).
-func attackSpec(c *privsep.Confine, args ...string) privsep.Spec {
+func attackSpec(c *confine.Config, args ...string) privsep.Spec {
 	spec := confinedSpec("net-paths", c, args...)
 	if os.Geteuid() != 0 {
 		spec.UID, spec.GID = uint32(os.Geteuid()), uint32(os.Getegid())
@@ -182,7 +183,7 @@ func tcpListener(t *testing.T) (*net.TCPListener, func() bool) {
 func TestConfinedTCPPortsNoWayAround(t *testing.T) {
 	requireLandlock(t)
 	s, _ := newSupervisor(t, privsep.Config{})
-	c := &privsep.Confine{Promises: []privsep.Promise{privsep.PromiseInet}, ConnectTCP: []uint16{1}}
+	c := &confine.Config{Promises: []confine.Promise{confine.PromiseInet}, ConnectTCP: []uint16{1}}
 
 	t.Run("listen on an unbound socket", func(t *testing.T) {
 		p, out := spawn(t, s, attackSpec(c, "listen-unbound"))
@@ -236,7 +237,7 @@ func TestConfinedTCPPortsNoWayAround(t *testing.T) {
 	t.Run("DenyKill kills a worker that sends with MSG_FASTOPEN", func(t *testing.T) {
 		l, accepted := tcpListener(t)
 		kc := *c
-		kc.OnDenied = privsep.DenyKill
+		kc.OnDenied = confine.DenyKill
 		p, out := spawn(t, s, attackSpec(&kc, "fastopen-sendto:"+l.Addr().String()))
 		waitDone(t, p)
 		var ee *exec.ExitError
@@ -262,18 +263,18 @@ func TestConfinedListen(t *testing.T) {
 		}
 	}
 	s, _ := newSupervisor(t, privsep.Config{})
-	rule := []privsep.LandlockRule{{Path: dir, Access: privsep.LandlockWrite}}
+	rule := []confine.LandlockRule{{Path: dir, Access: confine.LandlockWrite}}
 	for _, tt := range []struct {
 		name     string
-		promises []privsep.Promise
+		promises []confine.Promise
 		want     string
 	}{
-		{"unix", []privsep.Promise{privsep.PromiseUnix}, "ok"},
-		{"unix and inet", []privsep.Promise{privsep.PromiseUnix, privsep.PromiseInet}, "EPERM"},
+		{"unix", []confine.Promise{confine.PromiseUnix}, "ok"},
+		{"unix and inet", []confine.Promise{confine.PromiseUnix, confine.PromiseInet}, "EPERM"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			sock := fmt.Sprintf("%s/%d.sock", dir, len(tt.promises))
-			p, out := spawn(t, s, attackSpec(&privsep.Confine{Promises: tt.promises, Landlock: rule}, "listen-unix:"+sock))
+			p, out := spawn(t, s, attackSpec(&confine.Config{Promises: tt.promises, Landlock: rule}, "listen-unix:"+sock))
 			waitDone(t, p)
 			if got, want := out.String(), "listen-unix: "+tt.want+"\n"; !strings.HasPrefix(got, want) {
 				t.Errorf("%q, want %q", got, want)
@@ -307,16 +308,16 @@ func TestConfinedPathnameSockets(t *testing.T) {
 		}
 	}()
 	s, _ := newSupervisor(t, privsep.Config{})
-	run := func(c *privsep.Confine) string {
+	run := func(c *confine.Config) string {
 		t.Helper()
 		p, out := spawn(t, s, attackSpec(c, "connect-unix:"+path))
 		waitDone(t, p)
 		got, _, _ := strings.Cut(out.String(), "\n")
 		return got
 	}
-	unixOnly := []privsep.Promise{privsep.PromiseUnix}
-	granted := &privsep.Confine{Promises: unixOnly,
-		Landlock: []privsep.LandlockRule{{Path: path, Access: privsep.LandlockConnect}}}
+	unixOnly := []confine.Promise{confine.PromiseUnix}
+	granted := &confine.Config{Promises: unixOnly,
+		Landlock: []confine.LandlockRule{{Path: path, Access: confine.LandlockConnect}}}
 	if got := run(granted); got != "connect-unix: ok" {
 		t.Errorf("with a LandlockConnect rule for it: %s, want ok", got)
 	}
@@ -324,7 +325,7 @@ func TestConfinedPathnameSockets(t *testing.T) {
 	if abi < 9 {
 		t.Skipf("kernel Landlock ABI %d: pathname sockets are restricted from ABI 9 (PromiseUnix reaches them all here)", abi)
 	}
-	if got := run(&privsep.Confine{Promises: unixOnly}); got != "connect-unix: EACCES" {
+	if got := run(&confine.Config{Promises: unixOnly}); got != "connect-unix: EACCES" {
 		t.Errorf("without a LandlockConnect rule (kernel ABI %d): %s, want EACCES", abi, got)
 	}
 }

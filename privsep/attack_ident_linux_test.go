@@ -18,6 +18,7 @@ import (
 	"github.com/peercred/peercred/internal/scm"
 	"github.com/peercred/peercred/internal/wire"
 	"github.com/peercred/peercred/privsep"
+	"github.com/peercred/peercred/privsep/confine"
 	"github.com/peercred/peercred/testutil"
 	"golang.org/x/sys/unix"
 )
@@ -453,7 +454,7 @@ func TestVerifyRefusesWorker(t *testing.T) {
 
 func TestConfinedWorkerStaysNotDumpable(t *testing.T) {
 	s, _ := newSupervisor(t, privsep.Config{})
-	p, out := spawn(t, s, privsep.Spec{Role: "ident-redump", UID: wUID, GID: wGID, Confine: &privsep.Confine{BestEffort: true}})
+	p, out := spawn(t, s, privsep.Spec{Role: "ident-redump", UID: wUID, GID: wGID, Confine: &confine.Config{BestEffort: true}})
 	waitDone(t, p)
 	if got, want := strings.TrimSpace(out.String()), "prctl(PR_SET_DUMPABLE, 1): operation not permitted; dumpable 0"; got != want {
 		t.Errorf("confined worker: %s, want %s", got, want)

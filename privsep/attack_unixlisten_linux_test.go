@@ -14,6 +14,7 @@ import (
 
 	"github.com/peercred/peercred"
 	"github.com/peercred/peercred/privsep"
+	"github.com/peercred/peercred/privsep/confine"
 )
 
 // Attack (red team, issue 15): a root parent handed a worker a Unix socket
@@ -109,19 +110,19 @@ func TestAttackUnixListenerCarriesWorker(t *testing.T) {
 func TestConfinedWorkerListensOnUnix(t *testing.T) {
 	for _, tt := range []struct {
 		name     string
-		promises []privsep.Promise
+		promises []confine.Promise
 		want     string
 	}{
 		{"no promises", nil, "listening"},
-		{"unix", []privsep.Promise{privsep.PromiseUnix}, "listening"},
-		{"inet", []privsep.Promise{privsep.PromiseInet}, `listen: privsep: listen unix @`},
+		{"unix", []confine.Promise{confine.PromiseUnix}, "listening"},
+		{"inet", []confine.Promise{confine.PromiseInet}, `listen: privsep: listen unix @`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			addr := fmt.Sprintf("@peercred-unixlisten-c-%d-%d", os.Getpid(), time.Now().UnixNano())
 			s, _ := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{
 				"serve-unix": {Listen: []privsep.ListenRule{{Network: "unix", Address: addr}}},
 			}})
-			p, out := spawn(t, s, confinedSpec("serve-unix", &privsep.Confine{Promises: tt.promises}, "unix", addr))
+			p, out := spawn(t, s, confinedSpec("serve-unix", &confine.Config{Promises: tt.promises}, "unix", addr))
 			t.Cleanup(func() {
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 				defer cancel()

@@ -24,6 +24,7 @@ import (
 	ll "github.com/landlock-lsm/go-landlock/landlock/syscall"
 	"github.com/peercred/peercred/internal/seccomp"
 	"github.com/peercred/peercred/privsep"
+	"github.com/peercred/peercred/privsep/confine"
 	"github.com/peercred/peercred/testutil"
 	"golang.org/x/sys/unix"
 )
@@ -371,12 +372,12 @@ func load(ctx context.Context, w *privsep.Worker) error {
 }
 
 // confinedSpec is a probe worker's spec with c.
-func confinedSpec(role string, c *privsep.Confine, args ...string) privsep.Spec {
+func confinedSpec(role string, c *confine.Config, args ...string) privsep.Spec {
 	return privsep.Spec{Role: role, UID: wUID, GID: wGID, Confine: c, Args: args}
 }
 
 // probeLines runs the probe worker and returns its lines by probe.
-func probeLines(t *testing.T, s *privsep.Supervisor, c *privsep.Confine, probes ...string) map[string]string {
+func probeLines(t *testing.T, s *privsep.Supervisor, c *confine.Config, probes ...string) map[string]string {
 	t.Helper()
 	p, out := spawn(t, s, confinedSpec("probe", c, probes...))
 	waitDone(t, p)
@@ -434,7 +435,7 @@ func TestConfinedFiles(t *testing.T) {
 	s, log := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{
 		"probe": {Files: []privsep.PathRule{{Path: secret}}},
 	}})
-	got := probeLines(t, s, &privsep.Confine{Promises: []privsep.Promise{privsep.PromiseRpath}},
+	got := probeLines(t, s, &confine.Config{Promises: []confine.Promise{confine.PromiseRpath}},
 		"open:"+public, "open:/etc/passwd", "broker-open:"+secret, "broker-open:"+other)
 	checkProbes(t, got, map[string]string{
 		"open:" + public:        "EACCES", // Landlock: world-readable, but no rule
@@ -443,7 +444,7 @@ func TestConfinedFiles(t *testing.T) {
 		"broker-open:" + other:  "denied",
 	})
 	// Without rpath the filter refuses open itself.
-	got = probeLines(t, s, &privsep.Confine{}, "open:"+public)
+	got = probeLines(t, s, &confine.Config{}, "open:"+public)
 	checkProbes(t, got, map[string]string{"open:" + public: "EPERM"})
 	for _, want := range []string{"call refused", "role=probe", "uid=" + wUIDs, other, "no rule of role"} {
 		if !strings.Contains(log.String(), want) {
@@ -472,7 +473,7 @@ func TestConfinedNetwork(t *testing.T) {
 	s, _ := newSupervisor(t, privsep.Config{})
 
 	t.Run("no network promise: no socket but socketpair", func(t *testing.T) {
-		got := probeLines(t, s, &privsep.Confine{}, "socket:tcp", "socket:tcp6", "socket:udp", "socket:mptcp",
+		got := probeLines(t, s, &confine.Config{}, "socket:tcp", "socket:tcp6", "socket:udp", "socket:mptcp",
 			"socket:netlink", "socket:packet", "socket:unix")
 		for k, v := range got {
 			if v != "EPERM" {
@@ -481,8 +482,8 @@ func TestConfinedNetwork(t *testing.T) {
 		}
 	})
 	t.Run("inet: TCP on the allowed port only, never MPTCP, UDP or netlink", func(t *testing.T) {
-		got := probeLines(t, s, &privsep.Confine{
-			Promises: []privsep.Promise{privsep.PromiseInet},
+		got := probeLines(t, s, &confine.Config{
+			Promises: []confine.Promise{confine.PromiseInet},
 			BindTCP:  []uint16{uint16(allowed)},
 		}, "socket:tcp", "socket:tcp6", "socket:mptcp", "socket:udp", "socket:netlink",
 			fmt.Sprintf("bind:%d", allowed), fmt.Sprintf("bind:%d", other),
@@ -505,7 +506,7 @@ func TestConfinedNetwork(t *testing.T) {
 		// As root: a privileged port, and a worker as another user.
 		// Otherwise the worker needs a user namespace of its own (where
 		// it is uid 0) for a network namespace.
-		addr, spec, wantUID := "", confinedSpec("serve-port", &privsep.Confine{NewNet: true, OnDenied: privsep.DenyKill}), wUIDs
+		addr, spec, wantUID := "", confinedSpec("serve-port", &confine.Config{NewNet: true, OnDenied: confine.DenyKill}), wUIDs
 		if asRoot {
 			addr = freePrivilegedPort(t)
 		} else {
@@ -534,7 +535,7 @@ func TestConfinedNetwork(t *testing.T) {
 		}
 	})
 	t.Run("unix: no abstract socket outside the domain", func(t *testing.T) {
-		got := probeLines(t, s, &privsep.Confine{Promises: []privsep.Promise{privsep.PromiseUnix}},
+		got := probeLines(t, s, &confine.Config{Promises: []confine.Promise{confine.PromiseUnix}},
 			"socket:unix", "connect-abstract:"+abstract)
 		checkProbes(t, got, map[string]string{
 			"socket:unix":                  "ok",
@@ -553,11 +554,11 @@ func TestConfinedSiblings(t *testing.T) {
 	pid := strconv.Itoa(sib.PID())
 	for _, tt := range []struct {
 		name string
-		c    *privsep.Confine
+		c    *confine.Config
 	}{
-		{"the filter refuses", &privsep.Confine{}},
-		{"Landlock refuses", &privsep.Confine{
-			Promises:      []privsep.Promise{privsep.PromiseProc},
+		{"the filter refuses", &confine.Config{}},
+		{"Landlock refuses", &confine.Config{
+			Promises:      []confine.Promise{confine.PromiseProc},
 			AllowSyscalls: []string{"ptrace"},
 		}},
 	} {
@@ -578,7 +579,7 @@ func TestConfinedCannotUndo(t *testing.T) {
 	s, _ := newSupervisor(t, privsep.Config{})
 	probes := []string{"landlock-again:" + public, "prctl:no_new_privs=0", "prctl:pdeathsig=0",
 		"prctl:dumpable=1", "prctl:seccomp=strict", "setuid0", "unshare", "io_uring", "exec:/bin/true"}
-	got := probeLines(t, s, &privsep.Confine{Promises: []privsep.Promise{privsep.PromiseRpath}}, probes...)
+	got := probeLines(t, s, &confine.Config{Promises: []confine.Promise{confine.PromiseRpath}}, probes...)
 	want := map[string]string{
 		"landlock-again:" + public: "create EPERM",
 		"prctl:no_new_privs=0":     "EPERM",
@@ -595,8 +596,8 @@ func TestConfinedCannotUndo(t *testing.T) {
 	}
 	// With the Landlock calls allowed, a second ruleset stacks on the
 	// first: it cannot grant what the first refuses.
-	got = probeLines(t, s, &privsep.Confine{
-		Promises:      []privsep.Promise{privsep.PromiseRpath},
+	got = probeLines(t, s, &confine.Config{
+		Promises:      []confine.Promise{confine.PromiseRpath},
 		AllowSyscalls: []string{"landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self"},
 	}, "landlock-again:"+public)
 	checkProbes(t, got, map[string]string{"landlock-again:" + public: "restricted, open EACCES"})
@@ -612,10 +613,10 @@ func TestConfinedKills(t *testing.T) {
 	s, _ := newSupervisor(t, privsep.Config{})
 	for _, tt := range []struct {
 		probe string
-		c     *privsep.Confine
+		c     *confine.Config
 	}{
-		{"unshare", &privsep.Confine{OnDenied: privsep.DenyKill}},
-		{"x32", &privsep.Confine{}},
+		{"unshare", &confine.Config{OnDenied: confine.DenyKill}},
+		{"x32", &confine.Config{}},
 	} {
 		t.Run(tt.probe, func(t *testing.T) {
 			p, out := spawn(t, s, confinedSpec("probe", tt.c, tt.probe))
@@ -682,9 +683,9 @@ func TestConfinedRuntimeUnderLoad(t *testing.T) {
 		before <- tids
 		return []byte(strings.Join(names, " ")), nil, nil
 	})
-	c := &privsep.Confine{OnDenied: privsep.DenyKill}
+	c := &confine.Config{OnDenied: confine.DenyKill}
 	if os.Getenv("PRIVSEP_TEST_SECCOMP_LOG") != "" {
-		c.OnDenied = privsep.DenyLog
+		c.OnDenied = confine.DenyLog
 	}
 	p, out := spawn(t, s, confinedSpec("load", c, "5s"))
 	// Wait for the worker's threads, however long a busy machine takes.
@@ -757,7 +758,7 @@ func TestConfinedRuntimeUnderLoad(t *testing.T) {
 func TestConfinementVerified(t *testing.T) {
 	requireLandlock(t)
 	s, log := newSupervisor(t, privsep.Config{})
-	c := &privsep.Confine{NoFile: 64, FileSize: 1 << 20, NewNet: true, NewIPC: true, NewMount: true}
+	c := &confine.Config{NoFile: 64, FileSize: 1 << 20, NewNet: true, NewIPC: true, NewMount: true}
 	spec := confinedSpec("sleep", c)
 	if !asRoot {
 		// New namespaces without root: in a user namespace of its own.
@@ -770,9 +771,9 @@ func TestConfinementVerified(t *testing.T) {
 	if conf == nil {
 		t.Fatal("no Confinement")
 	}
-	v, r := conf.Verified, conf.SelfReported
+	v, r := conf, conf.SelfReported
 	if !v.NoNewPrivs || !v.Seccomp || v.SeccompFilters < 1 || v.Threads < 1 || v.NoFile != 64 ||
-		v.FileSize != 1<<20 || v.Core != 0 || v.AddressSpace != privsep.Unlimited ||
+		v.FileSize != 1<<20 || v.Core != 0 || v.AddressSpace != confine.Unlimited ||
 		strings.Join(v.Namespaces, ",") != "ipc,mnt,net" {
 		t.Errorf("verified: %+v", v)
 	}
@@ -789,7 +790,7 @@ func TestConfinementVerified(t *testing.T) {
 		t.Run(tt.tamper, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			_, err := s.Spawn(ctx, privsep.Spec{Role: "sleep", UID: wUID, GID: wGID, Stderr: io.Discard, Confine: &privsep.Confine{},
+			_, err := s.Spawn(ctx, privsep.Spec{Role: "sleep", UID: wUID, GID: wGID, Stderr: io.Discard, Confine: &confine.Config{},
 				Env: append([]string{"PRIVSEP_TEST_CONFINE_TAMPER=" + tt.tamper}, raceEnv...)})
 			if !errors.Is(err, privsep.ErrVerify) || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Spawn = %v, want ErrVerify with %q", err, tt.want)
@@ -808,19 +809,19 @@ func TestConfineStrictAndBestEffort(t *testing.T) {
 	}
 	s, _ := newSupervisor(t, privsep.Config{})
 	_, err = s.Spawn(context.Background(), privsep.Spec{Role: "sleep", UID: wUID, GID: wGID, Stderr: io.Discard,
-		Confine: &privsep.Confine{LandlockABI: have + 1}})
+		Confine: &confine.Config{LandlockABI: have + 1}})
 	want := fmt.Sprintf("Landlock ABI %d needed", have+1)
 	if !errors.Is(err, errors.ErrUnsupported) || !strings.Contains(err.Error(), want) {
 		t.Errorf("strict Spawn = %v, want ErrUnsupported with %q", err, want)
 	}
 	_, err = s.Spawn(context.Background(), privsep.Spec{Role: "sleep", UID: wUID, GID: wGID, Stderr: io.Discard,
-		Confine: &privsep.Confine{Landlock: []privsep.LandlockRule{{Path: "/no/such/path", Access: privsep.LandlockRead}}}})
+		Confine: &confine.Config{Landlock: []confine.LandlockRule{{Path: "/no/such/path", Access: confine.LandlockRead}}}})
 	if !errors.Is(err, privsep.ErrVerify) || !strings.Contains(err.Error(), "/no/such/path") {
 		t.Errorf("strict Spawn with a missing path = %v, want ErrVerify naming it", err)
 	}
 
-	p, out := spawn(t, s, confinedSpec("sleep", &privsep.Confine{BestEffort: true, LandlockABI: have + 1,
-		Landlock: []privsep.LandlockRule{{Path: "/no/such/path", Access: privsep.LandlockRead}}}))
+	p, out := spawn(t, s, confinedSpec("sleep", &confine.Config{BestEffort: true, LandlockABI: have + 1,
+		Landlock: []confine.LandlockRule{{Path: "/no/such/path", Access: confine.LandlockRead}}}))
 	waitLine(t, out, "up")
 	r := p.Confinement().SelfReported
 	if r.LandlockABI != have || len(r.Skipped) != 2 || !strings.Contains(r.Skipped[0], fmt.Sprintf("Landlock ABI %d", have+1)) ||
@@ -832,13 +833,13 @@ func TestConfineStrictAndBestEffort(t *testing.T) {
 func TestConfineSpecErrors(t *testing.T) {
 	s, _ := newSupervisor(t, privsep.Config{})
 	for _, tt := range []struct {
-		c    privsep.Confine
+		c    confine.Config
 		want string
 	}{
-		{privsep.Confine{LandlockABI: 12}, "knows versions 1 to 11"},
-		{privsep.Confine{Promises: []privsep.Promise{"dns"}}, `unknown promise "dns"`},
-		{privsep.Confine{AllowSyscalls: []string{"no_such_call"}}, `unknown system call "no_such_call"`},
-		{privsep.Confine{Landlock: []privsep.LandlockRule{{Path: "relative", Access: privsep.LandlockRead}}}, "not absolute"},
+		{confine.Config{LandlockABI: 12}, "knows versions 1 to 11"},
+		{confine.Config{Promises: []confine.Promise{"dns"}}, `unknown promise "dns"`},
+		{confine.Config{AllowSyscalls: []string{"no_such_call"}}, `unknown system call "no_such_call"`},
+		{confine.Config{Landlock: []confine.LandlockRule{{Path: "relative", Access: confine.LandlockRead}}}, "not absolute"},
 	} {
 		_, err := s.Spawn(context.Background(), privsep.Spec{Role: "sleep", UID: 1234, GID: 1234, Stderr: io.Discard, Confine: &tt.c})
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
@@ -948,10 +949,10 @@ func BenchmarkSpawnConfinement(b *testing.B) {
 	defer s.Shutdown(context.Background())
 	for _, bm := range []struct {
 		name string
-		c    *privsep.Confine
+		c    *confine.Config
 	}{
 		{"plain", nil},
-		{"confined", &privsep.Confine{NoFile: 256}},
+		{"confined", &confine.Config{NoFile: 256}},
 	} {
 		b.Run(bm.name, func(b *testing.B) {
 			ctx := context.Background()

@@ -177,18 +177,12 @@
 // # Confinement, and files through the parent
 //
 // A spawned worker can confine itself before its hello, as its
-// [Spec.Confine] says: resource limits, a Landlock domain (the paths it may
-// read, write or execute, the TCP ports it may bind and connect to, and no
-// abstract Unix socket or signal outside its domain), and a seccomp filter
-// built from pledge-like promises ("stdio", "rpath", "inet", ...) that keeps
-// out what Landlock does not see (UDP, Multipath TCP, netlink, io_uring,
-// namespaces, ptrace), all on every thread; the parent adds new network,
-// mount and IPC namespaces at clone. Before admitting the worker, the parent
-// checks in /proc that every thread has no_new_privs and the filter, and
-// that the limits and namespaces are as asked; the worker's own report of
-// its Landlock domain is recorded beside, marked as such ([Confinement],
-// [Process.Confinement], [Peer.Confinement]). Strict by default: a kernel
-// without a feature asked for fails Spawn, naming it.
+// [Spec.Confine] says (package [confine]: resource limits, a Landlock
+// domain, a seccomp filter built from pledge-like promises, on every
+// thread, and new namespaces). Before admitting the worker, the parent
+// checks in /proc what the kernel shows of it, and refuses a worker that is
+// not confined as asked; [Process.Confinement] and [Peer.Confinement] say
+// what it verified ([confine.Verified]).
 //
 // A worker reaches files through its parent, which is how a confined one
 // reaches any: [Worker.Open], [Worker.OpenFile], [Worker.Stat] and the other

@@ -3,7 +3,7 @@ package privsep
 import "github.com/peercred/peercred/internal/wire"
 
 // BrokerFlood sends n broker requests (stat of path) over the transport
-// Worker.Broker uses, and never reads a reply: it plays a worker that stops
+// Worker.Open and the other file methods use, and never reads a reply: it plays a worker that stops
 // reading its broker's replies. It returns when the requests are sent or a
 // send fails. The worker's reader is stalled for good (StallReader).
 func BrokerFlood(w *Worker, path string, n int) error {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/peercred/peercred"
 	"github.com/peercred/peercred/internal/wire"
+	"github.com/peercred/peercred/privsep/confine"
 )
 
 // Errors callers branch on. Errors returned to a worker by [Worker.Call] are
@@ -233,10 +234,10 @@ type Spec struct {
 
 	// Confine, if set, confines the worker (Landlock, seccomp, limits,
 	// namespaces) before its hello; the parent verifies it before
-	// admitting the worker. See [Confine].
-	Confine *Confine
+	// admitting the worker. See package [confine].
+	Confine *confine.Config
 	// confineEnv is the Confine as the worker gets it, with its compiled
-	// filter (confine.go), set by checkSpec.
+	// filter (confine_linux.go), set by checkSpec.
 	confineEnv []string
 }
 
@@ -257,7 +258,7 @@ type Peer struct {
 	Named bool
 	// Confinement is what the parent verified and the worker reported
 	// of its confinement; nil without [Spec.Confine].
-	Confinement *Confinement
+	Confinement *confine.Verified
 }
 
 func (p *Peer) String() string {

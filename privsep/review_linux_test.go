@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/peercred/peercred/privsep"
+	"github.com/peercred/peercred/privsep/confine"
 	"github.com/peercred/peercred/testutil"
 	"golang.org/x/sys/unix"
 )
@@ -72,7 +73,7 @@ func TestConfinedWorkerCannotSendToSocketPaths(t *testing.T) {
 	}
 	os.Chmod(sock, 0o666)
 	s, _ := newSupervisor(t, privsep.Config{})
-	p, out := spawn(t, s, confinedSpec("review-probe", &privsep.Confine{}, "dgram-sendto:"+sock, "stream-pair:"))
+	p, out := spawn(t, s, confinedSpec("review-probe", &confine.Config{}, "dgram-sendto:"+sock, "stream-pair:"))
 	waitDone(t, p)
 	if !strings.Contains(out.String(), "dgram-sendto: socketpair ") {
 		t.Errorf("a confined worker made a datagram pair:\n%s", out)

@@ -414,7 +414,7 @@ func checkSpec(spec *Spec) error {
 	if spec.Chroot != "" && spec.Path == "" {
 		return errors.New("with Chroot, Path must name the worker binary inside it")
 	}
-	if err := spec.planConfine(); err != nil { // confine.go
+	if err := spec.planConfine(); err != nil { // confine_linux.go
 		return err
 	}
 	if spec.HelloTimeout <= 0 {
@@ -541,7 +541,7 @@ func workerCmd(spec *Spec, remote *os.File) (*exec.Cmd, *spawnIDs, error) {
 		// there: the parent checks its identity outside.
 		env = append(env, envAllowRoot+"=1")
 	}
-	env = append(env, spec.confineEnv...) // confine.go
+	env = append(env, spec.confineEnv...) // confine_linux.go
 	env = append(env, spec.Env...)
 	stdout, stderr := spec.Stdout, spec.Stderr
 	if stdout == nil {
@@ -794,7 +794,7 @@ func (s *Supervisor) verify(ctx context.Context, mc *msgConn, spec *Spec, pid in
 	peer := &Peer{Role: spec.Role, PID: pid, UID: m.Cred.Uid, GID: m.Cred.Gid, Groups: groups}
 	if spec.Confine != nil {
 		// Every thread's seccomp and no_new_privs, limits, namespaces,
-		// and the worker's report in the hello (confine_verify_linux.go).
+		// and the worker's report in the hello (internal/sandbox).
 		if peer.Confinement, err = s.verifyConfinement(spec, pid, m.Payload); err != nil {
 			return fail("%v", err)
 		}

@@ -14,13 +14,14 @@ import (
 	"syscall"
 
 	"github.com/peercred/peercred"
+	"github.com/peercred/peercred/privsep/confine"
 )
 
 // On systems other than Linux, privsep has the same API and none of the
 // mechanisms behind it: Main returns at once, and what would start, reach or
 // serve a worker fails with an error that matches errors.ErrUnsupported
 // (doc.go: Other systems). The types of policy and configuration are shared
-// (privsep.go, confine.go); this file stands in for the operations.
+// (privsep.go, and package confine); this file stands in for the operations.
 
 // errUnsupported is the cause of every operation's error here.
 var errUnsupported = fmt.Errorf("privilege separation is not supported on %s (it needs Linux): %w", runtime.GOOS, errors.ErrUnsupported)
@@ -105,7 +106,7 @@ func (p *Process) Restart(ctx context.Context) error {
 }
 
 // Confinement returns nil.
-func (p *Process) Confinement() *Confinement { return nil }
+func (p *Process) Confinement() *confine.Verified { return nil }
 
 // Worker is a worker's connection to its parent. On this system there is
 // none ([Dial] fails and no process is spawned as a worker): its calls fail

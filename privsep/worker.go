@@ -18,6 +18,7 @@ import (
 
 	"github.com/peercred/peercred"
 	"github.com/peercred/peercred/internal/wire"
+	"github.com/peercred/peercred/privsep/confine"
 	"golang.org/x/sys/unix"
 )
 
@@ -679,7 +680,7 @@ func (w *Worker) finish(err error) {
 // being root. A TCP socket comes listening. A Unix one ("unix",
 // "unixpacket") comes bound, and the worker calls listen(2) on it, so that
 // its clients' kernel reports the worker (PID, UID, groups) as the server,
-// not the parent; a worker confined with [PromiseInet] may not call
+// not the parent; a worker confined with [confine.PromiseInet] may not call
 // listen(2), and gets an error instead.
 func (w *Worker) Listen(ctx context.Context, network, address string) (net.Listener, error) {
 	_, files, err := w.Call(ctx, wire.OpListen, wire.AppendListen(nil, network, address))
@@ -709,7 +710,7 @@ func (w *Worker) Listen(ctx context.Context, network, address string) (net.Liste
 
 // listenUnix calls listen(2) on the bound Unix socket f. A worker confined
 // with the inet promise may not (its filter refuses listen, see
-// seccomp_linux.go): the error says so.
+// internal/sandbox/seccomp_linux.go): the error says so.
 func listenUnix(f *os.File) error {
 	rc, err := f.SyscallConn()
 	if err != nil {
@@ -720,7 +721,7 @@ func listenUnix(f *os.File) error {
 		return err
 	}
 	if errors.Is(lerr, unix.EPERM) {
-		return fmt.Errorf("listen(2) refused (a worker confined with the %q promise may not listen, even on a Unix socket): %w", PromiseInet, lerr)
+		return fmt.Errorf("listen(2) refused (a worker confined with the %q promise may not listen, even on a Unix socket): %w", confine.PromiseInet, lerr)
 	}
 	return os.NewSyscallError("listen", lerr)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/peercred/peercred/cmd/internal/ids"
 	"github.com/peercred/peercred/internal/ratelog"
 	"github.com/peercred/peercred/privsep"
+	"github.com/peercred/peercred/privsep/confine"
 )
 
 // Timeouts of the daemon.
@@ -396,18 +397,18 @@ func (d *daemon) isAdmin(uid uint32) bool { return slices.Contains(d.admins, uid
 // pathname Unix socket, which neither Landlock before ABI 9 nor a network
 // namespace keeps it from. With root (privsepd runs as root) it also gets
 // new network and IPC namespaces.
-func webConfine(root bool) *privsep.Confine {
-	return &privsep.Confine{
-		Promises: []privsep.Promise{privsep.PromiseRpath},
-		Landlock: []privsep.LandlockRule{
+func webConfine(root bool) *confine.Config {
+	return &confine.Config{
+		Promises: []confine.Promise{confine.PromiseRpath},
+		Landlock: []confine.LandlockRule{
 			// Its own and its parent's status, for the page: not the
 			// rest of /proc (/proc/self resolves, in the worker, to
 			// the worker).
-			{Path: "/proc/self", Access: privsep.LandlockRead},
-			{Path: "/proc/" + strconv.Itoa(os.Getpid()) + "/status", Access: privsep.LandlockRead},
-			{Path: "/etc/passwd", Access: privsep.LandlockRead, IgnoreMissing: true},
-			{Path: "/etc/group", Access: privsep.LandlockRead, IgnoreMissing: true},
-			{Path: "/etc/nsswitch.conf", Access: privsep.LandlockRead, IgnoreMissing: true},
+			{Path: "/proc/self", Access: confine.LandlockRead},
+			{Path: "/proc/" + strconv.Itoa(os.Getpid()) + "/status", Access: confine.LandlockRead},
+			{Path: "/etc/passwd", Access: confine.LandlockRead, IgnoreMissing: true},
+			{Path: "/etc/group", Access: confine.LandlockRead, IgnoreMissing: true},
+			{Path: "/etc/nsswitch.conf", Access: confine.LandlockRead, IgnoreMissing: true},
 		},
 		NoFile: 1024,
 		NewNet: root,

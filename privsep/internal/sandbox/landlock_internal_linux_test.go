@@ -1,14 +1,15 @@
-package privsep
+package sandbox
 
 import (
 	"testing"
 
 	ll "github.com/landlock-lsm/go-landlock/landlock/syscall"
+	"github.com/peercred/peercred/privsep/confine"
 )
 
 // TestLandlockPathnameSockets: the domain handles pathname Unix sockets
 // (LANDLOCK_ACCESS_FS_RESOLVE_UNIX) wherever the kernel has Landlock ABI 9,
-// whatever version the Confine asks for, and LandlockConnect grants them.
+// whatever version the Config asks for, and confine.LandlockConnect grants them.
 // The kernels these tests run on may lack ABI 9: this checks the ruleset
 // that would be created, not the kernel's answer to a connect.
 func TestLandlockPathnameSockets(t *testing.T) {
@@ -39,20 +40,20 @@ func TestLandlockPathnameSockets(t *testing.T) {
 		}
 	}
 	for _, tt := range []struct {
-		access LandlockAccess
+		access confine.LandlockAccess
 		dir    bool
 		want   uint64
 	}{
-		{LandlockConnect, false, ll.AccessFSResolveUnix}, // a socket file
-		{LandlockConnect, true, ll.AccessFSResolveUnix},  // the sockets beneath a directory
-		{LandlockWrite, true, uint64(llWrite)},           // creating a socket is not connecting to one
-		{LandlockRead | LandlockWrite | LandlockExec, false, ll.AccessFSReadFile | ll.AccessFSWriteFile | ll.AccessFSTruncate | ll.AccessFSExecute},
+		{confine.LandlockConnect, false, ll.AccessFSResolveUnix}, // a socket file
+		{confine.LandlockConnect, true, ll.AccessFSResolveUnix},  // the sockets beneath a directory
+		{confine.LandlockWrite, true, uint64(llWrite)},           // creating a socket is not connecting to one
+		{confine.LandlockRead | confine.LandlockWrite | confine.LandlockExec, false, ll.AccessFSReadFile | ll.AccessFSWriteFile | ll.AccessFSTruncate | ll.AccessFSExecute},
 	} {
 		if got := uint64(ruleAccess(tt.access, tt.dir)); got != tt.want {
 			t.Errorf("ruleAccess(%v, dir %v) = %#x, want %#x", tt.access, tt.dir, got, tt.want)
 		}
 	}
-	if got := (LandlockRead | LandlockConnect).String(); got != "read+connect" {
+	if got := (confine.LandlockRead | confine.LandlockConnect).String(); got != "read+connect" {
 		t.Errorf("String() = %q", got)
 	}
 }

@@ -1,4 +1,4 @@
-package privsep
+package sandbox
 
 import (
 	"bufio"
@@ -12,24 +12,25 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/peercred/peercred/privsep/confine"
 )
 
-// verifyConfinement checks a confined worker that said hello with payload:
-// its report, then what /proc shows of every thread, its limits and its
-// namespaces, against spec. The worker is our unreaped child, so pid is
-// still its own. An error says what did not match; the caller kills the
-// worker.
-func (s *Supervisor) verifyConfinement(spec *Spec, pid int, payload []byte) (*Confinement, error) {
-	c := spec.Confine
-	conf := &Confinement{}
-	rep := &conf.SelfReported
+// Verify checks a worker confined as c that said hello with payload (what
+// [Apply] returned): its report, then what /proc shows of every thread, its
+// limits and its namespaces, against c. The worker is the caller's
+// unreaped child, so pid is still its own. An error says what did not
+// match; the caller kills the worker.
+func Verify(c *confine.Config, pid int, payload []byte) (*confine.Verified, error) {
+	v := &confine.Verified{}
+	rep := &report{}
 	// The worker's report first, for a worker that says why it failed;
 	// then the kernel's view, whatever the report says.
 	if len(payload) > 0 {
 		dec := json.NewDecoder(bytes.NewReader(payload))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(rep); err != nil {
-			return nil, fmt.Errorf("confinement report: %v", err)
+			return nil, fmt.Errorf("confinement report: %w", err)
 		}
 		if rep.Err != "" {
 			return nil, fmt.Errorf("worker could not confine itself: %s", rep.Err)
@@ -37,7 +38,6 @@ func (s *Supervisor) verifyConfinement(spec *Spec, pid int, payload []byte) (*Co
 	}
 
 	// The kernel's view, thread by thread.
-	v := &conf.Verified
 	wantFilters := parentSeccompFilters() + 1
 	wantSeccomp := rep.Seccomp || !c.BestEffort
 	tasks, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
@@ -128,7 +128,7 @@ func (s *Supervisor) verifyConfinement(spec *Spec, pid int, payload []byte) (*Co
 		return nil, errors.New("the hello carries no confinement report: the worker did not confine itself")
 	}
 	if !c.BestEffort {
-		if want := c.landlockABI(); rep.LandlockABI < want {
+		if want := landlockABI(c); rep.LandlockABI < want {
 			return nil, fmt.Errorf("worker reports Landlock ABI %d applied, want %d", rep.LandlockABI, want)
 		}
 		if !rep.Seccomp {
@@ -138,12 +138,8 @@ func (s *Supervisor) verifyConfinement(spec *Spec, pid int, payload []byte) (*Co
 	if rep.Seccomp && rep.OnDenied != c.OnDenied.String() {
 		return nil, fmt.Errorf("worker reports on_denied %q, want %q", rep.OnDenied, c.OnDenied)
 	}
-	if c.OnDenied == DenyLog || len(rep.Skipped) > 0 {
-		s.log().Warn("privsep: worker confined with gaps", "role", spec.Role, "pid", pid, "confinement", conf.String())
-	} else {
-		s.log().Info("privsep: worker confined", "role", spec.Role, "pid", pid, "confinement", conf.String())
-	}
-	return conf, nil
+	rep.keep(v)
+	return v, nil
 }
 
 // parentSeccompFilters is how many seccomp filters this process had when
@@ -229,9 +225,9 @@ func readLimits(pid int) (map[string][2]uint64, error) {
 		var lim [2]uint64
 		for i := range 2 {
 			if fields[i] == "unlimited" {
-				lim[i] = Unlimited
+				lim[i] = confine.Unlimited
 			} else if lim[i], err = strconv.ParseUint(fields[i], 10, 64); err != nil {
-				return nil, fmt.Errorf("/proc limits: %q: %v", line, err)
+				return nil, fmt.Errorf("/proc limits: %q: %w", line, err)
 			}
 		}
 		lims[name] = lim
@@ -246,4 +242,12 @@ func nsInode(path string) (uint64, error) {
 		return 0, &fs.PathError{Op: "stat", Path: path, Err: err}
 	}
 	return st.Ino, nil
+}
+
+// limitText is a limit as an error message says it.
+func limitText(v uint64) string {
+	if v == confine.Unlimited {
+		return "unlimited"
+	}
+	return strconv.FormatUint(v, 10)
 }

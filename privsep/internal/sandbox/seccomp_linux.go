@@ -1,4 +1,4 @@
-package privsep
+package sandbox
 
 import (
 	"errors"
@@ -7,6 +7,7 @@ import (
 	"syscall"
 
 	"github.com/peercred/peercred/internal/seccomp"
+	"github.com/peercred/peercred/privsep/confine"
 	"golang.org/x/sys/unix"
 )
 
@@ -24,9 +25,9 @@ import (
 // paths (timer_create, setitimer, kill and tgkill of itself), net's
 // descriptor handling (fcntl, dup3, getsockopt, getsockname, epoll_ctl) and
 // io.Copy's (sendfile, splice, copy_file_range). TestConfinedRuntimeUnderLoad
-// runs the load with DenyKill, with and without -race.
-var promiseCalls = map[Promise][]string{
-	PromiseStdio: {
+// runs the load with confine.DenyKill, with and without -race.
+var promiseCalls = map[confine.Promise][]string{
+	confine.PromiseStdio: {
 		// I/O on descriptors the worker holds.
 		"read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev", "preadv2", "pwritev2",
 		"close", "close_range", "lseek", "fstat", "fstatfs", "fsync", "fdatasync", "ftruncate", "fadvise64",
@@ -52,28 +53,32 @@ var promiseCalls = map[Promise][]string{
 		"getresuid", "getresgid", "getpgrp", "getpgid", "getsid", "getcwd", "umask",
 		"getrandom", "uname", "getrusage", "sysinfo", "getrlimit", "getcpu",
 	},
-	PromiseRpath: {
+	confine.PromiseRpath: {
 		"stat", "lstat", "newfstatat", "statx", "statfs", "access", "faccessat", "faccessat2",
 		"readlink", "readlinkat", "chdir", "fchdir",
 	},
-	PromiseWpath: {"truncate"},
-	PromiseCpath: {
+	confine.PromiseWpath: {"truncate"},
+	confine.PromiseCpath: {
 		"mkdir", "mkdirat", "rmdir", "unlink", "unlinkat", "rename", "renameat", "renameat2",
 		"link", "linkat", "symlink", "symlinkat",
 	},
-	PromiseFattr: {
+	confine.PromiseFattr: {
 		"chmod", "fchmod", "fchmodat", "fchmodat2", "chown", "fchown", "fchownat", "lchown",
 		"utime", "utimes", "utimensat", "futimesat",
 	},
-	PromiseUnix: {"bind", "connect"}, // listen below
-	PromiseInet: {"bind", "connect"},
-	PromiseUDP:  {"bind", "connect"},
-	PromiseProc: {
+	confine.PromiseUnix: {"bind", "connect"}, // listen below
+	confine.PromiseInet: {"bind", "connect"},
+	confine.PromiseUDP:  {"bind", "connect"},
+	confine.PromiseProc: {
 		"fork", "vfork", "wait4", "waitid", "tkill", "pidfd_open", "pidfd_send_signal",
 		"setpgid", "setsid",
 	},
-	PromiseExec: {"execve", "execveat"},
+	confine.PromiseExec: {"execve", "execveat"},
 }
+
+// promises are the known promises, in the order their calls are added.
+var promises = []confine.Promise{confine.PromiseStdio, confine.PromiseRpath, confine.PromiseWpath, confine.PromiseCpath,
+	confine.PromiseFattr, confine.PromiseUnix, confine.PromiseInet, confine.PromiseUDP, confine.PromiseProc, confine.PromiseExec}
 
 // Harmless ioctl requests: descriptor flags, bytes readable, terminal size
 // and attributes (isatty). Not TIOCSTI, which types into a terminal.
@@ -101,20 +106,20 @@ const nsFlags = unix.CLONE_NEWNS | unix.CLONE_NEWCGROUP | unix.CLONE_NEWUTS | un
 	unix.CLONE_NEWUSER | unix.CLONE_NEWPID | unix.CLONE_NEWNET
 
 // buildFilter compiles c into a seccomp filter for the worker process pid,
-// whose own signals (tgkill, kill) are allowed without PromiseProc.
-func buildFilter(c *Confine, pid uint32) (*seccomp.Filter, error) {
+// whose own signals (tgkill, kill) are allowed without confine.PromiseProc.
+func buildFilter(c *confine.Config, pid uint32) (*seccomp.Filter, error) {
 	if !seccomp.Supported() {
 		return nil, fmt.Errorf("seccomp: no system call table for this architecture: %w", errors.ErrUnsupported)
 	}
 	deny := seccomp.Errno(syscall.EPERM)
 	switch c.OnDenied {
-	case DenyKill:
+	case confine.DenyKill:
 		deny = seccomp.KillProcess
-	case DenyLog:
+	case confine.DenyLog:
 		deny = seccomp.Log
 	}
 	f := seccomp.New(deny)
-	has := func(p Promise) bool { return p == PromiseStdio || slices.Contains(c.Promises, p) }
+	has := func(p confine.Promise) bool { return p == confine.PromiseStdio || slices.Contains(c.Promises, p) }
 	var err error
 	add := func(name string, a seccomp.Action, conds ...seccomp.Cond) {
 		if err == nil && seccomp.Known(name) {
@@ -144,7 +149,7 @@ func buildFilter(c *Confine, pid uint32) (*seccomp.Filter, error) {
 	add("openat2", enosys)
 	// Threads, and with proc, processes; never namespaces.
 	add("clone", allow, seccomp.Masked(0, unix.CLONE_THREAD, unix.CLONE_THREAD), seccomp.Clear(0, nsFlags))
-	if has(PromiseProc) {
+	if has(confine.PromiseProc) {
 		add("clone", allow, seccomp.Clear(0, unix.CLONE_THREAD|nsFlags))
 		add("kill", allow)
 		add("tgkill", allow)
@@ -181,21 +186,21 @@ func buildFilter(c *Confine, pid uint32) (*seccomp.Filter, error) {
 	// bound, to listen on itself (Worker.Listen: a Unix server's
 	// credentials are the listener's), which a worker without unix may
 	// do too (listen(2) does not bind an unbound Unix socket).
-	if !has(PromiseInet) {
+	if !has(confine.PromiseInet) {
 		add("listen", allow)
 	}
 
 	// Opening files: reading needs rpath, writing wpath, creating cpath,
 	// as the flags say. O_TMPFILE counts as creating.
-	if has(PromiseRpath) || has(PromiseWpath) || has(PromiseCpath) {
+	if has(confine.PromiseRpath) || has(confine.PromiseWpath) || has(confine.PromiseCpath) {
 		var conds []seccomp.Cond
-		if !has(PromiseRpath) {
+		if !has(confine.PromiseRpath) {
 			conds = append(conds, seccomp.Masked(2, unix.O_ACCMODE, unix.O_WRONLY))
 		}
-		if !has(PromiseWpath) {
+		if !has(confine.PromiseWpath) {
 			conds = append(conds, seccomp.Masked(2, unix.O_ACCMODE, unix.O_RDONLY), seccomp.Clear(2, unix.O_TRUNC))
 		}
-		if !has(PromiseCpath) {
+		if !has(confine.PromiseCpath) {
 			conds = append(conds, seccomp.Clear(2, unix.O_CREAT|unix.O_TMPFILE&^unix.O_DIRECTORY))
 		}
 		add("openat", allow, conds...)
@@ -203,11 +208,11 @@ func buildFilter(c *Confine, pid uint32) (*seccomp.Filter, error) {
 			conds[i].Arg-- // open(path, flags, mode): one argument fewer
 		}
 		add("open", allow, conds...)
-		if has(PromiseWpath) && has(PromiseCpath) {
+		if has(confine.PromiseWpath) && has(confine.PromiseCpath) {
 			add("creat", allow)
 		}
 	}
-	if c.OnDenied == DenyKill {
+	if c.OnDenied == confine.DenyKill {
 		// Other opens fail rather than kill: glibc's malloc opens
 		// /sys/devices/system/cpu/online, then /proc/stat, in each new
 		// thread of a cgo program (arena_get2, get_nprocs), and does
@@ -224,23 +229,23 @@ func buildFilter(c *Confine, pid uint32) (*seccomp.Filter, error) {
 	// on an AF_UNIX datagram socket reaches any socket path the worker's
 	// UID may write to (/dev/log, the journal), and Landlock before ABI 9
 	// does not see pathname sockets.
-	if has(PromiseUnix) {
+	if has(confine.PromiseUnix) {
 		add("socketpair", allow, seccomp.Eq(0, unix.AF_UNIX))
 	} else {
 		for _, t := range []uint32{unix.SOCK_STREAM, unix.SOCK_SEQPACKET} {
 			add("socketpair", allow, seccomp.Eq(0, unix.AF_UNIX), seccomp.Masked(1, 0xf, t))
 		}
 	}
-	if has(PromiseUnix) {
+	if has(confine.PromiseUnix) {
 		add("socket", allow, seccomp.Eq(0, unix.AF_UNIX))
 	}
 	for _, family := range []uint32{unix.AF_INET, unix.AF_INET6} {
-		if has(PromiseInet) {
+		if has(confine.PromiseInet) {
 			for _, proto := range []uint32{0, unix.IPPROTO_TCP} {
 				add("socket", allow, seccomp.Eq(0, family), seccomp.Masked(1, 0xf, unix.SOCK_STREAM), seccomp.Eq(2, proto))
 			}
 		}
-		if has(PromiseUDP) {
+		if has(confine.PromiseUDP) {
 			for _, proto := range []uint32{0, unix.IPPROTO_UDP} {
 				add("socket", allow, seccomp.Eq(0, family), seccomp.Masked(1, 0xf, unix.SOCK_DGRAM), seccomp.Eq(2, proto))
 			}

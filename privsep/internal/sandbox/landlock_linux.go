@@ -1,4 +1,4 @@
-package privsep
+package sandbox
 
 import (
 	"errors"
@@ -7,6 +7,7 @@ import (
 
 	"github.com/landlock-lsm/go-landlock/landlock"
 	ll "github.com/landlock-lsm/go-landlock/landlock/syscall"
+	"github.com/peercred/peercred/privsep/confine"
 )
 
 // landlockKernelABI returns the kernel's Landlock ABI version, 0 if it has
@@ -33,7 +34,7 @@ var landlockConfigs = []landlock.Config{
 	landlock.V7, landlock.V8, landlock.V9, landlock.V10, landlock.V11,
 }
 
-// Rights of a LandlockRule, and those that apply to a file (not a
+// Rights of a confine.LandlockRule, and those that apply to a file (not a
 // directory): Landlock refuses directory rights on a file.
 const (
 	llRead  = ll.AccessFSReadFile | ll.AccessFSReadDir
@@ -59,20 +60,20 @@ func landlockConfig(abi, have int) landlock.Config {
 	return cfg
 }
 
-// ruleAccess is what a LandlockRule's access grants on a directory, or on
+// ruleAccess is what a confine.LandlockRule's access grants on a directory, or on
 // another file.
-func ruleAccess(a LandlockAccess, dir bool) landlock.AccessFSSet {
+func ruleAccess(a confine.LandlockAccess, dir bool) landlock.AccessFSSet {
 	var access landlock.AccessFSSet
-	if a&LandlockRead != 0 {
+	if a&confine.LandlockRead != 0 {
 		access |= llRead
 	}
-	if a&LandlockWrite != 0 {
+	if a&confine.LandlockWrite != 0 {
 		access |= llWrite
 	}
-	if a&LandlockExec != 0 {
+	if a&confine.LandlockExec != 0 {
 		access |= llExec
 	}
-	if a&LandlockConnect != 0 {
+	if a&confine.LandlockConnect != 0 {
 		access |= llConnect
 	}
 	if !dir {
@@ -85,8 +86,8 @@ func ruleAccess(a LandlockAccess, dir bool) landlock.AccessFSSet {
 // the Landlock part of the report. Strict, it fails rather than apply less
 // than asked; best effort, it applies what the kernel has and lists what it
 // left out in rep.Skipped.
-func applyLandlock(c *Confine, rep *ConfinementReport) error {
-	want := c.landlockABI()
+func applyLandlock(c *confine.Config, rep *report) error {
+	want := landlockABI(c)
 	have := landlockKernelABI()
 	rep.LandlockKernelABI = have
 	abi := want

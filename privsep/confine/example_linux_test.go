@@ -1,4 +1,4 @@
-package privsep_test
+package confine_test
 
 import (
 	"context"
@@ -7,12 +7,13 @@ import (
 	"net/http"
 
 	"github.com/peercred/peercred/privsep"
+	"github.com/peercred/peercred/privsep/confine"
 )
 
 // A web worker confined to serving: no file but through the parent's
 // broker, no socket but the listener it is given, no process, no way out.
 // The parent checks it before handing it anything.
-func ExampleConfine() {
+func ExampleConfig() {
 	privsep.Register("example-confined", func(ctx context.Context, w *privsep.Worker) error {
 		page, err := w.ReadFile("/srv/www/index.html") // the parent opens it
 		if err != nil {
@@ -37,7 +38,7 @@ func ExampleConfine() {
 	defer s.Shutdown(context.Background())
 	p, err := s.Spawn(context.Background(), privsep.Spec{
 		Role: "example-confined", UID: 65534, GID: 65534,
-		Confine: &privsep.Confine{
+		Confine: &confine.Config{
 			// Promises: only stdio, the default. Landlock: no path.
 			NoFile: 1024,
 			NewNet: true, // the listener is the parent's: the worker needs no interface

@@ -1,21 +1,20 @@
-package privsep
+package confine
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 )
 
-// Confine is how a spawned worker confines itself ([Spec.Confine]). The
+// Config is how a spawned worker confines itself (privsep.Spec.Confine). The
 // worker applies it after the kernel has set its credentials and before its
 // hello, on every thread of the process: resource limits, then a Landlock
 // domain, then a seccomp filter; the parent sets up the namespaces at clone.
 // The parent then checks what the kernel shows of it (/proc: no_new_privs
 // and the seccomp filter on every thread, the limits, the namespaces) before
 // the worker gets anything, and records what the worker reports of the rest
-// (its Landlock domain, which /proc does not show): see [Confinement].
+// (its Landlock domain, which /proc does not show): see [Verified].
 //
-// A worker confined with the zero Confine can read and write the
+// A worker confined with the zero Config can read and write the
 // descriptors it has, run Go, accept on listeners it is given and call its
 // parent, and nothing else: no file, no new socket (bar socketpair), no
 // process, no signal to another process. Each field grants or restricts
@@ -30,9 +29,9 @@ import (
 // to paths and ports whatever the descriptor they are reached through: a
 // directory descriptor the worker gets from the parent opens nothing
 // beneath it that its rules do not allow.
-type Confine struct {
+type Config struct {
 	// BestEffort applies what the running kernel supports and reports
-	// what it could not ([ConfinementReport.Skipped]). Without it
+	// what it could not ([Verified].SelfReported.Skipped). Without it
 	// (strict), Spawn fails with an error naming the missing kernel
 	// feature, or a rule's path that does not exist.
 	BestEffort bool
@@ -52,7 +51,7 @@ type Confine struct {
 	// with EACCES. Binding port 0 (any) needs port 0 listed. A bound
 	// port serves as the source port of a connection: the worker never
 	// listens on TCP (see PromiseInet); it gets its listeners from its
-	// parent ([Worker.Listen]).
+	// parent (privsep.Worker.Listen).
 	BindTCP, ConnectTCP []uint16
 
 	// Promises add system calls to the filter, in the manner of
@@ -76,7 +75,7 @@ type Confine struct {
 	// NewNet, NewMount and NewIPC start the worker in new network (no
 	// interface but a down loopback: the worker reaches nothing but its
 	// parent and the sockets it is given), mount and IPC namespaces. They
-	// need a root parent or [Spec.UserNS].
+	// need a root parent or privsep.Spec.UserNS.
 	NewNet, NewMount, NewIPC bool
 }
 
@@ -163,7 +162,7 @@ const (
 	// listen(2) is allowed to every worker without PromiseInet, with or
 	// without this promise (the filter cannot tell a Unix socket from a
 	// TCP one; a Unix one must be bound first, which takes this promise
-	// or a socket from [Worker.Listen]). Binding a pathname socket needs a
+	// or a socket from privsep.Worker.Listen). Binding a pathname socket needs a
 	// [LandlockWrite] rule for its directory. Abstract names: the worker
 	// reaches only those bound in its own Landlock domain (ABI 6 scope).
 	// Pathname sockets: on a kernel with Landlock ABI 9 or later, only
@@ -173,21 +172,21 @@ const (
 	// and nothing but leaving this promise out stops that.
 	PromiseUnix Promise = "unix"
 	// PromiseInet: TCP over IPv4 and IPv6: bind to the ports of
-	// [Confine.BindTCP], connect to those of [Confine.ConnectTCP]
+	// [Config.BindTCP], connect to those of [Config.ConnectTCP]
 	// (Landlock ABI 4: without it, any port). No listen(2): on an unbound
 	// socket it binds an ephemeral port where no Landlock rule applies,
 	// and the filter cannot tell a bound socket from an unbound one; the
-	// worker gets its TCP listeners from its parent ([Worker.Listen]).
+	// worker gets its TCP listeners from its parent (privsep.Worker.Listen).
 	// TCP_FASTOPEN_CONNECT is allowed: Landlock checks the port at
 	// connect(2) still. Multipath TCP is refused: Landlock does not see
-	// it (Go's net falls back to TCP). [Confine.AllowSyscalls] "listen"
+	// it (Go's net falls back to TCP). [Config.AllowSyscalls] "listen"
 	// opens listen again, ephemeral ports and all. bind(2) is allowed for
 	// every socket the worker holds, and the filter cannot see its
 	// address: that includes binding an abstract Unix name on an end of
 	// the socket pair it has (squatting a name a service of its network
 	// namespace would bind later; Landlock does not check binds of
 	// abstract names). Give such a worker its own network namespace
-	// ([Confine.NewNet]) where that matters: abstract names are per
+	// ([Config.NewNet]) where that matters: abstract names are per
 	// network namespace.
 	PromiseInet Promise = "inet"
 	// PromiseUDP: UDP over IPv4 and IPv6, to any port: Landlock does not
@@ -200,9 +199,6 @@ const (
 	// PromiseExec: execve. The executable needs a [LandlockExec] rule.
 	PromiseExec Promise = "exec"
 )
-
-var promises = []Promise{PromiseStdio, PromiseRpath, PromiseWpath, PromiseCpath, PromiseFattr,
-	PromiseUnix, PromiseInet, PromiseUDP, PromiseProc, PromiseExec}
 
 // DenyAction is what a system call the filter refuses does.
 type DenyAction int
@@ -229,163 +225,4 @@ func (d DenyAction) String() string {
 		return "log"
 	}
 	return fmt.Sprintf("DenyAction(%d)", int(d))
-}
-
-// Confinement is what the parent knows of a spawned worker's confinement:
-// what it verified itself in /proc, and what the worker reported.
-type Confinement struct {
-	// Verified was read by the parent from /proc/PID (the worker's child
-	// process, unreaped, so the PID is its own) after the worker's hello
-	// and before it was admitted.
-	Verified ConfinementVerified
-	// SelfReported is what the worker said in its hello about what it
-	// applied. The kernel shows no Landlock domain in /proc, so this is
-	// the worker's word; it was spoken before any code of the role ran.
-	SelfReported ConfinementReport
-}
-
-// ConfinementVerified is what /proc showed of a worker.
-type ConfinementVerified struct {
-	// Threads is how many threads were checked (/proc/PID/task).
-	Threads int
-	// NoNewPrivs: NoNewPrivs is 1 on every thread.
-	NoNewPrivs bool
-	// Seccomp: Seccomp is 2 (filter) on every thread, with at least
-	// SeccompFilters filters, one more than the parent's own.
-	Seccomp        bool
-	SeccompFilters int
-	// Limits are the worker's soft limits (its hard limits are equal
-	// where the Confine set them); Unlimited means none.
-	NoFile, Core, FileSize, AddressSpace uint64
-	// Namespaces lists the new namespaces the Confine asked for ("ipc",
-	// "mnt", "net"), each checked to differ from the parent's.
-	Namespaces []string
-}
-
-// Unlimited is an unlimited resource limit (RLIM_INFINITY).
-const Unlimited = ^uint64(0)
-
-// ConfinementReport is a worker's report of what it applied. It is also
-// the hello payload of a confined worker (JSON).
-type ConfinementReport struct {
-	// LandlockKernelABI is the kernel's Landlock ABI version (0: none;
-	// an ABI 6 with the signal-scoping bug counts as 5).
-	LandlockKernelABI int `json:"kernel_abi"`
-	// LandlockABI is the version whose restrictions were applied; 0
-	// means no Landlock domain.
-	LandlockABI int `json:"abi"`
-	// Landlock describes the handled rights, as go-landlock does.
-	Landlock string `json:"landlock,omitempty"`
-	// LandlockRules is how many path and port rules were added.
-	LandlockRules int `json:"rules"`
-	// Seccomp: the filter was installed on all threads (TSYNC), with
-	// SeccompInsns BPF instructions, refusing with OnDenied.
-	Seccomp      bool   `json:"seccomp"`
-	SeccompInsns int    `json:"insns,omitempty"`
-	OnDenied     string `json:"on_denied,omitempty"`
-	// Skipped lists what was asked but not applied (best effort), and
-	// why.
-	Skipped []string `json:"skipped,omitempty"`
-	// Err is why the worker could not confine itself; it exits.
-	Err string `json:"err,omitempty"`
-}
-
-func (c *Confinement) String() string {
-	if c == nil {
-		return "none"
-	}
-	v, r := &c.Verified, &c.SelfReported
-	var b strings.Builder
-	fmt.Fprintf(&b, "verified: no_new_privs=%v seccomp=%v filters=%d threads=%d nofile=%s core=%s fsize=%s as=%s",
-		v.NoNewPrivs, v.Seccomp, v.SeccompFilters, v.Threads, limitText(v.NoFile), limitText(v.Core), limitText(v.FileSize), limitText(v.AddressSpace))
-	if len(v.Namespaces) > 0 {
-		fmt.Fprintf(&b, " ns=%s", strings.Join(v.Namespaces, ","))
-	}
-	fmt.Fprintf(&b, "; self-reported: landlock ABI %d (kernel %d) %s rules=%d seccomp=%v insns=%d on_denied=%s",
-		r.LandlockABI, r.LandlockKernelABI, r.Landlock, r.LandlockRules, r.Seccomp, r.SeccompInsns, r.OnDenied)
-	if len(r.Skipped) > 0 {
-		fmt.Fprintf(&b, " skipped=%q", r.Skipped)
-	}
-	return b.String()
-}
-
-func limitText(v uint64) string {
-	if v == Unlimited {
-		return "unlimited"
-	}
-	return fmt.Sprint(v)
-}
-
-// defaultLandlockABI is the Landlock version a zero LandlockABI means.
-const defaultLandlockABI = 6
-
-// maxLandlockABI is the newest Landlock version this package (through
-// go-landlock) knows.
-const maxLandlockABI = 11
-
-// landlockABI is the version c asks for.
-func (c *Confine) landlockABI() int {
-	if c.LandlockABI == 0 {
-		return defaultLandlockABI
-	}
-	return c.LandlockABI
-}
-
-// workerConfine is what a confined worker gets from its parent (JSON, in
-// envConfine).
-type workerConfine struct {
-	Confine
-	// Filter is the compiled seccomp filter (seccomp.Encode), with
-	// pidPlaceholder where the worker's PID goes.
-	Filter []byte `json:",omitempty"`
-	// NoFilter says why there is none (best effort only).
-	NoFilter string `json:",omitempty"`
-}
-
-// envConfine carries a worker's workerConfine from the parent.
-const envConfine = "PEERCRED_PRIVSEP_CONFINE"
-
-// pidPlaceholder stands for the worker's PID in a filter compiled by the
-// parent, which cannot know it: no PID is that large (PID_MAX_LIMIT is
-// 2^22), and no other constant of the filter is this one.
-const pidPlaceholder = 0xfffffff0
-
-// missingABI is the error of a strict confinement on a kernel with an older
-// Landlock.
-func missingABI(want, have int) error {
-	if have == 0 {
-		//lint:ignore ST1005 Landlock is a proper noun, the kernel's name for the LSM.
-		return fmt.Errorf("Landlock ABI %d needed, the kernel has no Landlock (not built in, or not in the lsm= boot list): %w", want, errors.ErrUnsupported)
-	}
-	//lint:ignore ST1005 Landlock is a proper noun, the kernel's name for the LSM.
-	return fmt.Errorf("Landlock ABI %d needed (%s), the kernel has ABI %d: %w", want, abiFeature(want), have, errors.ErrUnsupported)
-}
-
-// abiFeature names what a Landlock ABI version added.
-func abiFeature(v int) string {
-	switch v {
-	case 1:
-		return "filesystem rules"
-	case 2:
-		return "moving files between directories"
-	case 3:
-		return "truncation"
-	case 4:
-		return "TCP bind and connect ports"
-	case 5:
-		return "ioctl on device files"
-	case 6:
-		return "scoping of abstract Unix sockets and signals"
-	case 7:
-		return "audit logging flags"
-	case 8:
-		return "enforcement on all threads at once (TSYNC)"
-	case 9:
-		return "pathname Unix socket connect"
-	case 10:
-		return "UDP bind and send"
-	case 11:
-		return "ABI 11"
-	}
-	return fmt.Sprintf("ABI %d", v)
 }
