@@ -10,7 +10,7 @@ func Example() {
 	lim := wire.DefaultLimits
 
 	// The worker asks the parent to open a file.
-	req := wire.Msg{Kind: wire.KindRequest, ID: 1, Op: wire.OpOpen, Payload: wire.AppendOpen(nil, "/etc/hosts", 0)}
+	req := wire.Msg{Kind: wire.KindRequest, ID: 1, Op: wire.OpFileOpen, Payload: wire.AppendFile(nil, &wire.FileRequest{Path: "/etc/hosts"})}
 	datagram, err := wire.Append(nil, &req, lim)
 	if err != nil {
 		panic(err)
@@ -21,13 +21,13 @@ func Example() {
 	if err != nil {
 		panic(err) // a real parent disconnects the worker
 	}
-	path, flag, err := wire.DecodeOpen(m.Payload)
-	fmt.Println(m.Kind, m.ID, m.Op, path, flag, err)
+	fr, err := wire.DecodeFile(m.Payload)
+	fmt.Println(m.Kind, m.ID, m.Op, fr.Path, fr.Flag, err)
 
 	// A worker that claims descriptors that never arrived broke the protocol.
 	_, err = wire.Decode(datagram, 1, lim)
 	fmt.Println(err)
 	// Output:
-	// Request 1 open /etc/hosts 0 <nil>
+	// Request 1 file.open /etc/hosts 0 <nil>
 	// wire: nfds 0 in header, 1 arrived
 }

@@ -131,6 +131,9 @@ type Timespec struct{ Sec, Nsec int64 }
 // StatLen is the length of an encoded Stat.
 const StatLen = 16 * 8
 
+// MaxPathLen is the longest path a file request carries (PATH_MAX).
+const MaxPathLen = 4096
+
 // AppendStat appends st to dst.
 func AppendStat(dst []byte, st *Stat) []byte {
 	for _, v := range [...]uint64{

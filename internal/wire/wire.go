@@ -156,8 +156,8 @@ func Append(dst []byte, m *Msg, lim Limits) ([]byte, error) {
 // Decode parses the datagram b, which arrived with nfds descriptors.
 //
 // On success Msg.Payload aliases b, and the only allocation is Op's string
-// for an operation or role name other than the built-in OpOpen, OpListen,
-// OpFileOpen and OpFileStat. Decode never panics, and every error it returns wraps
+// for an operation or role name other than the built-in OpListen, OpFileOpen
+// and OpFileStat. Decode never panics, and every error it returns wraps
 // ErrMalformed. It does not own the descriptors: the caller closes them
 // when Decode returns an error.
 //
@@ -282,8 +282,6 @@ func internOp(op []byte) string {
 	switch string(op) { // no allocation: the compiler compares in place
 	case "":
 		return ""
-	case OpOpen:
-		return OpOpen
 	case OpListen:
 		return OpListen
 	case OpFileOpen:

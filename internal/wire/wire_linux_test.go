@@ -62,7 +62,7 @@ func recv(t *testing.T, fd int, oobFDs int) received {
 func TestSeqpacketRequestWithDescriptors(t *testing.T) {
 	a, b := seqpacketPair(t)
 	p := pipe(t)
-	want := wire.Msg{Kind: wire.KindRequest, ID: 77, Op: wire.OpOpen, Payload: wire.AppendOpen(nil, "/etc/hosts", unix.O_RDONLY), NFiles: len(p)}
+	want := wire.Msg{Kind: wire.KindRequest, ID: 77, Op: wire.OpFileOpen, Payload: wire.AppendFile(nil, &wire.FileRequest{Path: "/etc/hosts", Flag: unix.O_RDONLY}), NFiles: len(p)}
 	datagram, err := wire.Append(nil, &want, lim)
 	if err != nil {
 		t.Fatal(err)

@@ -73,7 +73,7 @@ func TestRoundTrip(t *testing.T) {
 		{"Hello may carry a connection", wire.Msg{Kind: wire.KindHello, Op: "w", NFiles: 1}},
 		{"Welcome is a bare header", wire.Msg{Kind: wire.KindWelcome}},
 		{"Welcome may carry a payload", wire.Msg{Kind: wire.KindWelcome, Payload: []byte{0}}},
-		{"Request with op and payload", wire.Msg{Kind: wire.KindRequest, ID: 1, Op: wire.OpOpen, Payload: wire.AppendOpen(nil, "/etc/hosts", 0)}},
+		{"Request with op and payload", wire.Msg{Kind: wire.KindRequest, ID: 1, Op: wire.OpFileOpen, Payload: wire.AppendFile(nil, &wire.FileRequest{Path: "/etc/hosts"})}},
 		{"Request with descriptors", wire.Msg{Kind: wire.KindRequest, ID: 42, Op: "pass.fds_2", NFiles: 3}},
 		{"Request with the longest op", wire.Msg{Kind: wire.KindRequest, ID: 1, Op: strings.Repeat("a", wire.MaxOpLen)}},
 		{"Request with the largest payload", wire.Msg{Kind: wire.KindRequest, ID: 1, Op: "x", Payload: big}},
@@ -350,55 +350,6 @@ func TestKindString(t *testing.T) {
 	}
 }
 
-func TestOpen(t *testing.T) {
-	for _, tt := range []struct {
-		path string
-		flag int
-	}{
-		{"/etc/hosts", 0},
-		{"a", 0o2000000 | 0o100 | 0o2}, // O_CLOEXEC|O_CREAT|O_RDWR
-		{"/negative/flags", -1},
-		{"/bit31", -1 << 31},
-		{strings.Repeat("p", wire.MaxPathLen), 1},
-		{"/ünïcode and spaces/\n", 0},
-	} {
-		p := wire.AppendOpen(nil, tt.path, tt.flag)
-		path, flag, err := wire.DecodeOpen(p)
-		if err != nil {
-			t.Errorf("DecodeOpen(AppendOpen(%q, %#x)): %v", tt.path, tt.flag, err)
-			continue
-		}
-		if path != tt.path || flag != tt.flag {
-			t.Errorf("DecodeOpen(AppendOpen(%q, %#x)) = %q, %#x", tt.path, tt.flag, path, flag)
-		}
-	}
-}
-
-func TestDecodeOpenMalformed(t *testing.T) {
-	tests := []struct {
-		name     string
-		p        []byte
-		want     string
-		tooLarge bool
-	}{
-		{"an empty payload", nil, "open payload of 0 bytes is shorter than the 4-byte flags", false},
-		{"a payload shorter than the flags", []byte{1, 2, 3}, "open payload of 3 bytes is shorter than the 4-byte flags", false},
-		{"flags and no path", wire.AppendOpen(nil, "", 0), "open payload: empty path", false},
-		{"a path over MaxPathLen", wire.AppendOpen(nil, strings.Repeat("p", wire.MaxPathLen+1), 0), "open payload: path of 4097 bytes exceeds limit 4096", true},
-		{"a NUL in the path", wire.AppendOpen(nil, "/etc/passwd\x00.txt", 0), "open payload: path has a NUL byte at offset 11", false},
-		{"a trailing NUL", wire.AppendOpen(nil, "/tmp\x00", 0), "open payload: path has a NUL byte at offset 4", false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			path, flag, err := wire.DecodeOpen(tt.p)
-			checkPayloadErr(t, err, tt.want, tt.tooLarge)
-			if path != "" || flag != 0 {
-				t.Errorf("DecodeOpen returned %q, %#x with its error", path, flag)
-			}
-		})
-	}
-}
-
 func TestListen(t *testing.T) {
 	for _, tt := range []struct{ network, address string }{
 		{"tcp", ":443"},
@@ -481,12 +432,12 @@ func TestAllocs(t *testing.T) {
 		}
 		return b
 	}
-	openReq := enc(wire.Msg{Kind: wire.KindRequest, ID: 1, Op: wire.OpOpen, Payload: wire.AppendOpen(nil, "/etc/hosts", 0)})
+	openReq := enc(wire.Msg{Kind: wire.KindRequest, ID: 1, Op: wire.OpFileOpen, Payload: wire.AppendFile(nil, &wire.FileRequest{Path: "/etc/hosts"})})
 	listenReq := enc(wire.Msg{Kind: wire.KindRequest, ID: 1, Op: wire.OpListen, Payload: wire.AppendListen(nil, "tcp", ":443")})
 	customReq := enc(wire.Msg{Kind: wire.KindRequest, ID: 1, Op: "status", Payload: []byte("x")})
 	hello := enc(wire.Msg{Kind: wire.KindHello, Op: "http"})
 	reply := enc(wire.Msg{Kind: wire.KindReply, ID: 1, NFiles: 1, Payload: []byte("ok")})
-	openPayload := wire.AppendOpen(nil, "/etc/hosts", 0)
+	openPayload := wire.AppendFile(nil, &wire.FileRequest{Path: "/etc/hosts"})
 	listenPayload := wire.AppendListen(nil, "tcp", ":443")
 
 	tests := []struct {
@@ -524,7 +475,7 @@ func FuzzDecode(f *testing.F) {
 	for _, m := range []wire.Msg{
 		{Kind: wire.KindHello, Op: "worker"},
 		{Kind: wire.KindWelcome},
-		{Kind: wire.KindRequest, ID: 1, Op: wire.OpOpen, Payload: wire.AppendOpen(nil, "/etc/hosts", 0)},
+		{Kind: wire.KindRequest, ID: 1, Op: wire.OpFileOpen, Payload: wire.AppendFile(nil, &wire.FileRequest{Path: "/etc/hosts"})},
 		{Kind: wire.KindReply, ID: 1, NFiles: 2},
 		{Kind: wire.KindError, ID: 1, Code: wire.CodeDenied, Payload: []byte("no")},
 		{Kind: wire.KindStop},
@@ -589,25 +540,6 @@ func check(t *testing.T, b []byte, nfds int) {
 	}
 }
 
-// FuzzDecodeOpen checks that DecodeOpen never panics and that whatever it
-// accepts AppendOpen encodes back to the same bytes.
-func FuzzDecodeOpen(f *testing.F) {
-	f.Add(wire.AppendOpen(nil, "/etc/hosts", 0))
-	f.Add(wire.AppendOpen(nil, "a\x00b", -1))
-	f.Fuzz(func(t *testing.T, p []byte) {
-		path, flag, err := wire.DecodeOpen(p)
-		if err != nil {
-			if !errors.Is(err, wire.ErrMalformed) {
-				t.Fatalf("error %v does not wrap ErrMalformed", err)
-			}
-			return
-		}
-		if enc := wire.AppendOpen(nil, path, flag); !bytes.Equal(enc, p) {
-			t.Fatalf("re-encoded %q, want %q", enc, p)
-		}
-	})
-}
-
 // FuzzDecodeListen checks that DecodeListen never panics and that whatever
 // it accepts AppendListen encodes back to the same bytes.
 func FuzzDecodeListen(f *testing.F) {
@@ -627,7 +559,7 @@ func FuzzDecodeListen(f *testing.F) {
 	})
 }
 
-var benchMsg = wire.Msg{Kind: wire.KindRequest, ID: 12345, Op: wire.OpOpen, Payload: wire.AppendOpen(nil, "/var/lib/app/state.db", 0o2000002), NFiles: 0}
+var benchMsg = wire.Msg{Kind: wire.KindRequest, ID: 12345, Op: wire.OpFileOpen, Payload: wire.AppendFile(nil, &wire.FileRequest{Path: "/var/lib/app/state.db", Flag: 0o2000002}), NFiles: 0}
 
 // rawHeader is the baseline: the header fields read with no checks.
 type rawHeader struct {
