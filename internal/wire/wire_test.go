@@ -454,7 +454,7 @@ func TestAllocs(t *testing.T) {
 		{"Decode a Reply", 0, func() { wire.Decode(reply, 1, lim) }},
 		{"Decode a Request for another op", 1, func() { wire.Decode(customReq, 0, lim) }},
 		{"Decode a Hello", 1, func() { wire.Decode(hello, 0, lim) }},
-		{"DecodeOpen", 1, func() { wire.DecodeOpen(openPayload) }},
+		{"DecodeFile", 1, func() { wire.DecodeFile(openPayload) }},
 		{"DecodeListen", 1, func() { wire.DecodeListen(listenPayload) }},
 	}
 	for _, tt := range tests {
