@@ -17,8 +17,10 @@ import (
 
 // The hot path. A connection between a worker and its parent is not in Go's
 // network poller. The goroutine that needs the next message reads it
-// itself, blocking in recvmsg(2) as a hand-written C program would: the calling goroutine in the worker, the reader of the session in
-// the parent, which also runs the handler of what it read. Through the
+// itself, blocking in recvmsg(2) as a hand-written C program would: the
+// calling goroutine in the worker, the reader of the session in the parent,
+// which also runs the handler of what it read. Both read through a reader,
+// which holds the turn to read and parks the connection. Through the
 // network poller every message cost a wake-up of the thread in epoll_wait
 // and a hand-off to another goroutine on each side (BENCHMARKS.md: 4.7x the
 // raw round trip, most of it futex and epoll_pwait).
@@ -95,15 +97,168 @@ func pollIn(fd, wake int) {
 	}
 }
 
+// reader is the turn to read one hot connection, and where the connection
+// waits while nobody reads it. At most one goroutine holds the turn and
+// reads (receive); while none does, the connection is parked, and the next
+// message calls the function given to serve, which takes the turn (woken)
+// and reads. Worker and session read only through it:
+//
+//   - take: a goroutine that wants to read takes a free turn (a worker's
+//     call, to read its own reply);
+//   - woken: the parked connection's function takes it;
+//   - receive: the holder reads one message;
+//   - busy, resume: the holder runs something that may take long (a
+//     session's handler): meanwhile the connection is parked lazily, and a
+//     message lets another goroutine take the turn;
+//   - park: the holder gives the turn up and the connection is parked, at
+//     once or lazily (within a sweepTick, unless take comes first: calls
+//     that come back to back then cost no epoll_ctl(2) at all).
+//
+// Handing the turn from one goroutine to another without parking (a
+// worker's callers, each waiting for its reply) is up to the holder: the
+// turn stays taken.
+type reader struct {
+	mc    *msgConn
+	state atomic.Int32  // turnHeld, ...
+	lazy  atomic.Uint32 // lazy parking: lazyNone, ...
+	seen  atomic.Uint32 // the sweeper's mark (sweeper)
+	onMsg func()        // the parker's call; guarded by parking.mu
+}
+
+// States of the turn (reader.state).
+const (
+	turnHeld   int32 = iota // a goroutine reads
+	turnParked              // nobody reads; the next message calls onMsg
+	turnBusy                // the holder is busy; the next message calls onMsg
+	turnClosed              // the connection is ending
+)
+
+// serve sets the function that a message on the parked connection calls;
+// it should call woken and, if that is true, read.
+func (r *reader) serve(fn func()) {
+	parking.mu.Lock()
+	r.onMsg = fn
+	parking.mu.Unlock()
+}
+
+// receive reads one message, as msgConn.recv does; only the holder of the
+// turn calls it. On error every descriptor that came is closed: a message
+// is the caller's, descriptors included, only when err is nil.
+func (r *reader) receive(wait bool) (inMsg, bool, error) { return r.mc.recv(wait) }
+
+// take takes the turn if nobody holds it, and undoes a lazy park.
+func (r *reader) take() bool {
+	if !r.state.CompareAndSwap(turnParked, turnHeld) {
+		return false
+	}
+	if r.lazy.Swap(lazyNone) == lazyArmed {
+		r.disarm()
+	}
+	return true
+}
+
+// woken is take for onMsg: the parked connection fired (its arming is
+// used up), or a message came while the holder was busy.
+func (r *reader) woken() bool {
+	if r.state.CompareAndSwap(turnParked, turnHeld) || r.state.CompareAndSwap(turnBusy, turnHeld) {
+		r.lazy.Store(lazyNone)
+		return true
+	}
+	return false
+}
+
+// park gives the turn up. soon parks lazily; otherwise at once, and it is
+// false only if the kernel refused (out of memory): the caller holds the
+// turn still.
+func (r *reader) park(soon bool) bool {
+	// The state first: a message that fires at once finds the turn free.
+	r.state.Store(turnParked)
+	if soon {
+		r.armSoon()
+		return true
+	}
+	r.lazy.Store(lazyArmed) // for take's disarm
+	if r.arm() {
+		return true
+	}
+	if r.state.CompareAndSwap(turnParked, turnHeld) {
+		r.lazy.Store(lazyNone)
+		return false
+	}
+	return true // a stale wake-up took the turn meanwhile
+}
+
+// busy keeps the turn while its holder does something that may take long:
+// the connection is parked lazily, and a message that comes meanwhile lets
+// woken take the turn.
+func (r *reader) busy() {
+	r.state.Store(turnBusy)
+	r.armSoon()
+}
+
+// resume ends busy: it is true if the caller holds the turn still, and
+// false if another goroutine took it (or the connection is ending).
+func (r *reader) resume() bool {
+	if !r.state.CompareAndSwap(turnBusy, turnHeld) {
+		return false
+	}
+	if r.lazy.Swap(lazyNone) == lazyArmed {
+		r.disarm()
+	}
+	return true
+}
+
+// close marks the turn as ending: nobody takes it any more.
+func (r *reader) close() { r.state.Store(turnClosed) }
+
+// waitIn waits until a message (or end of file) is there, or the eventfd
+// wake is readable: for a holder that must also watch something else.
+func (r *reader) waitIn(wake int) {
+	if fd, err := r.mc.sk.get(); err == nil {
+		pollIn(fd, wake)
+		r.mc.sk.put()
+	}
+}
+
+// armSoon parks the connection within a sweepTick or two, unless take
+// (or resume) comes first.
+func (r *reader) armSoon() {
+	r.lazy.Store(lazyWanted)
+	parking.sweep()
+}
+
+// arm parks the connection: the next message calls onMsg. It is false only
+// if the kernel refused (a connection being let go counts as parked).
+func (r *reader) arm() bool {
+	fd, err := r.mc.sk.get()
+	if err != nil {
+		return true
+	}
+	defer r.mc.sk.put()
+	if err := parking.arm(fd, r.mc.key); err != nil && err != unix.ENOENT {
+		return false
+	}
+	return true
+}
+
+// disarm takes the connection out of the parker: a goroutine reads it.
+func (r *reader) disarm() {
+	if fd, err := r.mc.sk.get(); err == nil {
+		parking.disarm(fd, r.mc.key)
+		r.mc.sk.put()
+	}
+}
+
 // parker is the epoll instance in which idle connections wait. One serves
 // the whole process; its goroutine lives as long as the process, as Go's
 // own poller does.
 //
 // Arming is lazy where it would otherwise cost two epoll_ctl(2) per call:
-// armSoon asks for the connection to be armed, and the sweeper arms it at its
-// next sweep (within a sweepTick) unless armCancel came first. A worker between calls,
-// or a parent's handler, that takes longer than that is parked as before;
-// one that does not costs no system call.
+// reader.armSoon asks for the connection to be armed, and the sweeper arms
+// it at its next sweep (within a sweepTick) unless the reader's take or
+// resume came first. A worker between calls, or a parent's handler, that
+// takes longer than that is parked as before; one that does not costs no
+// system call.
 type parker struct {
 	once sync.Once
 	err  error
@@ -111,7 +266,7 @@ type parker struct {
 
 	mu    sync.Mutex
 	next  uint32
-	conns map[uint32]*msgConn
+	conns map[uint32]*reader
 	waits map[uint32]chan struct{} // await's
 
 	sweeping atomic.Bool // the sweeper runs
@@ -151,7 +306,7 @@ func (p *parker) init() error {
 			return
 		}
 		p.epfd = fd
-		p.conns = make(map[uint32]*msgConn)
+		p.conns = make(map[uint32]*reader)
 		p.waits = make(map[uint32]chan struct{})
 		go p.loop(f, rc)
 	})
@@ -186,8 +341,8 @@ func (p *parker) loop(f *os.File, rc syscall.RawConn) {
 			key := uint32(ev.Fd)
 			p.mu.Lock()
 			var fn func()
-			if mc := p.conns[key]; mc != nil {
-				fn = mc.onMsg
+			if r := p.conns[key]; r != nil {
+				fn = r.onMsg
 			} else if ch := p.waits[key]; ch != nil {
 				delete(p.waits, key)
 				close(ch)
@@ -200,8 +355,8 @@ func (p *parker) loop(f *os.File, rc syscall.RawConn) {
 	}
 }
 
-// add registers mc's descriptor fd, disarmed.
-func (p *parker) add(mc *msgConn, fd int) error {
+// add registers the descriptor fd of r's connection, disarmed.
+func (p *parker) add(r *reader, fd int) error {
 	if err := p.init(); err != nil {
 		return err
 	}
@@ -212,8 +367,8 @@ func (p *parker) add(mc *msgConn, fd int) error {
 	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		return os.NewSyscallError("epoll_ctl", err)
 	}
-	mc.key = key
-	p.conns[key] = mc
+	r.mc.key = key
+	p.conns[key] = r
 	return nil
 }
 
@@ -293,25 +448,25 @@ func (p *parker) sweep() {
 // sweeper arms, every sweepTick, the connections that want it. It ends
 // after a while with nothing to do.
 func (p *parker) sweeper() {
-	var arm []*msgConn
+	var arm []*reader
 	idle := 0
 	for {
 		time.Sleep(sweepTick)
 		busy := false
 		p.mu.Lock()
-		for _, mc := range p.conns {
-			if mc.lazy.Load() == lazyWanted {
-				if mc.lazy.CompareAndSwap(lazyWanted, lazyArmed) {
-					arm = append(arm, mc)
+		for _, r := range p.conns {
+			if r.lazy.Load() == lazyWanted {
+				if r.lazy.CompareAndSwap(lazyWanted, lazyArmed) {
+					arm = append(arm, r)
 				}
 				busy = true
 			}
 		}
 		p.mu.Unlock()
-		for i, mc := range arm {
-			if !mc.arm() {
+		for i, r := range arm {
+			if !r.arm() {
 				// Out of kernel memory, say: try again next time.
-				mc.lazy.CompareAndSwap(lazyArmed, lazyWanted)
+				r.lazy.CompareAndSwap(lazyArmed, lazyWanted)
 			}
 			arm[i] = nil
 		}
@@ -336,8 +491,8 @@ func (p *parker) sweeper() {
 func (p *parker) wanted() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, mc := range p.conns {
-		if mc.lazy.Load() == lazyWanted {
+	for _, r := range p.conns {
+		if r.lazy.Load() == lazyWanted {
 			return true
 		}
 	}

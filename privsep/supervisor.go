@@ -156,7 +156,7 @@ type session struct {
 
 	refusals atomic.Uint64 // failed or refused calls, for log rate limiting
 
-	rstate atomic.Int32   // rsReading, ...
+	rd     *reader        // the turn to read mc (fastpath.go)
 	active sync.WaitGroup // the goroutines reading or running handlers
 
 	// proc is the process's entry in the supervisor's onceTable, if the
@@ -174,6 +174,7 @@ func (s *Supervisor) newSession(mc *msgConn, peer *Peer, kill func()) (*session,
 	ss := &session{
 		s:      s,
 		mc:     mc,
+		rd:     &mc.rd,
 		peer:   peer,
 		policy: s.policy(peer.Role),
 		ctx:    ctx,
@@ -198,18 +199,6 @@ func (s *Supervisor) newSession(mc *msgConn, peer *Peer, kill func()) (*session,
 	return ss, nil
 }
 
-// How a session is read (fastpath.go). One goroutine at a time reads; it
-// runs the handler of what it read itself, and meanwhile the connection is
-// parked, so that a request that comes while the handler runs starts
-// another reader. A reader that finds nothing for hotWait parks the
-// connection and ends.
-const (
-	rsReading  int32 = iota // a goroutine reads
-	rsParked                // nobody reads; the next message starts a reader
-	rsHandling              // the reader runs a handler; the next message starts another
-	rsClosed                // the session is ending
-)
-
 // hotWait is how long a reader waits for the next message in recvmsg(2)
 // (SO_RCVTIMEO), holding a thread, before it looks around: the session's
 // reader then parks the connection, a worker's reader looks at its context.
@@ -219,42 +208,34 @@ const hotWait = 10 * time.Millisecond
 // cleans up after itself and closes done.
 func (ss *session) start() {
 	ss.s.wg.Add(1) // until finish
-	ss.rstate.Store(rsReading)
-	ss.mc.serveWith(ss.wake)
+	ss.rd.serve(ss.wake)
 	ss.active.Add(1)
 	go ss.read()
 }
 
-// wake is the parker's call: a message came while nobody read.
+// wake is the parker's call: a message came while nobody read, or while
+// the reader ran a handler.
 func (ss *session) wake() {
-	if ss.rstate.CompareAndSwap(rsParked, rsReading) || ss.rstate.CompareAndSwap(rsHandling, rsReading) {
+	if ss.rd.woken() {
 		ss.active.Add(1)
 		go ss.read()
 	}
 }
 
-// read is the session's reader: it reads requests and runs them until it
-// parks the connection, hands reading to another goroutine, or the
-// connection ends. A protocol violation disconnects the worker, and kills it
-// if it was spawned.
+// read is the session's reader (fastpath.go): it reads requests and runs
+// each handler itself, until it parks the connection (nothing came for
+// hotWait), another goroutine took the turn to read while a handler ran, or
+// the connection ends. A protocol violation disconnects the worker, and
+// kills it if it was spawned (finish).
 func (ss *session) read() {
 	for {
-		m, ok, err := ss.mc.recv(true)
+		m, ok, err := ss.rd.receive(true)
 		if err == nil && !ok {
-			// Nothing for hotWait: park. Store before arm, or a
-			// message in between would find a reader that is leaving.
-			ss.rstate.Store(rsParked)
-			if ss.mc.arm() {
+			if ss.rd.park(false) {
 				ss.active.Done()
 				return
 			}
-			// The kernel refused (out of memory): read on, unless a
-			// stale wake-up started another reader meanwhile.
-			if !ss.rstate.CompareAndSwap(rsParked, rsReading) {
-				ss.active.Done()
-				return
-			}
-			continue
+			continue // the kernel refused (out of memory): read on
 		}
 		if err == nil && m.Kind != wire.KindRequest {
 			m.closeFiles()
@@ -279,16 +260,14 @@ func (ss *session) read() {
 		// Park the connection while the handler runs, should it take
 		// long: a request that comes meanwhile then starts another
 		// reader.
-		ss.rstate.Store(rsHandling)
-		ss.mc.armSoon()
+		ss.rd.busy()
 		ss.handle(m.ID, req)
 		<-ss.sem
-		if !ss.rstate.CompareAndSwap(rsHandling, rsReading) {
+		if !ss.rd.resume() {
 			// Another goroutine reads now, or the session ends.
 			ss.active.Done()
 			return
 		}
-		ss.mc.armCancel()
 	}
 }
 
@@ -296,7 +275,7 @@ func (ss *session) read() {
 // or err: it fails the calls in flight fast with the cause, waits for their
 // handlers, and lets the connection go.
 func (ss *session) finish(err error) {
-	ss.rstate.Store(rsClosed)
+	ss.rd.close()
 	s := ss.s
 	var cause error
 	var pe *protocolError

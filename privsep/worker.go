@@ -222,14 +222,15 @@ type Worker struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 
+	rd *reader // the turn to read mc (fastpath.go)
+
 	mu      sync.Mutex
 	nextID  uint32
 	pending map[uint32]*call
-	reading bool // a goroutine is the reader
 	// Between calls the connection is parked at once, unless calls come
-	// back to back: then lazily (conn.go: armSoon), which saves two
-	// system calls per call and delays the parent's Stop by at most a
-	// sweepTick.
+	// back to back: then lazily (reader.park), which saves two system
+	// calls per call and delays the parent's Stop by at most a sweepTick
+	// or two.
 	fast     bool
 	idleFrom time.Time // when the last call handed reading to the parker
 	err      error     // set when the connection is gone
@@ -342,7 +343,8 @@ func handshake(ctx context.Context, c *peercred.Conn, role string, hello *wire.M
 		wake:     wake,
 		readDone: make(chan struct{}),
 	}
-	mc.serveWith(w.watch)
+	w.rd = &mc.rd
+	w.rd.serve(w.watch)
 	w.mu.Lock()
 	w.release()
 	w.mu.Unlock()
@@ -425,11 +427,9 @@ func (w *Worker) Call(ctx context.Context, op string, payload []byte, files ...*
 	w.pending[id] = c
 	// Become the reader before the request goes, so that the reply
 	// finds us reading rather than the parked connection.
-	lead := !w.reading
+	lead := w.rd.take()
 	if lead {
-		w.reading = true
 		w.fast = !w.idleFrom.IsZero() && time.Since(w.idleFrom) < sweepTick
-		w.mc.armCancel()
 	}
 	w.mu.Unlock()
 
@@ -492,10 +492,10 @@ func (w *Worker) lead(ctx context.Context, id uint32, c *call) (r reply, ok bool
 			w.withdraw(id, c)
 			return reply{}, false
 		}
-		m, got, err := w.mc.recv(!interruptible)
+		m, got, err := w.rd.receive(!interruptible)
 		if err == nil && !got {
 			if interruptible {
-				w.mc.waitIn(w.wake)
+				w.rd.waitIn(w.wake)
 			}
 			continue
 		}
@@ -519,15 +519,13 @@ func (w *Worker) lead(ctx context.Context, id uint32, c *call) (r reply, ok bool
 // watch is the parker's call: a message came while no call was reading.
 func (w *Worker) watch() {
 	w.mu.Lock()
-	if w.reading || w.err != nil {
+	if w.err != nil || !w.rd.woken() {
 		w.mu.Unlock()
 		return
 	}
-	w.reading = true
-	w.mc.lazy.Store(lazyNone) // the arming was used
 	w.mu.Unlock()
 	for {
-		m, got, err := w.mc.recv(false)
+		m, got, err := w.rd.receive(false)
 		if err == nil && !got {
 			w.handOn()
 			return
@@ -593,12 +591,9 @@ func (w *Worker) release() {
 		c.ch <- reply{lead: true}
 		return
 	}
-	w.reading = false
 	w.idleFrom = time.Now()
-	if w.fast {
-		w.mc.armSoon()
-	} else {
-		w.mc.armNow()
+	if !w.rd.park(w.fast) {
+		w.rd.park(true) // the kernel refused: the sweeper tries again
 	}
 }
 
