@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/peercred/peercred/internal/wire"
 	"golang.org/x/sys/unix"
 )
 
@@ -111,7 +112,7 @@ func pollIn(fd, wake int) {
 //     session's handler): meanwhile the connection is parked lazily, and a
 //     message lets another goroutine take the turn;
 //   - park: the holder gives the turn up and the connection is parked, at
-//     once or lazily (within a sweepTick, unless take comes first: calls
+//     once or lazily (within two sweepTicks, unless take comes first: calls
 //     that come back to back then cost no epoll_ctl(2) at all).
 //
 // Handing the turn from one goroutine to another without parking (a
@@ -121,7 +122,8 @@ type reader struct {
 	mc    *msgConn
 	state atomic.Int32  // turnHeld, ...
 	lazy  atomic.Uint32 // lazy parking: lazyNone, ...
-	seen  atomic.Uint32 // the sweeper's mark (sweeper)
+	kinds uint32        // the kinds of message the peer may send, a bit each
+	peer  string        // "worker" or "parent", for errors
 	onMsg func()        // the parker's call; guarded by parking.mu
 }
 
@@ -133,18 +135,36 @@ const (
 	turnClosed              // the connection is ending
 )
 
-// serve sets the function that a message on the parked connection calls;
-// it should call woken and, if that is true, read.
-func (r *reader) serve(fn func()) {
+// serve sets the function that a message on the parked connection calls,
+// and the kinds of message peer ("worker", "parent") may send. fn should
+// call woken and, if that is true, read.
+func (r *reader) serve(fn func(), peer string, kinds ...wire.Kind) {
+	r.peer = peer
+	for _, k := range kinds {
+		r.kinds |= 1 << k
+	}
 	parking.mu.Lock()
 	r.onMsg = fn
 	parking.mu.Unlock()
 }
 
-// receive reads one message, as msgConn.recv does; only the holder of the
-// turn calls it. On error every descriptor that came is closed: a message
-// is the caller's, descriptors included, only when err is nil.
-func (r *reader) receive(wait bool) (inMsg, bool, error) { return r.mc.recv(wait) }
+// receive reads one message; only the holder of the turn calls it. If wait
+// is true it waits for one, up to hotWait (the socket's SO_RCVTIMEO), in
+// recvmsg itself; ok is false if none came. This is the connection's one
+// receive path (msgConn.recv: recvmsg, control messages, truncation,
+// decoding), and where a message breaks the protocol it returns a
+// *protocolError, which its caller ends the connection with (the session:
+// log, disconnect, kill; the worker: fail every call). A message is the
+// caller's, its descriptors included, only when err is nil: on every error
+// each descriptor that came is closed here.
+func (r *reader) receive(wait bool) (m inMsg, ok bool, err error) {
+	m, ok, err = r.mc.recv(wait)
+	if err == nil && ok && r.kinds&(1<<m.Kind) == 0 {
+		m.closeFiles()
+		return inMsg{}, true, violation("%s sent a %v message", r.peer, m.Kind)
+	}
+	return m, ok, err
+}
 
 // take takes the turn if nobody holds it, and undoes a lazy park.
 func (r *reader) take() bool {
@@ -255,8 +275,8 @@ func (r *reader) disarm() {
 //
 // Arming is lazy where it would otherwise cost two epoll_ctl(2) per call:
 // reader.armSoon asks for the connection to be armed, and the sweeper arms
-// it at its next sweep (within a sweepTick) unless the reader's take or
-// resume came first. A worker between calls, or a parent's handler, that
+// it within two sweeps (two sweepTicks) unless the reader's take or resume
+// came first. A worker between calls, or a parent's handler, that
 // takes longer than that is parked as before; one that does not costs no
 // system call.
 type parker struct {
@@ -278,11 +298,16 @@ var parking parker
 // armed.
 const sweepTick = 2 * time.Millisecond
 
-// Lazy arming states (msgConn.lazy).
+// Lazy arming states (reader.lazy). The sweeper arms a connection only
+// once it has wanted it for a whole sweepTick, in two steps: a turn given
+// up for less than that (a handler that answers at once, a worker between
+// two calls) costs no epoll_ctl(2), and none of the spurious wake-ups of
+// an armed connection whose reader is back already.
 const (
 	lazyNone   uint32 = iota
 	lazyWanted        // armSoon
-	lazyArmed         // the sweeper armed it
+	lazyMarked        // wanted at the sweeper's last look: armed at its next
+	lazyArmed         // armed (by the sweeper, or by park at once)
 )
 
 func (p *parker) init() error {
@@ -445,8 +470,9 @@ func (p *parker) sweep() {
 	}
 }
 
-// sweeper arms, every sweepTick, the connections that want it. It ends
-// after a while with nothing to do.
+// sweeper arms, every sweepTick, the connections that have wanted it since
+// its last look (so within two sweepTicks of armSoon). It ends after a while
+// with nothing to do.
 func (p *parker) sweeper() {
 	var arm []*reader
 	idle := 0
@@ -455,8 +481,12 @@ func (p *parker) sweeper() {
 		busy := false
 		p.mu.Lock()
 		for _, r := range p.conns {
-			if r.lazy.Load() == lazyWanted {
-				if r.lazy.CompareAndSwap(lazyWanted, lazyArmed) {
+			switch r.lazy.Load() {
+			case lazyWanted:
+				r.lazy.CompareAndSwap(lazyWanted, lazyMarked)
+				busy = true
+			case lazyMarked:
+				if r.lazy.CompareAndSwap(lazyMarked, lazyArmed) {
 					arm = append(arm, r)
 				}
 				busy = true
@@ -466,7 +496,7 @@ func (p *parker) sweeper() {
 		for i, r := range arm {
 			if !r.arm() {
 				// Out of kernel memory, say: try again next time.
-				r.lazy.CompareAndSwap(lazyArmed, lazyWanted)
+				r.lazy.CompareAndSwap(lazyArmed, lazyMarked)
 			}
 			arm[i] = nil
 		}
@@ -492,7 +522,7 @@ func (p *parker) wanted() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, r := range p.conns {
-		if r.lazy.Load() == lazyWanted {
+		if l := r.lazy.Load(); l == lazyWanted || l == lazyMarked {
 			return true
 		}
 	}

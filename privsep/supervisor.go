@@ -208,7 +208,7 @@ const hotWait = 10 * time.Millisecond
 // cleans up after itself and closes done.
 func (ss *session) start() {
 	ss.s.wg.Add(1) // until finish
-	ss.rd.serve(ss.wake)
+	ss.rd.serve(ss.wake, "worker", wire.KindRequest)
 	ss.active.Add(1)
 	go ss.read()
 }
@@ -236,10 +236,6 @@ func (ss *session) read() {
 				return
 			}
 			continue // the kernel refused (out of memory): read on
-		}
-		if err == nil && m.Kind != wire.KindRequest {
-			m.closeFiles()
-			err = violation("worker sent a %v message", m.Kind)
 		}
 		if err != nil {
 			ss.finish(err)

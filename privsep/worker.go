@@ -344,7 +344,7 @@ func handshake(ctx context.Context, c *peercred.Conn, role string, hello *wire.M
 		readDone: make(chan struct{}),
 	}
 	w.rd = &mc.rd
-	w.rd.serve(w.watch)
+	w.rd.serve(w.watch, "parent", wire.KindReply, wire.KindError, wire.KindStop)
 	w.mu.Lock()
 	w.release()
 	w.mu.Unlock()
@@ -540,8 +540,9 @@ func (w *Worker) watch() {
 	}
 }
 
-// dispatch delivers one message that its reader did not wait for; an error
-// ends the connection.
+// dispatch delivers one message that its reader did not wait for (a reply,
+// an error or Stop: the reader refuses other kinds); an error ends the
+// connection.
 func (w *Worker) dispatch(m inMsg) error {
 	switch m.Kind {
 	case wire.KindReply, wire.KindError:
