@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"runtime/debug"
 	"sync"
@@ -52,8 +53,10 @@ type Supervisor struct {
 
 	spawner *spawner
 
-	mu        sync.Mutex
-	handlers  map[string]Handler
+	mu sync.Mutex
+	// handlers is replaced, never changed (Handle, under mu): every
+	// call reads it, without a lock.
+	handlers  atomic.Pointer[map[string]Handler]
 	procs     map[*Process]struct{}
 	conns     map[*session]struct{}
 	listeners map[*peercred.Listener]struct{}
@@ -70,7 +73,6 @@ func New(cfg Config) *Supervisor {
 		cfg:       cfg,
 		ctx:       ctx,
 		cancel:    cancel,
-		handlers:  make(map[string]Handler),
 		procs:     make(map[*Process]struct{}),
 		conns:     make(map[*session]struct{}),
 		listeners: make(map[*peercred.Listener]struct{}),
@@ -102,9 +104,15 @@ func (s *Supervisor) Handle(op string, h Handler) {
 	if h == nil {
 		panic("privsep: Handle: nil handler for " + op)
 	}
+	wire.Intern(op) // its requests then decode without allocating the name
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.handlers[op] = h
+	m := map[string]Handler{op: h}
+	if old := s.handlers.Load(); old != nil {
+		m = maps.Clone(*old)
+		m[op] = h
+	}
+	s.handlers.Store(&m)
 }
 
 func (s *Supervisor) log() *slog.Logger {
@@ -277,12 +285,8 @@ func (ss *session) finish(err error) {
 	var pe *protocolError
 	switch {
 	case errors.As(err, &pe):
-		s.log().Warn("privsep: protocol violation; worker disconnected",
-			"role", ss.peer.Role, "pid", ss.peer.PID, "uid", ss.peer.UID, "err", err)
-		if ss.kill != nil {
-			ss.kill()
-		}
-		cause = fmt.Errorf("%w: %s disconnected: %w", ErrWorkerGone, ss.peer, err)
+		cause = ss.disconnect("privsep: protocol violation; worker disconnected", err,
+			fmt.Errorf("%w: %s disconnected: %w", ErrWorkerGone, ss.peer, err))
 	case isEOF(err):
 		cause = fmt.Errorf("%w: %s closed its connection", ErrWorkerGone, ss.peer)
 		if ss.kill != nil {
@@ -333,6 +337,20 @@ func (ss *session) abandon(cause error) {
 	s.mu.Lock()
 	delete(s.conns, ss)
 	s.mu.Unlock()
+}
+
+// disconnect is what a worker that breaks the protocol gets (a message the
+// receive path refused, replies it does not read): the one place that
+// says so in the log, kills a spawned worker, and ends the session with
+// cause, which it returns. Whatever the worker sent has been closed by then
+// (reader.receive).
+func (ss *session) disconnect(msg string, err, cause error) error {
+	ss.s.log().Warn(msg, "role", ss.peer.Role, "pid", ss.peer.PID, "uid", ss.peer.UID, "err", err)
+	if ss.kill != nil {
+		ss.kill()
+	}
+	ss.end(cause)
+	return cause
 }
 
 // end closes the session's connection with cause; its reader then finishes
@@ -387,12 +405,8 @@ func (ss *session) reply(m *wire.Msg, files []*os.File) {
 		ss.s.log().Warn("privsep: reply not sent", "role", ss.peer.Role, "pid", ss.peer.PID, "op", m.Kind, "err", err)
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			// The worker does not read its replies: fail closed.
-			ss.s.log().Warn("privsep: worker does not read its replies; disconnected",
-				"role", ss.peer.Role, "pid", ss.peer.PID, "uid", ss.peer.UID)
-			if ss.kill != nil {
-				ss.kill()
-			}
-			ss.end(fmt.Errorf("%w: %s does not read its replies", ErrWorkerGone, ss.peer))
+			ss.disconnect("privsep: worker does not read its replies; disconnected", err,
+				fmt.Errorf("%w: %s does not read its replies", ErrWorkerGone, ss.peer))
 			return
 		}
 		if m.Kind == wire.KindReply && !isEOF(err) {
@@ -422,9 +436,10 @@ func (ss *session) call(req *Request) (payload []byte, files []*os.File, err err
 	if isFileOp(req.Op) {
 		return ss.file(req) // broker.go
 	}
-	ss.s.mu.Lock()
-	h := ss.s.handlers[req.Op]
-	ss.s.mu.Unlock()
+	var h Handler
+	if m := ss.s.handlers.Load(); m != nil {
+		h = (*m)[req.Op]
+	}
 	if h == nil {
 		return nil, nil, fmt.Errorf("%w %q", ErrUnknownOp, req.Op)
 	}

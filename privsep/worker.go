@@ -502,8 +502,8 @@ func (w *Worker) lead(ctx context.Context, id uint32, c *call) (r reply, ok bool
 		if err == nil && (m.Kind == wire.KindReply || m.Kind == wire.KindError) && m.ID == id {
 			w.mu.Lock()
 			delete(w.pending, id)
+			w.release() // hand reading on
 			w.mu.Unlock()
-			w.handOn()
 			return replyOf(m), true
 		}
 		if err == nil {
