@@ -269,6 +269,195 @@ func (r *reader) disarm() {
 	}
 }
 
+// The worker's side of the turn: its callers. The caller that holds the
+// turn reads (lead) and delivers every other reply to its caller
+// (dispatch); when its own comes it hands the turn to a caller still
+// waiting (release), or parks the connection. A caller that gives up
+// (withdraw, abandon) passes the turn on if it had it. A message that comes
+// while nobody reads is read by watch.
+
+// call is one call in flight: its reply, or the turn to read, comes on ch.
+type call struct {
+	ch chan reply
+}
+
+var callPool = sync.Pool{New: func() any { return &call{ch: make(chan reply, 1)} }}
+
+type reply struct {
+	payload []byte
+	files   []*os.File
+	err     error
+	lead    bool // not a reply: the caller is now the reader
+}
+
+// lead reads as the connection's reader until the reply to id comes, and
+// hands reading on. ok is false if ctx ended first.
+func (w *Worker) lead(ctx context.Context, id uint32, c *call) (r reply, ok bool) {
+	// Waiting in recvmsg is one system call; it returns every hotWait to
+	// look at ctx. A context that can end otherwise than by the parent's
+	// Stop (which ends w.ctx, and which we read ourselves) is waited for
+	// in poll(2) with the eventfd that it wakes, then recvmsg.
+	interruptible := ctx.Done() != nil && ctx != w.ctx
+	if interruptible {
+		stop := context.AfterFunc(ctx, w.interrupt)
+		defer stop()
+	}
+	for {
+		if ctx.Err() != nil {
+			w.withdraw(id, c)
+			return reply{}, false
+		}
+		m, got, err := w.rd.receive(!interruptible)
+		if err == nil && !got {
+			if interruptible {
+				w.rd.waitIn(w.wake)
+			}
+			continue
+		}
+		if err == nil && (m.Kind == wire.KindReply || m.Kind == wire.KindError) && m.ID == id {
+			w.mu.Lock()
+			delete(w.pending, id)
+			w.release() // hand reading on
+			w.mu.Unlock()
+			return replyOf(m), true
+		}
+		if err == nil {
+			err = w.dispatch(m)
+		}
+		if err != nil {
+			w.finish(err) // fails every call, ours too
+			return <-c.ch, true
+		}
+	}
+}
+
+// watch is the parker's call: a message came while no call was reading.
+func (w *Worker) watch() {
+	w.mu.Lock()
+	if w.err != nil || !w.rd.woken() {
+		w.mu.Unlock()
+		return
+	}
+	w.mu.Unlock()
+	for {
+		m, got, err := w.rd.receive(false)
+		if err == nil && !got {
+			w.handOn()
+			return
+		}
+		if err == nil {
+			err = w.dispatch(m)
+		}
+		if err != nil {
+			w.finish(err)
+			return
+		}
+	}
+}
+
+// dispatch delivers one message that its reader did not wait for (a reply,
+// an error or Stop: the reader refuses other kinds); an error ends the
+// connection.
+func (w *Worker) dispatch(m inMsg) error {
+	switch m.Kind {
+	case wire.KindReply, wire.KindError:
+		w.mu.Lock()
+		c, ok := w.pending[m.ID]
+		delete(w.pending, m.ID)
+		w.mu.Unlock()
+		if !ok {
+			m.closeFiles() // the caller gave up on it
+			return nil
+		}
+		c.ch <- replyOf(m)
+		return nil
+	case wire.KindStop:
+		w.cancel(fmt.Errorf("privsep: the parent asked the worker to stop: %w", context.Canceled))
+		return nil
+	}
+	m.closeFiles()
+	return violation("parent sent a %v message", m.Kind)
+}
+
+func replyOf(m inMsg) reply {
+	r := reply{files: m.Files, payload: m.Payload}
+	if m.Kind == wire.KindError {
+		r = reply{err: &CallError{Code: m.Code, Msg: string(m.Payload)}}
+		closeAll(m.Files) // a refusal carries none
+	}
+	return r
+}
+
+// handOn gives up reading: to a caller still waiting for its reply, or, if
+// none is, to the parker.
+func (w *Worker) handOn() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.release()
+}
+
+// release is handOn with w.mu held.
+func (w *Worker) release() {
+	if w.err != nil {
+		return
+	}
+	for _, c := range w.pending {
+		// Its reply has not come (or it would not be pending), so
+		// nothing is in its channel.
+		c.ch <- reply{lead: true}
+		return
+	}
+	w.idleFrom = time.Now()
+	if !w.rd.park(w.fast) {
+		w.rd.park(true) // the kernel refused: the sweeper tries again
+	}
+}
+
+// withdraw withdraws the reader's own call id and hands reading on.
+func (w *Worker) withdraw(id uint32, c *call) {
+	w.mu.Lock()
+	delete(w.pending, id)
+	w.mu.Unlock()
+	w.handOn()
+	callPool.Put(c) // nothing is sent to the reader's channel
+}
+
+// abandon withdraws call id, whose caller's context ended. If reading was
+// handed to it meanwhile, it is handed on; a reply that came is dropped.
+func (w *Worker) abandon(id uint32, c *call) {
+	w.mu.Lock()
+	_, pending := w.pending[id]
+	delete(w.pending, id)
+	w.mu.Unlock()
+	var r reply
+	if pending {
+		// Only a turn to read can be in the channel: replies are
+		// sent once a call is no longer pending.
+		select {
+		case r = <-c.ch:
+		default:
+			callPool.Put(c)
+			return
+		}
+	} else {
+		r = <-c.ch // the reply, on its way
+	}
+	if r.lead {
+		w.handOn()
+	}
+	closeAll(r.files)
+	callPool.Put(c)
+}
+
+// interrupt wakes the reader from its poll, to look at its context.
+func (w *Worker) interrupt() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.wake >= 0 {
+		unix.Write(w.wake, []byte{1, 0, 0, 0, 0, 0, 0, 0})
+	}
+}
+
 // parker is the epoll instance in which idle connections wait. One serves
 // the whole process; its goroutine lives as long as the process, as Go's
 // own poller does.
