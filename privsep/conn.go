@@ -25,8 +25,9 @@ import (
 // msgConn carries wire messages over one SOCK_SEQPACKET connection: one
 // message per datagram, descriptors attached. After the handshake the
 // socket is outside Go's poller (fastpath.go): the reader waits in recv
-// itself, or parks the connection with arm. One goroutine reads at a time;
-// writes may come from any number (the kernel keeps each datagram whole).
+// itself, or parks the connection: rd, the one way in which it is read. One
+// goroutine reads at a time; writes may come from any number (the kernel
+// keeps each datagram whole).
 //
 // The receive buffer, large enough for the biggest message, is taken from a
 // pool for each read: an idle connection holds none.
@@ -35,12 +36,11 @@ type msgConn struct {
 	hs  *peercred.Conn
 	hrc syscall.RawConn
 
-	sk    sock
-	key   uint32        // in the parker
-	onMsg func()        // the parker's call when a message comes while armed
-	lazy  atomic.Uint32 // lazy arming: lazyNone, ...
-	lim   wire.Limits
-	wto   time.Duration // write timeout; 0: writeTimeout
+	sk  sock
+	key uint32 // in the parker
+	rd  reader // the turn to read, from detach on (fastpath.go)
+	lim wire.Limits
+	wto time.Duration // write timeout; 0: writeTimeout
 
 	rpool *sync.Pool    // bufPool for lim, from detach on (lim is final then)
 	wpool sync.Pool     // *[]byte encode buffers
@@ -119,76 +119,14 @@ func (mc *msgConn) detach() error {
 		unix.Close(fd)
 		return os.NewSyscallError("setsockopt SO_RCVTIMEO", err)
 	}
-	if err = parking.add(mc, fd); err != nil {
+	mc.rd.mc = mc
+	if err = parking.add(&mc.rd, fd); err != nil {
 		unix.Close(fd)
 		return err
 	}
 	mc.sk.fd, mc.sk.refs, mc.sk.gone = fd, 1, false
 	mc.rpool = bufPool(mc.lim.BufferSize() + oobSize(mc.lim))
 	return nil
-}
-
-// serveWith sets the function that a message on a parked connection calls.
-func (mc *msgConn) serveWith(fn func()) {
-	parking.mu.Lock()
-	mc.onMsg = fn
-	parking.mu.Unlock()
-}
-
-// armSoon parks the connection within a sweepTick, unless armCancel comes
-// first.
-func (mc *msgConn) armSoon() {
-	mc.lazy.Store(lazyWanted)
-	parking.sweep()
-}
-
-// armNow parks the connection at once (or, should the kernel refuse, as
-// armSoon does).
-func (mc *msgConn) armNow() {
-	mc.lazy.Store(lazyArmed)
-	if !mc.arm() {
-		mc.armSoon()
-	}
-}
-
-// armCancel cancels armSoon, and disarms if the connection was armed
-// meanwhile (or by armNow).
-func (mc *msgConn) armCancel() {
-	if mc.lazy.Swap(lazyNone) == lazyArmed {
-		mc.disarm()
-	}
-}
-
-// arm parks the connection: the next message calls its function. It is
-// false only if the kernel refused (a connection being let go counts as
-// parked).
-func (mc *msgConn) arm() bool {
-	fd, err := mc.sk.get()
-	if err != nil {
-		return true
-	}
-	defer mc.sk.put()
-	if err := parking.arm(fd, mc.key); err != nil && err != unix.ENOENT {
-		return false
-	}
-	return true
-}
-
-// disarm takes the connection out of the parker: a goroutine reads it.
-func (mc *msgConn) disarm() {
-	if fd, err := mc.sk.get(); err == nil {
-		parking.disarm(fd, mc.key)
-		mc.sk.put()
-	}
-}
-
-// waitIn waits until a message (or end of file) is there, or the eventfd
-// wake is readable.
-func (mc *msgConn) waitIn(wake int) {
-	if fd, err := mc.sk.get(); err == nil {
-		pollIn(fd, wake)
-		mc.sk.put()
-	}
 }
 
 // recv reads one message; ok is false if none is there. If wait is true it

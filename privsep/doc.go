@@ -246,8 +246,9 @@
 // per process), so that an idle worker holds no goroutine and no thread in
 // the parent; a worker's exit is awaited through its pidfd the same way.
 // Concurrent calls stay concurrent: while a handler runs, a request that
-// comes from the same worker is read, within a millisecond, by another
-// goroutine, up to [Config.MaxInFlight].
+// comes from the same worker is read, within 2 to 4 milliseconds, by
+// another goroutine, up to [Config.MaxInFlight]; a worker that calls back to
+// back sees a Stop within 4 milliseconds.
 //
 // # Limits worth knowing
 //

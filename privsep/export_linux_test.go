@@ -20,6 +20,5 @@ func RawWrite(w *Worker, b []byte, files ...*os.File) error {
 func StallReader(w *Worker) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.reading = true
-	w.mc.armCancel()
+	w.rd.take()
 }

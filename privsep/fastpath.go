@@ -12,13 +12,16 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/peercred/peercred/internal/wire"
 	"golang.org/x/sys/unix"
 )
 
 // The hot path. A connection between a worker and its parent is not in Go's
 // network poller. The goroutine that needs the next message reads it
-// itself, blocking in recvmsg(2) as a hand-written C program would: the calling goroutine in the worker, the reader of the session in
-// the parent, which also runs the handler of what it read. Through the
+// itself, blocking in recvmsg(2) as a hand-written C program would: the
+// calling goroutine in the worker, the reader of the session in the parent,
+// which also runs the handler of what it read. Both read through a reader,
+// which holds the turn to read and parks the connection. Through the
 // network poller every message cost a wake-up of the thread in epoll_wait
 // and a hand-off to another goroutine on each side (BENCHMARKS.md: 4.7x the
 // raw round trip, most of it futex and epoll_pwait).
@@ -95,15 +98,376 @@ func pollIn(fd, wake int) {
 	}
 }
 
+// reader is the turn to read one hot connection, and where the connection
+// waits while nobody reads it. At most one goroutine holds the turn and
+// reads (receive); while none does, the connection is parked, and the next
+// message calls the function given to serve, which takes the turn (woken)
+// and reads. Worker and session read only through it:
+//
+//   - take: a goroutine that wants to read takes a free turn (a worker's
+//     call, to read its own reply);
+//   - woken: the parked connection's function takes it;
+//   - receive: the holder reads one message;
+//   - busy, resume: the holder runs something that may take long (a
+//     session's handler): meanwhile the connection is parked lazily, and a
+//     message lets another goroutine take the turn;
+//   - park: the holder gives the turn up and the connection is parked, at
+//     once or lazily (within two sweepTicks, unless take comes first: calls
+//     that come back to back then cost no epoll_ctl(2) at all).
+//
+// Handing the turn from one goroutine to another without parking (a
+// worker's callers, each waiting for its reply) is up to the holder: the
+// turn stays taken.
+type reader struct {
+	mc    *msgConn
+	state atomic.Int32  // turnHeld, ...
+	lazy  atomic.Uint32 // lazy parking: lazyNone, ...
+	kinds uint32        // the kinds of message the peer may send, a bit each
+	peer  string        // "worker" or "parent", for errors
+	onMsg func()        // the parker's call; guarded by parking.mu
+}
+
+// States of the turn (reader.state).
+const (
+	turnHeld   int32 = iota // a goroutine reads
+	turnParked              // nobody reads; the next message calls onMsg
+	turnBusy                // the holder is busy; the next message calls onMsg
+	turnClosed              // the connection is ending
+)
+
+// serve sets the function that a message on the parked connection calls,
+// and the kinds of message peer ("worker", "parent") may send. fn should
+// call woken and, if that is true, read.
+func (r *reader) serve(fn func(), peer string, kinds ...wire.Kind) {
+	r.peer = peer
+	for _, k := range kinds {
+		r.kinds |= 1 << k
+	}
+	parking.mu.Lock()
+	r.onMsg = fn
+	parking.mu.Unlock()
+}
+
+// receive reads one message; only the holder of the turn calls it. If wait
+// is true it waits for one, up to hotWait (the socket's SO_RCVTIMEO), in
+// recvmsg itself; ok is false if none came. This is the connection's one
+// receive path (msgConn.recv: recvmsg, control messages, truncation,
+// decoding), and where a message breaks the protocol it returns a
+// *protocolError, which its caller ends the connection with (the session:
+// log, disconnect, kill; the worker: fail every call). A message is the
+// caller's, its descriptors included, only when err is nil: on every error
+// each descriptor that came is closed here.
+func (r *reader) receive(wait bool) (m inMsg, ok bool, err error) {
+	m, ok, err = r.mc.recv(wait)
+	if err == nil && ok && r.kinds&(1<<m.Kind) == 0 {
+		m.closeFiles()
+		return inMsg{}, true, violation("%s sent a %v message", r.peer, m.Kind)
+	}
+	return m, ok, err
+}
+
+// take takes the turn if nobody holds it, and undoes a lazy park.
+func (r *reader) take() bool {
+	if !r.state.CompareAndSwap(turnParked, turnHeld) {
+		return false
+	}
+	if r.lazy.Swap(lazyNone) == lazyArmed {
+		r.disarm()
+	}
+	return true
+}
+
+// woken is take for onMsg: the parked connection fired (its arming is
+// used up), or a message came while the holder was busy.
+func (r *reader) woken() bool {
+	if r.state.CompareAndSwap(turnParked, turnHeld) || r.state.CompareAndSwap(turnBusy, turnHeld) {
+		r.lazy.Store(lazyNone)
+		return true
+	}
+	return false
+}
+
+// park gives the turn up. soon parks lazily; otherwise at once, and it is
+// false only if the kernel refused (out of memory): the caller holds the
+// turn still.
+func (r *reader) park(soon bool) bool {
+	// The state first: a message that fires at once finds the turn free.
+	r.state.Store(turnParked)
+	if soon {
+		r.armSoon()
+		return true
+	}
+	r.lazy.Store(lazyArmed) // for take's disarm
+	if r.arm() {
+		return true
+	}
+	if r.state.CompareAndSwap(turnParked, turnHeld) {
+		r.lazy.Store(lazyNone)
+		return false
+	}
+	return true // a stale wake-up took the turn meanwhile
+}
+
+// busy keeps the turn while its holder does something that may take long:
+// the connection is parked lazily, and a message that comes meanwhile lets
+// woken take the turn.
+func (r *reader) busy() {
+	r.state.Store(turnBusy)
+	r.armSoon()
+}
+
+// resume ends busy: it is true if the caller holds the turn still, and
+// false if another goroutine took it (or the connection is ending).
+func (r *reader) resume() bool {
+	if !r.state.CompareAndSwap(turnBusy, turnHeld) {
+		return false
+	}
+	if r.lazy.Swap(lazyNone) == lazyArmed {
+		r.disarm()
+	}
+	return true
+}
+
+// close marks the turn as ending: nobody takes it any more.
+func (r *reader) close() { r.state.Store(turnClosed) }
+
+// waitIn waits until a message (or end of file) is there, or the eventfd
+// wake is readable: for a holder that must also watch something else.
+func (r *reader) waitIn(wake int) {
+	if fd, err := r.mc.sk.get(); err == nil {
+		pollIn(fd, wake)
+		r.mc.sk.put()
+	}
+}
+
+// armSoon parks the connection within a sweepTick or two, unless take
+// (or resume) comes first.
+func (r *reader) armSoon() {
+	r.lazy.Store(lazyWanted)
+	parking.sweep()
+}
+
+// arm parks the connection: the next message calls onMsg. It is false only
+// if the kernel refused (a connection being let go counts as parked).
+func (r *reader) arm() bool {
+	fd, err := r.mc.sk.get()
+	if err != nil {
+		return true
+	}
+	defer r.mc.sk.put()
+	if err := parking.arm(fd, r.mc.key); err != nil && err != unix.ENOENT {
+		return false
+	}
+	return true
+}
+
+// disarm takes the connection out of the parker: a goroutine reads it.
+func (r *reader) disarm() {
+	if fd, err := r.mc.sk.get(); err == nil {
+		parking.disarm(fd, r.mc.key)
+		r.mc.sk.put()
+	}
+}
+
+// The worker's side of the turn: its callers. The caller that holds the
+// turn reads (lead) and delivers every other reply to its caller
+// (dispatch); when its own comes it hands the turn to a caller still
+// waiting (release), or parks the connection. A caller that gives up
+// (withdraw, abandon) passes the turn on if it had it. A message that comes
+// while nobody reads is read by watch.
+
+// call is one call in flight: its reply, or the turn to read, comes on ch.
+type call struct {
+	ch chan reply
+}
+
+var callPool = sync.Pool{New: func() any { return &call{ch: make(chan reply, 1)} }}
+
+type reply struct {
+	payload []byte
+	files   []*os.File
+	err     error
+	lead    bool // not a reply: the caller is now the reader
+}
+
+// lead reads as the connection's reader until the reply to id comes, and
+// hands reading on. ok is false if ctx ended first.
+func (w *Worker) lead(ctx context.Context, id uint32, c *call) (r reply, ok bool) {
+	// Waiting in recvmsg is one system call; it returns every hotWait to
+	// look at ctx. A context that can end otherwise than by the parent's
+	// Stop (which ends w.ctx, and which we read ourselves) is waited for
+	// in poll(2) with the eventfd that it wakes, then recvmsg.
+	interruptible := ctx.Done() != nil && ctx != w.ctx
+	if interruptible {
+		stop := context.AfterFunc(ctx, w.interrupt)
+		defer stop()
+	}
+	for {
+		if ctx.Err() != nil {
+			w.withdraw(id, c)
+			return reply{}, false
+		}
+		m, got, err := w.rd.receive(!interruptible)
+		if err == nil && !got {
+			if interruptible {
+				w.rd.waitIn(w.wake)
+			}
+			continue
+		}
+		if err == nil && (m.Kind == wire.KindReply || m.Kind == wire.KindError) && m.ID == id {
+			w.mu.Lock()
+			delete(w.pending, id)
+			w.release() // hand reading on
+			w.mu.Unlock()
+			return replyOf(m), true
+		}
+		if err == nil {
+			err = w.dispatch(m)
+		}
+		if err != nil {
+			w.finish(err) // fails every call, ours too
+			return <-c.ch, true
+		}
+	}
+}
+
+// watch is the parker's call: a message came while no call was reading.
+func (w *Worker) watch() {
+	w.mu.Lock()
+	if w.err != nil || !w.rd.woken() {
+		w.mu.Unlock()
+		return
+	}
+	w.mu.Unlock()
+	for {
+		m, got, err := w.rd.receive(false)
+		if err == nil && !got {
+			w.handOn()
+			return
+		}
+		if err == nil {
+			err = w.dispatch(m)
+		}
+		if err != nil {
+			w.finish(err)
+			return
+		}
+	}
+}
+
+// dispatch delivers one message that its reader did not wait for (a reply,
+// an error or Stop: the reader refuses other kinds); an error ends the
+// connection.
+func (w *Worker) dispatch(m inMsg) error {
+	switch m.Kind {
+	case wire.KindReply, wire.KindError:
+		w.mu.Lock()
+		c, ok := w.pending[m.ID]
+		delete(w.pending, m.ID)
+		w.mu.Unlock()
+		if !ok {
+			m.closeFiles() // the caller gave up on it
+			return nil
+		}
+		c.ch <- replyOf(m)
+		return nil
+	case wire.KindStop:
+		w.cancel(fmt.Errorf("privsep: the parent asked the worker to stop: %w", context.Canceled))
+		return nil
+	}
+	m.closeFiles()
+	return violation("parent sent a %v message", m.Kind)
+}
+
+func replyOf(m inMsg) reply {
+	r := reply{files: m.Files, payload: m.Payload}
+	if m.Kind == wire.KindError {
+		r = reply{err: &CallError{Code: m.Code, Msg: string(m.Payload)}}
+		closeAll(m.Files) // a refusal carries none
+	}
+	return r
+}
+
+// handOn gives up reading: to a caller still waiting for its reply, or, if
+// none is, to the parker.
+func (w *Worker) handOn() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.release()
+}
+
+// release is handOn with w.mu held.
+func (w *Worker) release() {
+	if w.err != nil {
+		return
+	}
+	for _, c := range w.pending {
+		// Its reply has not come (or it would not be pending), so
+		// nothing is in its channel.
+		c.ch <- reply{lead: true}
+		return
+	}
+	w.idleFrom = time.Now()
+	if !w.rd.park(w.fast) {
+		w.rd.park(true) // the kernel refused: the sweeper tries again
+	}
+}
+
+// withdraw withdraws the reader's own call id and hands reading on.
+func (w *Worker) withdraw(id uint32, c *call) {
+	w.mu.Lock()
+	delete(w.pending, id)
+	w.mu.Unlock()
+	w.handOn()
+	callPool.Put(c) // nothing is sent to the reader's channel
+}
+
+// abandon withdraws call id, whose caller's context ended. If reading was
+// handed to it meanwhile, it is handed on; a reply that came is dropped.
+func (w *Worker) abandon(id uint32, c *call) {
+	w.mu.Lock()
+	_, pending := w.pending[id]
+	delete(w.pending, id)
+	w.mu.Unlock()
+	var r reply
+	if pending {
+		// Only a turn to read can be in the channel: replies are
+		// sent once a call is no longer pending.
+		select {
+		case r = <-c.ch:
+		default:
+			callPool.Put(c)
+			return
+		}
+	} else {
+		r = <-c.ch // the reply, on its way
+	}
+	if r.lead {
+		w.handOn()
+	}
+	closeAll(r.files)
+	callPool.Put(c)
+}
+
+// interrupt wakes the reader from its poll, to look at its context.
+func (w *Worker) interrupt() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.wake >= 0 {
+		unix.Write(w.wake, []byte{1, 0, 0, 0, 0, 0, 0, 0})
+	}
+}
+
 // parker is the epoll instance in which idle connections wait. One serves
 // the whole process; its goroutine lives as long as the process, as Go's
 // own poller does.
 //
 // Arming is lazy where it would otherwise cost two epoll_ctl(2) per call:
-// armSoon asks for the connection to be armed, and the sweeper arms it at its
-// next sweep (within a sweepTick) unless armCancel came first. A worker between calls,
-// or a parent's handler, that takes longer than that is parked as before;
-// one that does not costs no system call.
+// reader.armSoon asks for the connection to be armed, and the sweeper arms
+// it within two sweeps (two sweepTicks) unless the reader's take or resume
+// came first. A worker between calls, or a parent's handler, that
+// takes longer than that is parked as before; one that does not costs no
+// system call.
 type parker struct {
 	once sync.Once
 	err  error
@@ -111,7 +475,7 @@ type parker struct {
 
 	mu    sync.Mutex
 	next  uint32
-	conns map[uint32]*msgConn
+	conns map[uint32]*reader
 	waits map[uint32]chan struct{} // await's
 
 	sweeping atomic.Bool // the sweeper runs
@@ -123,11 +487,16 @@ var parking parker
 // armed.
 const sweepTick = 2 * time.Millisecond
 
-// Lazy arming states (msgConn.lazy).
+// Lazy arming states (reader.lazy). The sweeper arms a connection only
+// once it has wanted it for a whole sweepTick, in two steps: a turn given
+// up for less than that (a handler that answers at once, a worker between
+// two calls) costs no epoll_ctl(2), and none of the spurious wake-ups of
+// an armed connection whose reader is back already.
 const (
 	lazyNone   uint32 = iota
 	lazyWanted        // armSoon
-	lazyArmed         // the sweeper armed it
+	lazyMarked        // wanted at the sweeper's last look: armed at its next
+	lazyArmed         // armed (by the sweeper, or by park at once)
 )
 
 func (p *parker) init() error {
@@ -151,7 +520,7 @@ func (p *parker) init() error {
 			return
 		}
 		p.epfd = fd
-		p.conns = make(map[uint32]*msgConn)
+		p.conns = make(map[uint32]*reader)
 		p.waits = make(map[uint32]chan struct{})
 		go p.loop(f, rc)
 	})
@@ -186,8 +555,8 @@ func (p *parker) loop(f *os.File, rc syscall.RawConn) {
 			key := uint32(ev.Fd)
 			p.mu.Lock()
 			var fn func()
-			if mc := p.conns[key]; mc != nil {
-				fn = mc.onMsg
+			if r := p.conns[key]; r != nil {
+				fn = r.onMsg
 			} else if ch := p.waits[key]; ch != nil {
 				delete(p.waits, key)
 				close(ch)
@@ -200,8 +569,8 @@ func (p *parker) loop(f *os.File, rc syscall.RawConn) {
 	}
 }
 
-// add registers mc's descriptor fd, disarmed.
-func (p *parker) add(mc *msgConn, fd int) error {
+// add registers the descriptor fd of r's connection, disarmed.
+func (p *parker) add(r *reader, fd int) error {
 	if err := p.init(); err != nil {
 		return err
 	}
@@ -212,8 +581,8 @@ func (p *parker) add(mc *msgConn, fd int) error {
 	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		return os.NewSyscallError("epoll_ctl", err)
 	}
-	mc.key = key
-	p.conns[key] = mc
+	r.mc.key = key
+	p.conns[key] = r
 	return nil
 }
 
@@ -290,28 +659,33 @@ func (p *parker) sweep() {
 	}
 }
 
-// sweeper arms, every sweepTick, the connections that want it. It ends
-// after a while with nothing to do.
+// sweeper arms, every sweepTick, the connections that have wanted it since
+// its last look (so within two sweepTicks of armSoon). It ends after a while
+// with nothing to do.
 func (p *parker) sweeper() {
-	var arm []*msgConn
+	var arm []*reader
 	idle := 0
 	for {
 		time.Sleep(sweepTick)
 		busy := false
 		p.mu.Lock()
-		for _, mc := range p.conns {
-			if mc.lazy.Load() == lazyWanted {
-				if mc.lazy.CompareAndSwap(lazyWanted, lazyArmed) {
-					arm = append(arm, mc)
+		for _, r := range p.conns {
+			switch r.lazy.Load() {
+			case lazyWanted:
+				r.lazy.CompareAndSwap(lazyWanted, lazyMarked)
+				busy = true
+			case lazyMarked:
+				if r.lazy.CompareAndSwap(lazyMarked, lazyArmed) {
+					arm = append(arm, r)
 				}
 				busy = true
 			}
 		}
 		p.mu.Unlock()
-		for i, mc := range arm {
-			if !mc.arm() {
+		for i, r := range arm {
+			if !r.arm() {
 				// Out of kernel memory, say: try again next time.
-				mc.lazy.CompareAndSwap(lazyArmed, lazyWanted)
+				r.lazy.CompareAndSwap(lazyArmed, lazyMarked)
 			}
 			arm[i] = nil
 		}
@@ -336,8 +710,8 @@ func (p *parker) sweeper() {
 func (p *parker) wanted() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, mc := range p.conns {
-		if mc.lazy.Load() == lazyWanted {
+	for _, r := range p.conns {
+		if l := r.lazy.Load(); l == lazyWanted || l == lazyMarked {
 			return true
 		}
 	}

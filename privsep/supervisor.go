@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"runtime/debug"
 	"sync"
@@ -46,8 +47,10 @@ type Supervisor struct {
 
 	spawner *spawner
 
-	mu        sync.Mutex
-	handlers  map[string]handlerFunc
+	mu sync.Mutex
+	// handlers is replaced, never changed (Handle, under mu): every
+	// call reads it, without a lock.
+	handlers  atomic.Pointer[map[string]handlerFunc]
 	procs     map[*Process]struct{}
 	conns     map[*session]struct{}
 	listeners map[*peercred.Listener]struct{}
@@ -64,7 +67,6 @@ func New(cfg Config) *Supervisor {
 		cfg:       cfg,
 		ctx:       ctx,
 		cancel:    cancel,
-		handlers:  make(map[string]handlerFunc),
 		procs:     make(map[*Process]struct{}),
 		conns:     make(map[*session]struct{}),
 		listeners: make(map[*peercred.Listener]struct{}),
@@ -97,7 +99,7 @@ func New(cfg Config) *Supervisor {
 // when the worker goes away (with a cause wrapping [ErrWorkerGone]) or the
 // supervisor shuts down. h runs on the goroutine that read its request. It
 // may block: the worker's next request is then read by another goroutine
-// within about a millisecond.
+// within a few milliseconds (2 to 4).
 func (s *Supervisor) Handle(op string, h func(ctx context.Context, req *Request) (payload []byte, files []*os.File, err error)) {
 	if !validName(op) || reservedOp(op) {
 		panic(fmt.Sprintf("privsep: Handle: invalid or built-in operation name %q", op))
@@ -105,9 +107,15 @@ func (s *Supervisor) Handle(op string, h func(ctx context.Context, req *Request)
 	if h == nil {
 		panic("privsep: Handle: nil handler for " + op)
 	}
+	wire.Intern(op) // its requests then decode without allocating the name
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.handlers[op] = h
+	m := map[string]handlerFunc{op: h}
+	if old := s.handlers.Load(); old != nil {
+		m = maps.Clone(*old)
+		m[op] = h
+	}
+	s.handlers.Store(&m)
 }
 
 func (s *Supervisor) log() *slog.Logger {
@@ -159,7 +167,7 @@ type session struct {
 
 	refusals atomic.Uint64 // failed or refused calls, for log rate limiting
 
-	rstate atomic.Int32   // rsReading, ...
+	rd     *reader        // the turn to read mc (fastpath.go)
 	active sync.WaitGroup // the goroutines reading or running handlers
 
 	// proc is the process's entry in the supervisor's onceTable, if the
@@ -177,6 +185,7 @@ func (s *Supervisor) newSession(mc *msgConn, peer *Peer, kill func()) (*session,
 	ss := &session{
 		s:      s,
 		mc:     mc,
+		rd:     &mc.rd,
 		peer:   peer,
 		policy: s.policy(peer.Role),
 		ctx:    ctx,
@@ -201,18 +210,6 @@ func (s *Supervisor) newSession(mc *msgConn, peer *Peer, kill func()) (*session,
 	return ss, nil
 }
 
-// How a session is read (fastpath.go). One goroutine at a time reads; it
-// runs the handler of what it read itself, and meanwhile the connection is
-// parked, so that a request that comes while the handler runs starts
-// another reader. A reader that finds nothing for hotWait parks the
-// connection and ends.
-const (
-	rsReading  int32 = iota // a goroutine reads
-	rsParked                // nobody reads; the next message starts a reader
-	rsHandling              // the reader runs a handler; the next message starts another
-	rsClosed                // the session is ending
-)
-
 // hotWait is how long a reader waits for the next message in recvmsg(2)
 // (SO_RCVTIMEO), holding a thread, before it looks around: the session's
 // reader then parks the connection, a worker's reader looks at its context.
@@ -222,46 +219,34 @@ const hotWait = 10 * time.Millisecond
 // cleans up after itself and closes done.
 func (ss *session) start() {
 	ss.s.wg.Add(1) // until finish
-	ss.rstate.Store(rsReading)
-	ss.mc.serveWith(ss.wake)
+	ss.rd.serve(ss.wake, "worker", wire.KindRequest)
 	ss.active.Add(1)
 	go ss.read()
 }
 
-// wake is the parker's call: a message came while nobody read.
+// wake is the parker's call: a message came while nobody read, or while
+// the reader ran a handler.
 func (ss *session) wake() {
-	if ss.rstate.CompareAndSwap(rsParked, rsReading) || ss.rstate.CompareAndSwap(rsHandling, rsReading) {
+	if ss.rd.woken() {
 		ss.active.Add(1)
 		go ss.read()
 	}
 }
 
-// read is the session's reader: it reads requests and runs them until it
-// parks the connection, hands reading to another goroutine, or the
-// connection ends. A protocol violation disconnects the worker, and kills it
-// if it was spawned.
+// read is the session's reader (fastpath.go): it reads requests and runs
+// each handler itself, until it parks the connection (nothing came for
+// hotWait), another goroutine took the turn to read while a handler ran, or
+// the connection ends. A protocol violation disconnects the worker, and
+// kills it if it was spawned (finish).
 func (ss *session) read() {
 	for {
-		m, ok, err := ss.mc.recv(true)
+		m, ok, err := ss.rd.receive(true)
 		if err == nil && !ok {
-			// Nothing for hotWait: park. Store before arm, or a
-			// message in between would find a reader that is leaving.
-			ss.rstate.Store(rsParked)
-			if ss.mc.arm() {
+			if ss.rd.park(false) {
 				ss.active.Done()
 				return
 			}
-			// The kernel refused (out of memory): read on, unless a
-			// stale wake-up started another reader meanwhile.
-			if !ss.rstate.CompareAndSwap(rsParked, rsReading) {
-				ss.active.Done()
-				return
-			}
-			continue
-		}
-		if err == nil && m.Kind != wire.KindRequest {
-			m.closeFiles()
-			err = violation("worker sent a %v message", m.Kind)
+			continue // the kernel refused (out of memory): read on
 		}
 		if err != nil {
 			ss.finish(err)
@@ -282,16 +267,14 @@ func (ss *session) read() {
 		// Park the connection while the handler runs, should it take
 		// long: a request that comes meanwhile then starts another
 		// reader.
-		ss.rstate.Store(rsHandling)
-		ss.mc.armSoon()
+		ss.rd.busy()
 		ss.handle(m.ID, req)
 		<-ss.sem
-		if !ss.rstate.CompareAndSwap(rsHandling, rsReading) {
+		if !ss.rd.resume() {
 			// Another goroutine reads now, or the session ends.
 			ss.active.Done()
 			return
 		}
-		ss.mc.armCancel()
 	}
 }
 
@@ -299,18 +282,14 @@ func (ss *session) read() {
 // or err: it fails the calls in flight fast with the cause, waits for their
 // handlers, and lets the connection go.
 func (ss *session) finish(err error) {
-	ss.rstate.Store(rsClosed)
+	ss.rd.close()
 	s := ss.s
 	var cause error
 	var pe *protocolError
 	switch {
 	case errors.As(err, &pe):
-		s.log().Warn("privsep: protocol violation; worker disconnected",
-			"role", ss.peer.Role, "pid", ss.peer.PID, "uid", ss.peer.UID, "err", err)
-		if ss.kill != nil {
-			ss.kill()
-		}
-		cause = fmt.Errorf("%w: %s disconnected: %w", ErrWorkerGone, ss.peer, err)
+		cause = ss.disconnect("privsep: protocol violation; worker disconnected", err,
+			fmt.Errorf("%w: %s disconnected: %w", ErrWorkerGone, ss.peer, err))
 	case isEOF(err):
 		cause = fmt.Errorf("%w: %s closed its connection", ErrWorkerGone, ss.peer)
 		if ss.kill != nil {
@@ -361,6 +340,20 @@ func (ss *session) abandon(cause error) {
 	s.mu.Lock()
 	delete(s.conns, ss)
 	s.mu.Unlock()
+}
+
+// disconnect is what a worker that breaks the protocol gets (a message the
+// receive path refused, replies it does not read): the one place that
+// says so in the log, kills a spawned worker, and ends the session with
+// cause, which it returns. Whatever the worker sent has been closed by then
+// (reader.receive).
+func (ss *session) disconnect(msg string, err, cause error) error {
+	ss.s.log().Warn(msg, "role", ss.peer.Role, "pid", ss.peer.PID, "uid", ss.peer.UID, "err", err)
+	if ss.kill != nil {
+		ss.kill()
+	}
+	ss.end(cause)
+	return cause
 }
 
 // end closes the session's connection with cause; its reader then finishes
@@ -432,12 +425,8 @@ func (ss *session) sent(m *wire.Msg, err error) {
 		ss.s.log().Warn("privsep: reply not sent", "role", ss.peer.Role, "pid", ss.peer.PID, "op", m.Kind, "err", err)
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			// The worker does not read its replies: fail closed.
-			ss.s.log().Warn("privsep: worker does not read its replies; disconnected",
-				"role", ss.peer.Role, "pid", ss.peer.PID, "uid", ss.peer.UID)
-			if ss.kill != nil {
-				ss.kill()
-			}
-			ss.end(fmt.Errorf("%w: %s does not read its replies", ErrWorkerGone, ss.peer))
+			ss.disconnect("privsep: worker does not read its replies; disconnected", err,
+				fmt.Errorf("%w: %s does not read its replies", ErrWorkerGone, ss.peer))
 			return
 		}
 		if m.Kind == wire.KindReply && !isEOF(err) {
@@ -468,9 +457,10 @@ func (ss *session) call(req *Request) (payload []byte, files []*os.File, fd int,
 		payload, files, fd, err = b.serve(ss, req)
 		return payload, files, fd, err
 	}
-	ss.s.mu.Lock()
-	h := ss.s.handlers[req.Op]
-	ss.s.mu.Unlock()
+	var h handlerFunc
+	if m := ss.s.handlers.Load(); m != nil {
+		h = (*m)[req.Op]
+	}
 	if h == nil {
 		return nil, nil, -1, fmt.Errorf("%w %q", ErrUnknownOp, req.Op)
 	}

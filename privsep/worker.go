@@ -227,34 +227,21 @@ type Worker struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 
+	rd *reader // the turn to read mc (fastpath.go)
+
 	mu      sync.Mutex
 	nextID  uint32
 	pending map[uint32]*call
-	reading bool // a goroutine is the reader
 	// Between calls the connection is parked at once, unless calls come
-	// back to back: then lazily (conn.go: armSoon), which saves two
-	// system calls per call and delays the parent's Stop by at most a
-	// sweepTick.
+	// back to back: then lazily (reader.park), which saves two system
+	// calls per call and delays the parent's Stop by at most a sweepTick
+	// or two.
 	fast     bool
 	idleFrom time.Time // when the last call handed reading to the parker
 	err      error     // set when the connection is gone
 	wake     int       // eventfd that interrupts the reader's poll; -1 once closed
 
 	readDone chan struct{} // closed when the connection is gone
-}
-
-// call is one call in flight: its reply, or the turn to read, comes on ch.
-type call struct {
-	ch chan reply
-}
-
-var callPool = sync.Pool{New: func() any { return &call{ch: make(chan reply, 1)} }}
-
-type reply struct {
-	payload []byte
-	files   []*os.File
-	err     error
-	lead    bool // not a reply: the caller is now the reader
 }
 
 // sendHello sends a spawned worker's hello on boot, the connection it was
@@ -347,7 +334,8 @@ func handshake(ctx context.Context, c *peercred.Conn, role string, hello *wire.M
 		wake:     wake,
 		readDone: make(chan struct{}),
 	}
-	mc.serveWith(w.watch)
+	w.rd = &mc.rd
+	w.rd.serve(w.watch, "parent", wire.KindReply, wire.KindError, wire.KindStop)
 	w.mu.Lock()
 	w.release()
 	w.mu.Unlock()
@@ -430,11 +418,9 @@ func (w *Worker) Call(ctx context.Context, op string, payload []byte, files ...*
 	w.pending[id] = c
 	// Become the reader before the request goes, so that the reply
 	// finds us reading rather than the parked connection.
-	lead := !w.reading
+	lead := w.rd.take()
 	if lead {
-		w.reading = true
 		w.fast = !w.idleFrom.IsZero() && time.Since(w.idleFrom) < sweepTick
-		w.mc.armCancel()
 	}
 	w.mu.Unlock()
 
@@ -478,178 +464,6 @@ func (w *Worker) Call(ctx context.Context, op string, payload []byte, files ...*
 		}
 	}
 	return r.payload, r.files, r.err
-}
-
-// lead reads as the connection's reader until the reply to id comes, and
-// hands reading on. ok is false if ctx ended first.
-func (w *Worker) lead(ctx context.Context, id uint32, c *call) (r reply, ok bool) {
-	// Waiting in recvmsg is one system call; it returns every hotWait to
-	// look at ctx. A context that can end otherwise than by the parent's
-	// Stop (which ends w.ctx, and which we read ourselves) is waited for
-	// in poll(2) with the eventfd that it wakes, then recvmsg.
-	interruptible := ctx.Done() != nil && ctx != w.ctx
-	if interruptible {
-		stop := context.AfterFunc(ctx, w.interrupt)
-		defer stop()
-	}
-	for {
-		if ctx.Err() != nil {
-			w.withdraw(id, c)
-			return reply{}, false
-		}
-		m, got, err := w.mc.recv(!interruptible)
-		if err == nil && !got {
-			if interruptible {
-				w.mc.waitIn(w.wake)
-			}
-			continue
-		}
-		if err == nil && (m.Kind == wire.KindReply || m.Kind == wire.KindError) && m.ID == id {
-			w.mu.Lock()
-			delete(w.pending, id)
-			w.mu.Unlock()
-			w.handOn()
-			return replyOf(m), true
-		}
-		if err == nil {
-			err = w.dispatch(m)
-		}
-		if err != nil {
-			w.finish(err) // fails every call, ours too
-			return <-c.ch, true
-		}
-	}
-}
-
-// watch is the parker's call: a message came while no call was reading.
-func (w *Worker) watch() {
-	w.mu.Lock()
-	if w.reading || w.err != nil {
-		w.mu.Unlock()
-		return
-	}
-	w.reading = true
-	w.mc.lazy.Store(lazyNone) // the arming was used
-	w.mu.Unlock()
-	for {
-		m, got, err := w.mc.recv(false)
-		if err == nil && !got {
-			w.handOn()
-			return
-		}
-		if err == nil {
-			err = w.dispatch(m)
-		}
-		if err != nil {
-			w.finish(err)
-			return
-		}
-	}
-}
-
-// dispatch delivers one message that its reader did not wait for; an error
-// ends the connection.
-func (w *Worker) dispatch(m inMsg) error {
-	switch m.Kind {
-	case wire.KindReply, wire.KindError:
-		w.mu.Lock()
-		c, ok := w.pending[m.ID]
-		delete(w.pending, m.ID)
-		w.mu.Unlock()
-		if !ok {
-			m.closeFiles() // the caller gave up on it
-			return nil
-		}
-		c.ch <- replyOf(m)
-		return nil
-	case wire.KindStop:
-		w.cancel(fmt.Errorf("privsep: the parent asked the worker to stop: %w", context.Canceled))
-		return nil
-	}
-	m.closeFiles()
-	return violation("parent sent a %v message", m.Kind)
-}
-
-func replyOf(m inMsg) reply {
-	r := reply{files: m.Files, payload: m.Payload}
-	if m.Kind == wire.KindError {
-		r = reply{err: &CallError{Code: m.Code, Msg: string(m.Payload)}}
-		closeAll(m.Files) // a refusal carries none
-	}
-	return r
-}
-
-// handOn gives up reading: to a caller still waiting for its reply, or, if
-// none is, to the parker.
-func (w *Worker) handOn() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.release()
-}
-
-// release is handOn with w.mu held.
-func (w *Worker) release() {
-	if w.err != nil {
-		return
-	}
-	for _, c := range w.pending {
-		// Its reply has not come (or it would not be pending), so
-		// nothing is in its channel.
-		c.ch <- reply{lead: true}
-		return
-	}
-	w.reading = false
-	w.idleFrom = time.Now()
-	if w.fast {
-		w.mc.armSoon()
-	} else {
-		w.mc.armNow()
-	}
-}
-
-// withdraw withdraws the reader's own call id and hands reading on.
-func (w *Worker) withdraw(id uint32, c *call) {
-	w.mu.Lock()
-	delete(w.pending, id)
-	w.mu.Unlock()
-	w.handOn()
-	callPool.Put(c) // nothing is sent to the reader's channel
-}
-
-// abandon withdraws call id, whose caller's context ended. If reading was
-// handed to it meanwhile, it is handed on; a reply that came is dropped.
-func (w *Worker) abandon(id uint32, c *call) {
-	w.mu.Lock()
-	_, pending := w.pending[id]
-	delete(w.pending, id)
-	w.mu.Unlock()
-	var r reply
-	if pending {
-		// Only a turn to read can be in the channel: replies are
-		// sent once a call is no longer pending.
-		select {
-		case r = <-c.ch:
-		default:
-			callPool.Put(c)
-			return
-		}
-	} else {
-		r = <-c.ch // the reply, on its way
-	}
-	if r.lead {
-		w.handOn()
-	}
-	closeAll(r.files)
-	callPool.Put(c)
-}
-
-// interrupt wakes the reader from its poll, to look at its context.
-func (w *Worker) interrupt() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.wake >= 0 {
-		unix.Write(w.wake, []byte{1, 0, 0, 0, 0, 0, 0, 0})
-	}
 }
 
 // finish ends the connection, on the reader that found its end or err:

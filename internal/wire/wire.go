@@ -64,7 +64,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"sync"
+	"sync/atomic"
 )
 
 // Version is the protocol version in every header.
@@ -277,7 +280,7 @@ func isOpByte(c byte) bool {
 }
 
 // internOp returns op as a string, without allocating for the built-in
-// operations.
+// operations and those passed to Intern.
 func internOp(op []byte) string {
 	switch string(op) { // no allocation: the compiler compares in place
 	case "":
@@ -289,5 +292,37 @@ func internOp(op []byte) string {
 	case OpFileStat:
 		return OpFileStat
 	}
+	if m := interned.Load(); m != nil {
+		if s, ok := (*m)[string(op)]; ok { // no allocation either
+			return s
+		}
+	}
 	return string(op)
+}
+
+// maxInterned bounds the names Intern keeps.
+const maxInterned = 1024
+
+// interned holds the names passed to Intern. It is replaced, never
+// changed, so that Decode reads it without a lock.
+var (
+	interned   atomic.Pointer[map[string]string]
+	internedMu sync.Mutex
+)
+
+// Intern makes Decode return op without allocating: for the names of the
+// operations a program serves (privsep's Supervisor.Handle), decoded once
+// per call. Names past the first 1,024 are not kept.
+func Intern(op string) {
+	internedMu.Lock()
+	defer internedMu.Unlock()
+	m := map[string]string{}
+	if old := interned.Load(); old != nil {
+		if _, ok := (*old)[op]; ok || len(*old) >= maxInterned {
+			return
+		}
+		m = maps.Clone(*old)
+	}
+	m[op] = op
+	interned.Store(&m)
 }
