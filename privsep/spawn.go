@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,19 +18,19 @@ import (
 	"time"
 
 	"github.com/peercred/peercred"
+	"github.com/peercred/peercred/internal/forkthread"
 	"github.com/peercred/peercred/internal/wire"
 	"golang.org/x/sys/unix"
 )
 
 // spawner is one OS thread, locked for the supervisor's life, that forks
-// every worker. Two per-thread facts make it necessary: the parent-death
-// signal fires when the thread that forked the child exits (and Go retires
-// threads), and no_new_privs, set on this thread only, is inherited by the
-// children it forks and kept across exec.
+// every worker (a forkthread.Thread). Two per-thread facts make it
+// necessary: the parent-death signal fires when the thread that forked the
+// child exits (and Go retires threads), and no_new_privs, set on this
+// thread only, is inherited by the children it forks and kept across exec.
 type spawner struct {
-	reqs chan func()
-	err  error // from prctl; every spawn fails with it
-	done chan struct{}
+	th  *forkthread.Thread
+	err error // from starting the thread; every spawn fails with it
 
 	// broken says why the thread cannot spawn any more: it could not
 	// take back its own IDs after a spawn (spawnIDs). Only the thread
@@ -40,23 +39,8 @@ type spawner struct {
 }
 
 func newSpawner() *spawner {
-	sp := &spawner{reqs: make(chan func()), done: make(chan struct{})}
-	ready := make(chan struct{})
-	go func() {
-		runtime.LockOSThread()
-		// Never unlocked: when this goroutine returns, the thread ends
-		// with it, so no other goroutine inherits no_new_privs.
-		defer close(sp.done)
-		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-			sp.err = os.NewSyscallError("prctl PR_SET_NO_NEW_PRIVS", err)
-		}
-		close(ready)
-		for f := range sp.reqs {
-			f()
-		}
-	}()
-	<-ready
-	return sp
+	th, err := forkthread.New(forkthread.Options{NoNewPrivs: true})
+	return &spawner{th: th, err: err}
 }
 
 // start runs cmd.Start on the spawner thread, which holds ids, if not nil,
@@ -65,9 +49,7 @@ func (sp *spawner) start(cmd *exec.Cmd, ids *spawnIDs) error {
 	if sp.err != nil {
 		return sp.err
 	}
-	errc := make(chan error, 1)
-	sp.reqs <- func() { errc <- sp.startOnThread(cmd, ids) }
-	return <-errc
+	return sp.th.Do(func() error { return sp.startOnThread(cmd, ids) })
 }
 
 func (sp *spawner) startOnThread(cmd *exec.Cmd, ids *spawnIDs) error {
@@ -95,11 +77,12 @@ func (sp *spawner) startOnThread(cmd *exec.Cmd, ids *spawnIDs) error {
 	return err
 }
 
-// stop ends the thread. Workers it forked get their parent-death signal, so
-// call it only once they are gone.
+// stop ends the thread, with the IDs and no_new_privs it has. Workers it
+// forked get their parent-death signal, so call it only once they are gone.
 func (sp *spawner) stop() {
-	close(sp.reqs)
-	<-sp.done
+	if sp.th != nil {
+		sp.th.Close()
+	}
 }
 
 // Process is a supervised worker. With a restart policy it outlives the
