@@ -47,7 +47,7 @@ type Thread struct {
 	reqs      chan request
 	started   chan struct{} // closed when the goroutine has locked a thread that is not the main one
 	quit      chan struct{} // closed by Close
-	done      chan struct{} // closed when the goroutine has returned and the thread has ended
+	done      chan struct{} // closed as the goroutine returns, which ends the thread
 	closeOnce sync.Once
 }
 
@@ -117,9 +117,10 @@ func (t *Thread) Do(f func() error) error {
 	return <-res
 }
 
-// Close ends the thread once the function it runs, if any, has returned,
-// and waits for it to end. Children forked from it with a parent-death
-// signal get that signal. Calls of Do waiting for their turn return
+// Close ends the thread once the function it runs, if any, has returned:
+// it waits for the thread's goroutine to return, and the runtime ends the
+// thread right after. Children forked from it with a parent-death signal
+// then get that signal. Calls of Do waiting for their turn return
 // [ErrClosed]. Close is idempotent.
 func (t *Thread) Close() {
 	t.closeOnce.Do(func() { close(t.quit) })
