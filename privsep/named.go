@@ -82,7 +82,7 @@ func (s *Supervisor) ListenUnix(ctx context.Context, path string, auth peercred.
 			delay = 0
 			uid := c.Cred().UID
 			if reason := s.takePreHello(uid); reason != "" {
-				s.logNamedRefusal(c.Cred(), reason)
+				s.logNamedRefusal(c.Cred(), errors.New(reason))
 				c.Close()
 				continue
 			}
@@ -100,8 +100,10 @@ func (s *Supervisor) ListenUnix(ctx context.Context, path string, auth peercred.
 // Claim allows.
 func (s *Supervisor) admit(c *peercred.Conn) {
 	cred := c.Cred()
-	refuse := func(reason string, args ...any) {
-		s.logNamedRefusal(cred, fmt.Sprintf(reason, args...))
+	// refuse logs why, as an error that keeps its causes (%w), and
+	// closes the connection.
+	refuse := func(format string, args ...any) {
+		s.logNamedRefusal(cred, fmt.Errorf(format, args...))
 		c.Close()
 	}
 	// The session closes the pidfd when it ends.
@@ -126,13 +128,13 @@ func (s *Supervisor) admit(c *peercred.Conn) {
 	defer release()
 	mc, err := newMsgConn(c, s.lim)
 	if err != nil {
-		refuse("%v", err)
+		refuse("%w", err)
 		return
 	}
 	mc.wto = s.cfg.WriteTimeout
 	m, err := mc.readBefore(s.closingCtx, time.Now().Add(helloTimeout))
 	if err != nil {
-		refuse("hello: %v", err)
+		refuse("hello: %w", err)
 		return
 	}
 	m.closeFiles()
@@ -147,7 +149,7 @@ func (s *Supervisor) admit(c *peercred.Conn) {
 		return
 	}
 	if err := pol.Claim(cred); err != nil {
-		refuse("role %q: %v", role, err)
+		refuse("role %q: %w", role, err)
 		return
 	}
 	groups, err := cred.Groups() // read from c, which is open
@@ -167,7 +169,7 @@ func (s *Supervisor) admit(c *peercred.Conn) {
 	}
 	if err := mc.detach(); err != nil {
 		s.releaseNamed(cred.UID)
-		refuse("%v", err)
+		refuse("%w", err)
 		return
 	}
 	peer := &Peer{Role: role, PID: cred.PID, UID: cred.UID, GID: cred.GID, Groups: groups, Named: true, PidFD: pidfd}
@@ -253,7 +255,7 @@ func (s *Supervisor) releaseNamed(uid uint32) {
 // refusalLogBurst of the supervisor, then one in refusalLogEvery, so that
 // peers that connect again and again, however many users they are, cannot
 // flood the log.
-func (s *Supervisor) logNamedRefusal(cred *peercred.Cred, reason string) {
+func (s *Supervisor) logNamedRefusal(cred *peercred.Cred, reason error) {
 	if n := s.namedRefusals.Add(1); logRefusal(n) {
 		s.log().Warn("privsep: named-socket peer refused", "pid", cred.PID, "uid", cred.UID, "gid", cred.GID,
 			"reason", reason, "count", n)

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,19 +18,19 @@ import (
 	"time"
 
 	"github.com/peercred/peercred"
+	"github.com/peercred/peercred/internal/forkthread"
 	"github.com/peercred/peercred/internal/wire"
 	"golang.org/x/sys/unix"
 )
 
 // spawner is one OS thread, locked for the supervisor's life, that forks
-// every worker. Two per-thread facts make it necessary: the parent-death
-// signal fires when the thread that forked the child exits (and Go retires
-// threads), and no_new_privs, set on this thread only, is inherited by the
-// children it forks and kept across exec.
+// every worker (a forkthread.Thread). Two per-thread facts make it
+// necessary: the parent-death signal fires when the thread that forked the
+// child exits (and Go retires threads), and no_new_privs, set on this
+// thread only, is inherited by the children it forks and kept across exec.
 type spawner struct {
-	reqs chan func()
-	err  error // from prctl; every spawn fails with it
-	done chan struct{}
+	th  *forkthread.Thread
+	err error // from starting the thread; every spawn fails with it
 
 	// broken says why the thread cannot spawn any more: it could not
 	// take back its own IDs after a spawn (spawnIDs). Only the thread
@@ -40,23 +39,8 @@ type spawner struct {
 }
 
 func newSpawner() *spawner {
-	sp := &spawner{reqs: make(chan func()), done: make(chan struct{})}
-	ready := make(chan struct{})
-	go func() {
-		runtime.LockOSThread()
-		// Never unlocked: when this goroutine returns, the thread ends
-		// with it, so no other goroutine inherits no_new_privs.
-		defer close(sp.done)
-		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-			sp.err = os.NewSyscallError("prctl PR_SET_NO_NEW_PRIVS", err)
-		}
-		close(ready)
-		for f := range sp.reqs {
-			f()
-		}
-	}()
-	<-ready
-	return sp
+	th, err := forkthread.New(forkthread.Options{NoNewPrivs: true})
+	return &spawner{th: th, err: err}
 }
 
 // start runs cmd.Start on the spawner thread, which holds ids, if not nil,
@@ -65,9 +49,7 @@ func (sp *spawner) start(cmd *exec.Cmd, ids *spawnIDs) error {
 	if sp.err != nil {
 		return sp.err
 	}
-	errc := make(chan error, 1)
-	sp.reqs <- func() { errc <- sp.startOnThread(cmd, ids) }
-	return <-errc
+	return sp.th.Do(func() error { return sp.startOnThread(cmd, ids) })
 }
 
 func (sp *spawner) startOnThread(cmd *exec.Cmd, ids *spawnIDs) error {
@@ -95,11 +77,12 @@ func (sp *spawner) startOnThread(cmd *exec.Cmd, ids *spawnIDs) error {
 	return err
 }
 
-// stop ends the thread. Workers it forked get their parent-death signal, so
-// call it only once they are gone.
+// stop ends the thread, with the IDs and no_new_privs it has. Workers it
+// forked get their parent-death signal, so call it only once they are gone.
 func (sp *spawner) stop() {
-	close(sp.reqs)
-	<-sp.done
+	if sp.th != nil {
+		sp.th.Close()
+	}
 }
 
 // Process is a supervised worker. With a restart policy it outlives the
@@ -476,7 +459,7 @@ func (s *Supervisor) start(ctx context.Context, spec *Spec, p *Process) (*incarn
 	fail := func(err error) (*incarnation, error) {
 		cmd.Process.Kill()
 		if werr := cmd.Wait(); werr != nil && !strings.Contains(werr.Error(), "signal: killed") {
-			err = fmt.Errorf("%w (worker: %v)", err, werr)
+			err = fmt.Errorf("%w (worker: %w)", err, werr)
 		}
 		mc.release()
 		if inc.pidfd != nil {
@@ -662,8 +645,9 @@ func (s *Supervisor) verify(ctx context.Context, mc *msgConn, spec *Spec, pid in
 			conn.Close()
 		}
 	}()
+	// fail wraps ErrVerify, and the causes among args (%w in format).
 	fail := func(format string, args ...any) (*Peer, *peercred.Conn, error) {
-		return nil, nil, fmt.Errorf("%w: %s worker pid %d: %s", ErrVerify, spec.Role, pid, fmt.Sprintf(format, args...))
+		return nil, nil, fmt.Errorf("%w: %s worker pid %d: "+format, append([]any{ErrVerify, spec.Role, pid}, args...)...)
 	}
 	deadline := time.Now().Add(spec.HelloTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
@@ -672,7 +656,7 @@ func (s *Supervisor) verify(ctx context.Context, mc *msgConn, spec *Spec, pid in
 	m, err := mc.readBefore(ctx, deadline)
 	if err != nil {
 		if ctx.Err() != nil {
-			return fail("no hello: %v", ctx.Err())
+			return fail("no hello: %w", ctx.Err())
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return fail("no hello within %v", spec.HelloTimeout)
@@ -680,7 +664,7 @@ func (s *Supervisor) verify(ctx context.Context, mc *msgConn, spec *Spec, pid in
 		if isEOF(err) {
 			return fail("exited before its hello")
 		}
-		return fail("hello: %v", err)
+		return fail("hello: %w", err)
 	}
 	defer m.closeFiles()
 	if m.Kind != wire.KindHello {
@@ -709,14 +693,18 @@ func (s *Supervisor) verify(ctx context.Context, mc *msgConn, spec *Spec, pid in
 	// The connection: a socket pair the worker made itself, which
 	// SO_PEERCRED on our end says (the creator of a pair).
 	if conn, err = peercred.FileConn(m.Files[0]); err != nil {
-		return fail("the hello's connection: %v", err)
+		return fail("the hello's connection: %w", err)
 	}
-	if typ, err := socketType(conn); err != nil || typ != syscall.SOCK_SEQPACKET {
-		return fail("the hello's connection is socket type %d (%v), want SOCK_SEQPACKET", typ, err)
+	if typ, err := socketType(conn); err != nil {
+		return fail("the hello's connection: SO_TYPE: %w", err)
+	} else if typ != syscall.SOCK_SEQPACKET {
+		return fail("the hello's connection is socket type %d, want SOCK_SEQPACKET", typ)
 	}
 	// A listening socket reports its creator too, and is no connection.
-	if listening, err := sockoptInt(conn, unix.SO_ACCEPTCONN); err != nil || listening != 0 {
-		return fail("the hello's connection is a listening socket (%v), want a connected one", err)
+	if listening, err := sockoptInt(conn, unix.SO_ACCEPTCONN); err != nil {
+		return fail("the hello's connection: SO_ACCEPTCONN: %w", err)
+	} else if listening != 0 {
+		return fail("the hello's connection is a listening socket, want a connected one")
 	}
 	if cred := conn.Cred(); cred == nil {
 		return fail("the hello's connection has no peer credentials")
@@ -727,7 +715,7 @@ func (s *Supervisor) verify(ctx context.Context, mc *msgConn, spec *Spec, pid in
 	// (real, effective, saved, filesystem), groups and no_new_privs.
 	st, err := readStatus(pid)
 	if err != nil {
-		return fail("%v", err)
+		return fail("%w", err)
 	}
 	for _, f := range []struct {
 		field string
@@ -784,7 +772,7 @@ func (s *Supervisor) verify(ctx context.Context, mc *msgConn, spec *Spec, pid in
 		return fail("traced by pid %s", st["TracerPid"])
 	}
 	if err := checkNotDumpable(spec, pid); err != nil {
-		return fail("%v", err)
+		return fail("%w", err)
 	}
 	if withGID && !slices.Contains(spec.Groups, spec.GID) {
 		// The worker's GID, added for its exec: the spec's groups are
@@ -796,7 +784,7 @@ func (s *Supervisor) verify(ctx context.Context, mc *msgConn, spec *Spec, pid in
 		// Every thread's seccomp and no_new_privs, limits, namespaces,
 		// and the worker's report in the hello (internal/sandbox).
 		if peer.Confinement, err = s.verifyConfinement(spec, pid, m.Payload); err != nil {
-			return fail("%v", err)
+			return fail("%w", err)
 		}
 	}
 	return peer, conn, nil
@@ -866,7 +854,10 @@ func (p *Process) supervise(inc *incarnation) {
 		p.mu.Unlock()
 		inc.err = inc.cmd.Wait()
 		close(inc.exit)
-		cause := fmt.Errorf("%w: %s worker pid %d exited: %v", ErrWorkerGone, p.spec.Role, inc.cmd.Process.Pid, exitText(inc.err))
+		cause := fmt.Errorf("%w: %s worker pid %d exited: %s", ErrWorkerGone, p.spec.Role, inc.cmd.Process.Pid, exitText(inc.err))
+		if inc.err != nil {
+			cause = fmt.Errorf("%w: %s worker pid %d exited: %w", ErrWorkerGone, p.spec.Role, inc.cmd.Process.Pid, inc.err)
+		}
 		inc.sess.end(cause)
 		<-inc.sess.done
 		if inc.pidfd != nil {

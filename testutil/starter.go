@@ -3,55 +3,46 @@
 package testutil
 
 import (
+	"fmt"
 	"os/exec"
-	"runtime"
 	"sync"
+
+	"github.com/peercred/peercred/internal/forkthread"
 )
 
 // The kernel sends a child's parent-death signal when the thread that forked
 // it exits, not when the process does, and Go ends the thread of a goroutine
 // that exits while locked to it. So that a helper does not die with some
-// test's thread, every helper is forked from one thread that stays locked,
-// and so alive, until the test binary exits.
+// test's thread, every helper is forked from one thread (a forkthread.Thread)
+// that is never closed, and so alive, until the test binary exits.
 
-type startRequest struct {
-	cmd        *exec.Cmd
-	beforeFork func() error // run on the starter thread just before cmd.Start, if not nil
-	done       chan<- error
-}
+// starter is the thread that forks helpers, or why it could not start.
+var starter = sync.OnceValues(func() (*forkthread.Thread, error) {
+	th, err := forkthread.New(forkthread.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("testutil: start the thread that forks helpers: %w", err)
+	}
+	return th, nil
+})
 
-var starter struct {
-	once sync.Once
-	reqs chan startRequest
-}
-
-// startStarter starts the goroutine that forks helpers. It lives, locked to
-// its thread, until the process exits. Main calls it before the tests run, so
-// that the goroutine count during tests does not depend on whether a process
-// was started yet.
-func startStarter() {
-	starter.once.Do(func() {
-		starter.reqs = make(chan startRequest)
-		go func() {
-			runtime.LockOSThread() // never unlocked: see above
-			for r := range starter.reqs {
-				if r.beforeFork != nil {
-					if err := r.beforeFork(); err != nil {
-						r.done <- err
-						continue
-					}
-				}
-				r.done <- r.cmd.Start()
-			}
-		}()
-	})
-}
+// startStarter starts the thread that forks helpers. Main calls it before
+// the tests run, so that the goroutine count during tests does not depend on
+// whether a process was started yet.
+func startStarter() { starter() }
 
 // startCmd runs beforeFork (if not nil) and then cmd.Start on the starter
 // thread.
 func startCmd(cmd *exec.Cmd, beforeFork func() error) error {
-	startStarter()
-	done := make(chan error, 1)
-	starter.reqs <- startRequest{cmd: cmd, beforeFork: beforeFork, done: done}
-	return <-done
+	th, err := starter()
+	if err != nil {
+		return err
+	}
+	return th.Do(func() error {
+		if beforeFork != nil {
+			if err := beforeFork(); err != nil {
+				return err
+			}
+		}
+		return cmd.Start()
+	})
 }
