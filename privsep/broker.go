@@ -78,7 +78,7 @@ func fileOp(need func(r *wire.FileRequest) (access, error), do func(ss *session,
 		r, at := &c.r, &c.at
 		var err error
 		if *r, err = wire.DecodeFile(req.Payload); err != nil {
-			return nil, nil, -1, fmt.Errorf("%w: %s: %v", ErrBadRequest, req.Op, err)
+			return nil, nil, -1, fmt.Errorf("%w: %s: %w", ErrBadRequest, req.Op, err)
 		}
 		if req.Op != opFileRename && r.Path2 != "" {
 			return nil, nil, -1, fmt.Errorf("%w: %q: a second path for %s", ErrBadRequest, r.Path, req.Op)

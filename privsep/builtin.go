@@ -15,7 +15,7 @@ import (
 func (ss *session) listen(req *Request) ([]byte, []*os.File, int, error) {
 	network, address, err := wire.DecodeListen(req.Payload)
 	if err != nil {
-		return nil, nil, -1, fmt.Errorf("%w: listen: %v", ErrBadRequest, err)
+		return nil, nil, -1, fmt.Errorf("%w: listen: %w", ErrBadRequest, err)
 	}
 	for i, r := range ss.policy.Listen {
 		if r.Network != network || r.Address != address {
