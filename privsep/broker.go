@@ -321,6 +321,9 @@ func (ss *session) fileRule(at *fileAt, p string, a access) error {
 // match reports whether p falls under r, and p relative to the directory r
 // is resolved from.
 func (r *PathRule) match(p string) (rel string, ok bool) {
+	if !cleanAbs(r.Path) {
+		return "", false // New refuses such a rule; never match it
+	}
 	if !r.Beneath {
 		return path.Base(r.Path), p == r.Path
 	}
@@ -347,6 +350,9 @@ func cleanAbs(p string) bool { return path.IsAbs(p) && path.Clean(p) == p }
 // link (which may be in the rule's own path, where links are followed)
 // does openat open the rule's directory and resolve beneath it.
 func (at *fileAt) openat(flag int, mode uint32) (int, error) {
+	if flag&unix.O_CREAT == 0 {
+		mode = 0 // openat2 refuses a mode without O_CREAT (EINVAL)
+	}
 	if at.dir < 0 {
 		how := unix.OpenHow{Flags: uint64(flag | unix.O_CLOEXEC), Mode: uint64(mode), Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS}
 		for range 8 {

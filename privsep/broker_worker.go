@@ -34,8 +34,12 @@ func (w *Worker) Create(name string) (*os.File, error) {
 // syscall broker: the parent opens, stats, creates... the file with its own
 // privileges as the role's [Policy.Files] allow, and sends back the result
 // (an open file, metadata). A worker confined with Landlock and seccomp
-// reaches no other file, and these only as the policy says; an unconfined
-// one can read a root-only file this way, and nothing else.
+// reaches no other file, and these only as the policy says. An unconfined
+// worker reaches the files its own UID may reach besides, and what a
+// descriptor it received allows is the kernel's business, not the rule's:
+// it may reopen one through /proc/self/fd/N with any access the file's
+// mode grants its UID (writing a 0666 file a rule without Write gave it to
+// read, in a directory it could not search itself).
 //
 // The methods mirror package os. Paths must be absolute and clean. Errors
 // are *fs.PathError (*os.LinkError for Rename); a policy refusal matches

@@ -11,6 +11,7 @@ import (
 	"maps"
 	"os"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -77,6 +78,9 @@ func New(cfg Config) *Supervisor {
 	s.preHelloUID = make(map[uint32]int)
 	s.namedUID = make(map[uint32]int)
 	s.lim, s.err = cfg.limits()
+	if s.err == nil {
+		s.cfg.Roles, s.err = clonePolicies(cfg.Roles)
+	}
 	if cfg.MaxInFlight <= 0 {
 		s.cfg.MaxInFlight = 64
 	}
@@ -87,6 +91,26 @@ func New(cfg Config) *Supervisor {
 		s.cfg.MaxNamedSessionsPerUID = 32
 	}
 	return s
+}
+
+// clonePolicies checks the roles' policies and copies them, so that a
+// caller that changes its Config later changes nothing here. A rule whose
+// path is not absolute and clean (an empty one, from a setting left unset)
+// is an error: it would otherwise be matched against what workers ask for.
+func clonePolicies(roles map[string]Policy) (map[string]Policy, error) {
+	out := make(map[string]Policy, len(roles))
+	for role, p := range roles {
+		for i, r := range p.Files {
+			if !cleanAbs(r.Path) {
+				return nil, fmt.Errorf("role %q: Files[%d]: path %q is not absolute and clean", role, i, r.Path)
+			}
+		}
+		p.Files = slices.Clone(p.Files)
+		p.Listen = slices.Clone(p.Listen)
+		p.Ops = maps.Clone(p.Ops)
+		out[role] = p
+	}
+	return out, nil
 }
 
 // Handle registers h for the user-defined operation op. Which roles may call
