@@ -45,7 +45,8 @@ var (
 // operation for any role.
 type Config struct {
 	// Roles maps a role name to its policy. A role that is not listed has
-	// the zero Policy: every operation is refused.
+	// the zero Policy: every operation is refused. New copies the
+	// policies: changing them later has no effect.
 	Roles map[string]Policy
 
 	// Logger receives every call (at debug level, with role, pid and uid),
@@ -136,7 +137,8 @@ type OpRule struct {
 // directory is the parent's.
 type PathRule struct {
 	// Path is absolute and clean: a file, or with Beneath a directory.
-	// Symbolic links on the way to the directory the rule is resolved
+	// A policy with any other Path (an empty one included) is an error:
+	// Spawn and ListenUnix fail, naming the rule. Symbolic links on the way to the directory the rule is resolved
 	// from (Path with Beneath, else Path's parent) are followed: the
 	// policy is trusted. Beneath it none is, not even the file an exact
 	// rule names, which the worker could have swapped for a link if it can
