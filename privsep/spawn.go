@@ -3,7 +3,6 @@
 package privsep
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/peercred/peercred"
 	"github.com/peercred/peercred/internal/forkthread"
+	"github.com/peercred/peercred/internal/proc"
 	"github.com/peercred/peercred/internal/wire"
 	"golang.org/x/sys/unix"
 )
@@ -713,7 +713,7 @@ func (s *Supervisor) verify(ctx context.Context, mc *msgConn, spec *Spec, pid in
 	}
 	// /proc of our unreaped child: the PID is still its own. All four IDs
 	// (real, effective, saved, filesystem), groups and no_new_privs.
-	st, err := readStatus(pid)
+	st, err := proc.ReadStatus("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
 		return fail("%w", err)
 	}
@@ -721,9 +721,10 @@ func (s *Supervisor) verify(ctx context.Context, mc *msgConn, spec *Spec, pid in
 		field string
 		want  uint32
 	}{{"Uid", spec.UID}, {"Gid", spec.GID}} {
-		ids, err := parseIDs(st[f.field])
-		if err != nil || len(ids) != 4 {
-			return fail("/proc status %s: %q", f.field, st[f.field])
+		ids, ok := st.IDs(f.field)
+		if !ok || len(ids) != 4 {
+			v, _ := st.Field(f.field)
+			return fail("/proc status %s: %q", f.field, v)
 		}
 		for _, id := range ids {
 			if id != f.want {
@@ -731,9 +732,10 @@ func (s *Supervisor) verify(ctx context.Context, mc *msgConn, spec *Spec, pid in
 			}
 		}
 	}
-	groups, err := parseIDs(st["Groups"])
-	if err != nil {
-		return fail("/proc status Groups: %q", st["Groups"])
+	groups, ok := st.IDs("Groups")
+	if !ok {
+		v, _ := st.Field("Groups")
+		return fail("/proc status Groups: %q", v)
 	}
 	wantGroups := slices.Clone(spec.Groups)
 	if withGID && !slices.Contains(wantGroups, spec.GID) {
@@ -754,22 +756,23 @@ func (s *Supervisor) verify(ctx context.Context, mc *msgConn, spec *Spec, pid in
 	if !slices.Equal(groups, wantGroups) {
 		return fail("groups are %v, want %v", groups, wantGroups)
 	}
-	if st["NoNewPrivs"] != "1" {
-		return fail("NoNewPrivs is %q, want 1", st["NoNewPrivs"])
+	if v, _ := st.Field("NoNewPrivs"); v != "1" {
+		return fail("NoNewPrivs is %q, want 1", v)
 	}
 	// A worker that is not root has no capabilities, whatever its parent
 	// had. (In a user namespace of its own it has them there.)
 	if spec.UID != 0 && !spec.UserNS {
 		for _, f := range []string{"CapPrm", "CapEff", "CapAmb"} {
-			if v, err := strconv.ParseUint(st[f], 16, 64); err != nil || v != 0 {
-				return fail("/proc status %s is %q, want no capabilities", f, st[f])
+			caps, _ := st.Field(f)
+			if v, err := strconv.ParseUint(caps, 16, 64); err != nil || v != 0 {
+				return fail("/proc status %s is %q, want no capabilities", f, caps)
 			}
 		}
 	}
 	// Not dumpable, and not traced: no other process of its UID holds
 	// its memory, descriptors or connection (dumpable_linux.go).
-	if st["TracerPid"] != "0" {
-		return fail("traced by pid %s", st["TracerPid"])
+	if v, _ := st.Field("TracerPid"); v != "0" {
+		return fail("traced by pid %s", v)
 	}
 	if err := checkNotDumpable(spec, pid); err != nil {
 		return fail("%w", err)
@@ -807,36 +810,6 @@ func sockoptInt(c *peercred.Conn, opt int) (int, error) {
 		return 0, err
 	}
 	return v, serr
-}
-
-// readStatus reads /proc/PID/status into a map.
-func readStatus(pid int) (map[string]string, error) {
-	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st := make(map[string]string)
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), ":"); ok {
-			st[k] = strings.TrimSpace(v)
-		}
-	}
-	return st, sc.Err()
-}
-
-// parseIDs parses a whitespace-separated list of IDs.
-func parseIDs(s string) ([]uint32, error) {
-	var ids []uint32
-	for _, f := range strings.Fields(s) {
-		id, err := strconv.ParseUint(f, 10, 32)
-		if err != nil {
-			return nil, err
-		}
-		ids = append(ids, uint32(id))
-	}
-	return ids, nil
 }
 
 // supervise waits for each incarnation to exit and starts the next one as

@@ -1,6 +1,8 @@
 // Package proc reads what peercred needs of a process from Linux's /proc:
 // the fields of /proc/PID/stat that tell a process apart from a later one
-// with the same PID (its start time) and link it to its parent.
+// with the same PID (its start time) and link it to its parent, and the
+// fields of /proc/PID/status (its IDs, groups, no_new_privs and seccomp
+// mode: see Status).
 //
 // It is the one parser of /proc/PID/stat in peercred. The file is written
 // by the kernel, but its second field, the command name, is chosen by the

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/peercred/peercred/internal/proc"
 	"github.com/peercred/peercred/privsep/confine"
 )
 
@@ -45,9 +46,8 @@ func Verify(c *confine.Config, pid int, payload []byte) (*confine.Verified, erro
 		return nil, err
 	}
 	v.NoNewPrivs, v.Seccomp, v.SeccompFilters = true, true, -1
-	var buf [4096]byte
 	for _, t := range tasks {
-		st, err := readTaskStatus("/proc/"+strconv.Itoa(pid)+"/task/"+t.Name()+"/status", &buf)
+		st, err := readTaskStatus("/proc/" + strconv.Itoa(pid) + "/task/" + t.Name() + "/status")
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
 			continue // the thread exited meanwhile
 		}
@@ -145,8 +145,7 @@ func Verify(c *confine.Config, pid int, payload []byte) (*confine.Verified, erro
 // parentSeccompFilters is how many seccomp filters this process had when
 // first asked: a worker inherits them, and has its own on top.
 var parentSeccompFilters = sync.OnceValue(func() int {
-	var buf [4096]byte
-	st, err := readTaskStatus("/proc/self/status", &buf)
+	st, err := readTaskStatus("/proc/self/status")
 	if err != nil {
 		return 0
 	}
@@ -174,31 +173,17 @@ type taskStatus struct {
 }
 
 // readTaskStatus reads the fields of a status file that verification
-// checks, into buf: it runs for every thread of every confined worker.
-func readTaskStatus(path string, buf *[4096]byte) (taskStatus, error) {
-	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+// checks.
+func readTaskStatus(path string) (taskStatus, error) {
+	s, err := proc.ReadStatus(path)
 	if err != nil {
-		return taskStatus{}, &fs.PathError{Op: "open", Path: path, Err: err}
+		return taskStatus{}, err
 	}
-	n, err := syscall.Read(fd, buf[:])
-	syscall.Close(fd)
-	if err != nil {
-		return taskStatus{}, &fs.PathError{Op: "read", Path: path, Err: err}
-	}
-	field := func(name string) string {
-		b := buf[:max(n, 0)]
-		i := bytes.Index(b, []byte("\n"+name+":"))
-		if i < 0 {
-			return ""
-		}
-		b = b[i+len(name)+2:]
-		if j := bytes.IndexByte(b, '\n'); j >= 0 {
-			b = b[:j]
-		}
-		return string(bytes.TrimSpace(b))
-	}
-	st := taskStatus{noNewPrivs: field("NoNewPrivs"), seccomp: field("Seccomp")}
-	st.filters, _ = strconv.Atoi(field("Seccomp_filters"))
+	var st taskStatus
+	st.noNewPrivs, _ = s.Field("NoNewPrivs")
+	st.seccomp, _ = s.Field("Seccomp")
+	filters, _ := s.Field("Seccomp_filters")
+	st.filters, _ = strconv.Atoi(filters)
 	return st, nil
 }
 
