@@ -131,7 +131,7 @@ func (w *Worker) fileCall(opName, op string, r *wire.FileRequest) ([]byte, *os.F
 	if err != nil {
 		var ce *CallError
 		if errors.As(err, &ce) && ce.Code == wire.CodeDenied {
-			return fail(&brokerDenied{ce})
+			return fail(&fileDenied{ce})
 		}
 		return fail(err)
 	}
@@ -162,15 +162,15 @@ func (w *Worker) fileCall(opName, op string, r *wire.FileRequest) ([]byte, *os.F
 	return data, nil, nil
 }
 
-// brokerDenied is a policy refusal: fs.ErrPermission, and the *CallError
+// fileDenied is a policy refusal: fs.ErrPermission, and the *CallError
 // (ErrDenied) beneath.
-type brokerDenied struct{ ce *CallError }
+type fileDenied struct{ ce *CallError }
 
-func (e *brokerDenied) Error() string        { return e.ce.Msg }
-func (e *brokerDenied) Unwrap() error        { return e.ce }
-func (e *brokerDenied) Is(target error) bool { return target == fs.ErrPermission }
+func (e *fileDenied) Error() string        { return e.ce.Msg }
+func (e *fileDenied) Unwrap() error        { return e.ce }
+func (e *fileDenied) Is(target error) bool { return target == fs.ErrPermission }
 
-// fileInfo is a fs.FileInfo from a broker's stat; Sys returns a
+// fileInfo is a fs.FileInfo from the parent's stat; Sys returns a
 // *syscall.Stat_t.
 type fileInfo struct {
 	name string
