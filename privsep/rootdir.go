@@ -18,7 +18,7 @@ import (
 // directory is its own, where walking leads nowhere a path would not (the
 // kernel still checks every step against the peer's credentials, Landlock
 // domain and so on). An O_PATH descriptor is walked from the same way; the
-// broker refuses O_PATH, and the built-in open returns regular files only.
+// parent never opens with O_PATH (openFlags, files.go).
 
 // sameRoot returns nil if peer's root directory is this process's, or an
 // error that says why it is not, or cannot be told.
