@@ -362,6 +362,32 @@ func TestBrokerSwapRace(t *testing.T) {
 	}
 }
 
+// TestBrokerRefusesFIFO: a FIFO in an allowed tree is refused at once, and
+// Shutdown stays prompt.
+// (The role, review-probe, is in confine_sockets_linux_test.go.)
+func TestBrokerRefusesFIFO(t *testing.T) {
+	requireLandlock(t)
+	base := t.TempDir()
+	fifo := filepath.Join(base, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := privsep.New(privsep.Config{Roles: map[string]privsep.Policy{
+		"review-probe": {Files: []privsep.PathRule{{Path: base, Beneath: true}}},
+	}})
+	p, out := spawn(t, s, confinedSpec("review-probe", nil, "broker-open:"+fifo))
+	waitDone(t, p)
+	if got := out.String(); !strings.Contains(got, "fast=true") || strings.Contains(got, "broker-open: ok") {
+		t.Errorf("broker open of a FIFO: %q, want a prompt refusal", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := s.Shutdown(ctx); err != nil || time.Since(start) > 20*time.Second {
+		t.Errorf("Shutdown: %v after %v", err, time.Since(start))
+	}
+}
+
 // BenchmarkBrokerOpen compares an open through the broker (a call on the
 // worker's connection, on the hot path) with a raw request by hand: the path
 // over a SOCK_SEQPACKET pair of its own, open(2) in the parent, the
