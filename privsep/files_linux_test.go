@@ -174,6 +174,59 @@ func symlink(t *testing.T, target, link string) {
 	}
 }
 
+func TestOpenThroughParent(t *testing.T) {
+	dir := t.TempDir() // 0700: the worker reaches it only through the parent (unless it is the test's user)
+	secret := filepath.Join(dir, "secret")
+	other := filepath.Join(dir, "other")
+	for _, f := range []string{secret, other} {
+		if err := os.WriteFile(f, []byte("content of "+filepath.Base(f)), 0600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, log := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{
+		"open": {Files: []privsep.PathRule{{Path: secret}}},
+	}})
+	p, out := spawn(t, s, privsep.Spec{Role: "open", UID: wUID, GID: wGID, Args: []string{secret, other, dir + "/../" + filepath.Base(dir) + "/secret"}})
+	waitDone(t, p)
+	want := []string{
+		secret + ": content of secret",
+		other + ": denied=true open " + other + ": privsep: denied by policy: " + strconv.Quote(other) + ": no rule of role \"open\" allows it",
+	}
+	got := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(got) != 3 {
+		t.Fatalf("worker printed:\n%s", out)
+	}
+	if diff := cmp.Diff(want, got[:2]); diff != "" {
+		t.Errorf("worker's view (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(got[2], "denied=true") {
+		t.Errorf("an unclean path to the allowed file was not denied: %s", got[2])
+	}
+	if !strings.Contains(log.String(), `level=WARN msg="privsep: call refused" role=open pid=`) || !strings.Contains(log.String(), "uid="+wUIDs+" op=file.open") {
+		t.Errorf("refusal not logged with role, pid, uid and op:\n%s", log)
+	}
+}
+
+// TestOpenRefusesFIFO: a FIFO planted in an allowed directory is refused at
+// once instead of hanging the parent in open(2).
+func TestOpenRefusesFIFO(t *testing.T) {
+	dir := filepath.Join(testutil.SocketDir(t), "w")
+	if err := os.Mkdir(dir, 0700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(dir, int(wUID), int(wGID)); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{
+		"fifo": {Files: []privsep.PathRule{{Path: dir, Beneath: true}}},
+	}})
+	p, out := spawn(t, s, privsep.Spec{Role: "fifo", UID: wUID, GID: wGID, Args: []string{dir}})
+	waitDone(t, p)
+	if !strings.HasPrefix(out.String(), "denied=true") || !strings.Contains(out.String(), "not a regular file") {
+		t.Errorf("open of a FIFO: %q, want a refusal", out)
+	}
+}
+
 func TestBrokerOps(t *testing.T) {
 	base := t.TempDir() // 0700: the worker reaches it only through the broker (unless it is the test's user)
 	rw, ro, one := filepath.Join(base, "rw"), filepath.Join(base, "ro"), filepath.Join(base, "one")

@@ -211,6 +211,14 @@ func evil(ctx context.Context, w *privsep.Worker) error {
 	return nil
 }
 
+func echo(ctx context.Context, r *privsep.Request) ([]byte, []*os.File, error) {
+	// Out of order on purpose: replies must still reach their callers.
+	if len(r.Payload) > 0 && r.Payload[len(r.Payload)-1]%2 == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	return r.Payload, nil, nil
+}
+
 // header builds a wire header (version 1) with the op appended.
 func header(kind byte, id uint32, op string, paylen int) []byte {
 	b := make([]byte, 16, 16+len(op))
