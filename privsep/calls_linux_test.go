@@ -7,7 +7,9 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,6 +19,113 @@ import (
 
 // Calls: capabilities, concurrency, a worker that breaks the protocol or
 // stops reading, descriptors over many calls.
+
+func init() {
+	privsep.Register("once", func(ctx context.Context, w *privsep.Worker) error {
+		for range 2 {
+			p, _, err := w.Call(ctx, "token", nil)
+			fmt.Printf("token=%q denied=%v\n", p, errors.Is(err, privsep.ErrDenied))
+		}
+		return nil
+	})
+	privsep.Register("concurrent", func(ctx context.Context, w *privsep.Worker) error {
+		n, _ := strconv.Atoi(w.Args()[0])
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				want := fmt.Sprintf("call %d", i)
+				got, _, err := w.Call(ctx, "echo", []byte(want))
+				if err != nil || string(got) != want {
+					errs <- fmt.Errorf("call %d: got %q, %v", i, got, err)
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			return err
+		}
+		fmt.Println("ok")
+		return nil
+	})
+	privsep.Register("serial", func(ctx context.Context, w *privsep.Worker) error {
+		n, _ := strconv.Atoi(w.Args()[0])
+		for i := range n {
+			if _, _, err := w.Call(ctx, "echo", []byte("y")); err != nil {
+				return fmt.Errorf("call %d: %w", i, err)
+			}
+		}
+		fmt.Println("done")
+		return nil
+	})
+	privsep.Register("block", func(ctx context.Context, w *privsep.Worker) error {
+		fmt.Println("calling")
+		_, _, err := w.Call(ctx, "block", nil)
+		return err
+	})
+	privsep.Register("echo-once", func(ctx context.Context, w *privsep.Worker) error {
+		p, _, err := w.Call(ctx, "echo", []byte("still here"))
+		fmt.Printf("%s %v\n", p, err)
+		<-ctx.Done()
+		return nil
+	})
+	privsep.Register("evil", evil)
+	privsep.Register("flood", func(ctx context.Context, w *privsep.Worker) error {
+		// Requests, and never a read of the replies.
+		privsep.StallReader(w)
+		go func() {
+			for i := uint32(1); i < 5000; i++ {
+				if privsep.RawWrite(w, append(header(3, i, "echo", 1), 'y')) != nil {
+					return
+				}
+			}
+		}()
+		fmt.Println("flooding")
+		<-ctx.Done()
+		return nil
+	})
+}
+
+// evil plays a worker that breaks the protocol in the way its argument says.
+func evil(ctx context.Context, w *privsep.Worker) error {
+	var err error
+	switch w.Args()[0] {
+	case "garbage":
+		err = privsep.RawWrite(w, []byte("this is not a message"))
+	case "oversize":
+		hdr := header(3, 1, "echo", 70<<10)
+		err = privsep.RawWrite(w, append(hdr, make([]byte, 70<<10)...))
+	case "undeclared-fds":
+		// A well-formed request that says 0 descriptors, with 3 attached.
+		err = privsep.RawWrite(w, header(3, 1, "echo", 0), pipeFiles(3)...)
+	case "too-many-fds":
+		err = privsep.RawWrite(w, header(3, 1, "echo", 0), pipeFiles(20)...)
+	case "reply-kind":
+		// Workers may not send replies.
+		err = privsep.RawWrite(w, header(4, 1, "", 0))
+	}
+	if err != nil {
+		return err
+	}
+	<-ctx.Done() // until the parent kills us
+	return nil
+}
+
+// pipeFiles opens n pipe ends to send.
+func pipeFiles(n int) []*os.File {
+	var files []*os.File
+	for len(files) < n {
+		r, w, err := os.Pipe()
+		if err != nil {
+			panic(err)
+		}
+		files = append(files, r, w)
+	}
+	return files[:n]
+}
 
 func TestOnceAndUnknownOps(t *testing.T) {
 	s, log := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{

@@ -22,6 +22,28 @@ import (
 )
 
 func init() {
+	privsep.Register("open", func(ctx context.Context, w *privsep.Worker) error {
+		for _, path := range w.Args() {
+			f, err := w.Open(path)
+			if err != nil {
+				fmt.Printf("%s: denied=%v %v\n", path, errors.Is(err, privsep.ErrDenied), err)
+				continue
+			}
+			b, _ := io.ReadAll(f)
+			f.Close()
+			fmt.Printf("%s: %s\n", path, b)
+		}
+		return nil
+	})
+	privsep.Register("fifo", func(ctx context.Context, w *privsep.Worker) error {
+		dir := w.Args()[0]
+		if err := syscall.Mkfifo(dir+"/fifo", 0600); err != nil {
+			return err
+		}
+		_, err := w.Open(dir + "/fifo")
+		fmt.Printf("denied=%v %v\n", errors.Is(err, privsep.ErrDenied), err)
+		return nil
+	})
 	// broker runs file operations through the parent, one per argument
 	// ("op:path[:arg]"), and prints "arg: result".
 	privsep.Register("broker", func(ctx context.Context, w *privsep.Worker) error {

@@ -3,6 +3,7 @@ package privsep_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"testing"
 	"time"
@@ -12,6 +13,26 @@ import (
 )
 
 // A worker's life: shutdown, restarts, the parent's death.
+
+func init() {
+	privsep.Register("stubborn", func(ctx context.Context, w *privsep.Worker) error {
+		fmt.Println("up")
+		select {} // ignores the request to stop
+	})
+	// A testutil role: a process that is not a worker.
+	testutil.Register("parent", func(args []string) int {
+		s := privsep.New(privsep.Config{})
+		for range 2 {
+			p, err := s.Spawn(context.Background(), privsep.Spec{Role: "sleep", UID: wUID, GID: wGID, Env: raceEnv})
+			if err != nil {
+				fmt.Println("spawn:", err)
+				return 1
+			}
+			fmt.Println(p.PID())
+		}
+		select {} // until killed
+	})
+}
 
 // TestParentDeathKillsWorkers runs the parent itself as a helper process,
 // kills it with SIGKILL, and checks its workers are gone within a second.

@@ -3,7 +3,9 @@ package privsep_test
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,6 +17,42 @@ import (
 )
 
 // Listening: a privileged port through the parent, named-socket workers.
+
+func init() {
+	privsep.Register("serve-port", func(ctx context.Context, w *privsep.Worker) error {
+		l, err := w.Listen(ctx, "tcp", w.Args()[0])
+		if err != nil {
+			return err
+		}
+		defer l.Close()
+		fmt.Println("listening")
+		c, err := l.Accept()
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "hello from pid %d uid %d\n", os.Getpid(), os.Getuid())
+		return nil
+	})
+	// A testutil role: a process that is not a worker.
+	testutil.Register("named-client", func(args []string) int {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		w, err := privsep.Dial(ctx, args[0], args[1])
+		if err != nil {
+			fmt.Println("dial:", err)
+			return 1
+		}
+		defer w.Close()
+		p, _, err := w.Call(ctx, "echo", []byte("named"))
+		if err != nil {
+			fmt.Println("call:", err)
+			return 1
+		}
+		fmt.Println(string(p))
+		return 0
+	})
+}
 
 func TestListenPrivilegedPort(t *testing.T) {
 	requireRoot(t, "a port below 1024")

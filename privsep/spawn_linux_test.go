@@ -3,6 +3,7 @@ package privsep_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +18,28 @@ import (
 	"github.com/peercred/peercred/privsep"
 	"github.com/peercred/peercred/testutil"
 )
+
+func init() {
+	privsep.Register("id", func(ctx context.Context, w *privsep.Worker) error {
+		out, err := exec.Command("/usr/bin/id").CombinedOutput()
+		fmt.Print(string(out))
+		return err
+	})
+	privsep.Register("fds", func(ctx context.Context, w *privsep.Worker) error {
+		ents, _ := os.ReadDir("/proc/self/fd")
+		for _, e := range ents {
+			target, _ := os.Readlink("/proc/self/fd/" + e.Name())
+			fmt.Println(e.Name(), target)
+		}
+		return nil
+	})
+	privsep.Register("whoami", func(ctx context.Context, w *privsep.Worker) error {
+		wd, _ := os.Getwd()
+		fmt.Printf("pid=%d uid=%d gid=%d wd=%s\n", os.Getpid(), os.Getuid(), os.Getgid(), wd)
+		_, _, err := w.Call(ctx, "peer", nil)
+		return err
+	})
+}
 
 func TestSpawnRunsAsSpecUser(t *testing.T) {
 	requireRoot(t, "a worker under another UID, GID and groups")
