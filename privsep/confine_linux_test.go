@@ -54,7 +54,6 @@ func init() {
 		return nil
 	})
 	privsep.Register("load", load)
-	privsep.Register("broker-loop", brokerLoop)
 }
 
 // oneThreadFilter installs an allow-all seccomp filter on the calling
@@ -846,97 +845,6 @@ func TestConfineSpecErrors(t *testing.T) {
 			t.Errorf("Spawn(%+v) = %v, want %q", tt.c, err, tt.want)
 		}
 	}
-}
-
-// brokerLoop makes n broker calls from 4 goroutines at once (several in
-// flight on the worker's connection) and says whether its descriptors and
-// goroutines came back to where they were.
-func brokerLoop(ctx context.Context, w *privsep.Worker) error {
-	n, _ := strconv.Atoi(w.Args()[0])
-	path := w.Args()[1]
-	b := w
-	fds := func() int {
-		ents, _ := os.ReadDir("/proc/self/fd")
-		return len(ents)
-	}
-	if _, err := b.Stat(path); err != nil { // warms the connection up
-		return err
-	}
-	before, gbefore := fds(), runtime.NumGoroutine()
-	var wg sync.WaitGroup
-	errs := make(chan error, 4)
-	for g := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := g; i < n; i += 4 {
-				var err error
-				switch i % 4 {
-				case 0, 1:
-					var f *os.File
-					if f, err = b.Open(path); err == nil {
-						f.Close()
-					}
-				case 2:
-					_, err = b.Stat(path)
-				case 3:
-					if _, err = b.Open(path + ".missing"); errors.Is(err, fs.ErrNotExist) {
-						err = nil
-					}
-				}
-				if err != nil {
-					errs <- fmt.Errorf("call %d: %w", i, err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		return err
-	}
-	// Goroutines that finished their work take a moment to exit.
-	for deadline := time.Now().Add(10 * time.Second); runtime.NumGoroutine() > gbefore && time.Now().Before(deadline); {
-		time.Sleep(5 * time.Millisecond)
-	}
-	fmt.Printf("fds %d %d goroutines %d %d\n", before, fds(), gbefore, runtime.NumGoroutine())
-	return nil
-}
-
-func TestBrokerNoLeak(t *testing.T) {
-	dir := t.TempDir()
-	file := filepath.Join(dir, "f")
-	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s, _ := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{
-		"broker-loop": {Files: []privsep.PathRule{{Path: dir, Beneath: true}}},
-	}})
-	p, out := spawn(t, s, privsep.Spec{Role: "broker-loop", UID: wUID, GID: wGID, Args: []string{"1", file}})
-	waitDone(t, p)
-	if err := p.Err(); err != nil {
-		t.Fatalf("first worker: %v\n%s", err, out)
-	}
-	fds, goroutines := openFDs(t), runtime.NumGoroutine()
-	p, out = spawn(t, s, privsep.Spec{Role: "broker-loop", UID: wUID, GID: wGID, Args: []string{"10000", file}})
-	waitDone(t, p)
-	if err := p.Err(); err != nil {
-		t.Fatalf("worker: %v\n%s", err, out)
-	}
-	var fb, fa, gb, ga int
-	if _, err := fmt.Sscanf(out.String(), "fds %d %d goroutines %d %d", &fb, &fa, &gb, &ga); err != nil || fa != fb || ga > gb {
-		t.Errorf("worker after 10,000 broker calls: %q", out)
-	}
-	// The worker's descriptors in the parent (its broker channel among
-	// them) close as the supervisor finishes with it: give that a moment;
-	// a leak stays.
-	waitFor(t, fmt.Sprintf("parent descriptors back to %d (now %d) after 10,000 broker calls", fds, openFDs(t)), 10*time.Second, func() bool {
-		return openFDs(t) == fds
-	})
-	waitFor(t, fmt.Sprintf("goroutines back to %d (now %d)", goroutines, runtime.NumGoroutine()), 10*time.Second, func() bool {
-		return runtime.NumGoroutine() <= goroutines
-	})
 }
 
 // BenchmarkSpawnConfinement measures Spawn to a verified, serving worker,
