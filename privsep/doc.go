@@ -248,7 +248,7 @@
 // Concurrent calls stay concurrent: while a handler runs, a request that
 // comes from the same worker is read, within 2 to 4 milliseconds, by
 // another goroutine, up to [Config.MaxInFlight]; a worker that calls back to
-// back sees a Stop within 4 milliseconds.
+// back sees a Stop within 40 milliseconds.
 //
 // # Limits worth knowing
 //

@@ -112,7 +112,7 @@ func pollIn(fd, wake int) {
 //     session's handler): meanwhile the connection is parked lazily, and a
 //     message lets another goroutine take the turn;
 //   - park: the holder gives the turn up and the connection is parked, at
-//     once or lazily (within two sweepTicks, unless take comes first: calls
+//     once or lazily (within two of the sweeper's ticks, unless take comes first: calls
 //     that come back to back then cost no epoll_ctl(2) at all).
 //
 // Handing the turn from one goroutine to another without parking (a
@@ -125,6 +125,7 @@ type reader struct {
 	kinds uint32        // the kinds of message the peer may send, a bit each
 	peer  string        // "worker" or "parent", for errors
 	onMsg func()        // the parker's call; guarded by parking.mu
+	tick  time.Duration // the sweeper's tick for this connection; guarded by parking.mu
 }
 
 // States of the turn (reader.state).
@@ -136,15 +137,17 @@ const (
 )
 
 // serve sets the function that a message on the parked connection calls,
-// and the kinds of message peer ("worker", "parent") may send. fn should
-// call woken and, if that is true, read.
-func (r *reader) serve(fn func(), peer string, kinds ...wire.Kind) {
+// the kinds of message peer ("worker", "parent") may send, and how soon a
+// turn given up lazily is parked: within two ticks (sweepTick or
+// workerSweepTick). fn should call woken and, if that is true, read.
+func (r *reader) serve(fn func(), peer string, tick time.Duration, kinds ...wire.Kind) {
 	r.peer = peer
 	for _, k := range kinds {
 		r.kinds |= 1 << k
 	}
 	parking.mu.Lock()
 	r.onMsg = fn
+	r.tick = tick
 	parking.mu.Unlock()
 }
 
@@ -240,7 +243,7 @@ func (r *reader) waitIn(wake int) {
 	}
 }
 
-// armSoon parks the connection within a sweepTick or two, unless take
+// armSoon parks the connection within one or two of the sweeper's ticks, unless take
 // (or resume) comes first.
 func (r *reader) armSoon() {
 	r.lazy.Store(lazyWanted)
@@ -484,8 +487,20 @@ type parker struct {
 var parking parker
 
 // sweepTick is how often the sweeper looks at the connections waiting to be
-// armed.
+// armed, while a session is among them: a request that comes while its
+// worker's handler runs is read within two sweepTicks.
 const sweepTick = 2 * time.Millisecond
+
+// workerSweepTick is the sweeper's tick in a process with only workers'
+// connections (no session), where lazy parking only delays the parent's
+// Stop to a worker that calls back to back. Each tick wakes the process's
+// Go runtime (several threads: sysmon, the netpoller, a spinning M): with
+// a 2 ms tick, eight workers calling at once and their parent spent about
+// a quarter more CPU per call than with a 20 ms one (BENCHMARKS.md).
+const workerSweepTick = 20 * time.Millisecond
+
+// sweepLinger is how long the sweeper runs on with nothing to do.
+const sweepLinger = 100 * time.Millisecond
 
 // Lazy arming states (reader.lazy). The sweeper arms a connection only
 // once it has wanted it for a whole sweepTick, in two steps: a turn given
@@ -659,17 +674,24 @@ func (p *parker) sweep() {
 	}
 }
 
-// sweeper arms, every sweepTick, the connections that have wanted it since
-// its last look (so within two sweepTicks of armSoon). It ends after a while
-// with nothing to do.
+// sweeper arms, every tick, the connections that have wanted it since its
+// last look (so within two ticks of armSoon). The tick is the shortest of
+// the connections' (reader.serve): sweepTick while the process has a
+// session, workerSweepTick otherwise. It ends after a while with nothing to
+// do.
 func (p *parker) sweeper() {
 	var arm []*reader
-	idle := 0
+	var idle time.Duration
+	tick := sweepTick
 	for {
-		time.Sleep(sweepTick)
+		time.Sleep(tick)
 		busy := false
+		next := workerSweepTick
 		p.mu.Lock()
 		for _, r := range p.conns {
+			if r.tick != 0 && r.tick < next {
+				next = r.tick
+			}
 			switch r.lazy.Load() {
 			case lazyWanted:
 				r.lazy.CompareAndSwap(lazyWanted, lazyMarked)
@@ -690,11 +712,12 @@ func (p *parker) sweeper() {
 			arm[i] = nil
 		}
 		arm = arm[:0]
+		tick = next
 		if busy {
 			idle = 0
 			continue
 		}
-		if idle++; idle < 50 {
+		if idle += tick; idle < sweepLinger {
 			continue
 		}
 		p.sweeping.Store(false)

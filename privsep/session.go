@@ -105,7 +105,7 @@ const hotWait = 10 * time.Millisecond
 // cleans up after itself and closes done.
 func (ss *session) start() {
 	ss.s.wg.Add(1) // until finish
-	ss.rd.serve(ss.wake, "worker", wire.KindRequest)
+	ss.rd.serve(ss.wake, "worker", sweepTick, wire.KindRequest)
 	ss.active.Add(1)
 	go ss.read()
 }

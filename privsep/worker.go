@@ -47,8 +47,8 @@ type Worker struct {
 	pending map[uint32]*call
 	// Between calls the connection is parked at once, unless calls come
 	// back to back: then lazily (reader.park), which saves two system
-	// calls per call and delays the parent's Stop by at most a sweepTick
-	// or two.
+	// calls per call and delays the parent's Stop by at most two
+	// workerSweepTicks.
 	fast     bool
 	idleFrom time.Time // when the last call handed reading to the parker
 	err      error     // set when the connection is gone
@@ -121,7 +121,7 @@ func handshake(ctx context.Context, c *peercred.Conn, role string, hello *wire.M
 		readDone: make(chan struct{}),
 	}
 	w.rd = &mc.rd
-	w.rd.serve(w.watch, "parent", wire.KindReply, wire.KindError, wire.KindStop)
+	w.rd.serve(w.watch, "parent", workerSweepTick, wire.KindReply, wire.KindError, wire.KindStop)
 	w.mu.Lock()
 	w.release()
 	w.mu.Unlock()
