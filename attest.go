@@ -30,12 +30,18 @@ type Process struct {
 	// from our cgroup namespace. It is "/" on a host without cgroup v2
 	// (every process is in its root there).
 	Cgroup string
+	// SystemdCgroup is the process's path in the cgroup v1 "name=systemd"
+	// hierarchy, on a host that has one (systemd's hybrid and legacy
+	// modes), and "" elsewhere. On a legacy host, where systemd tracks
+	// units there only, Cgroup is "/" and Unit and Slice come from this.
+	SystemdCgroup string
 	// CgroupID is the cgroup's ID (the inode number of its directory in
 	// the cgroup v2 file system), from PIDFD_GET_INFO (Linux 6.13+);
 	// 0 where the kernel does not say.
 	CgroupID uint64
 	// Unit and Slice are the systemd unit the cgroup path implies and the
-	// slice it is in: see [SystemdUnit].
+	// slice it is in: see [SystemdUnit]. They come from Cgroup, or from
+	// SystemdCgroup when Cgroup is "/" and SystemdCgroup is not.
 	Unit, Slice string
 	// UserUnit and UserSlice are, for a process under a user's service
 	// manager (.../user@1000.service/app.slice/x.scope), the unit and

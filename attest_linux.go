@@ -50,10 +50,14 @@ func attest(c *Cred, opts AttestOptions) (*Process, error) {
 	if err := readExecutable(dirfd, dir, &p.Exe, opts.HashExecutable); err != nil {
 		return nil, err
 	}
-	if p.Cgroup, err = readCgroupAt(dirfd, dir); err != nil {
+	if p.Cgroup, p.SystemdCgroup, err = readCgroupAt(dirfd, dir); err != nil {
 		return nil, err
 	}
-	p.Unit, p.Slice, p.UserUnit, p.UserSlice = SystemdUnit(p.Cgroup)
+	unitPath := p.Cgroup
+	if unitPath == "/" && p.SystemdCgroup != "" {
+		unitPath = p.SystemdCgroup
+	}
+	p.Unit, p.Slice, p.UserUnit, p.UserSlice = SystemdUnit(unitPath)
 	p.Container = guessContainer(p.Cgroup)
 	if err := readNamespaces(dirfd, dir, &p.Namespaces); err != nil {
 		return nil, err
@@ -219,30 +223,53 @@ func readExecutable(dirfd int, dir string, exe *Executable, hash bool) error {
 	return nil
 }
 
-// readCgroupAt returns the cgroup v2 path from the cgroup file beneath
-// dirfd: its "0::" line.
-func readCgroupAt(dirfd int, dir string) (string, error) {
+// readCgroupAt returns the cgroup v2 path and the cgroup v1 name=systemd
+// path (or "") from the cgroup file beneath dirfd.
+func readCgroupAt(dirfd int, dir string) (v2, systemd string, err error) {
 	b, err := readFileAt(dirfd, dir, "cgroup")
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	return parseCgroupV2(b)
+	return parseCgroups(b)
 }
 
-// parseCgroupV2 returns the path of the "0::PATH" line of a
-// /proc/PID/cgroup file.
-func parseCgroupV2(b []byte) (string, error) {
+// parseCgroups returns the path of the "0::PATH" line of a /proc/PID/cgroup
+// file, which every kernel with cgroup v2 writes (as "0::/" where nothing
+// mounts it), and the path of the "N:name=systemd:PATH" line, or "" if
+// there is none.
+func parseCgroups(b []byte) (v2, systemd string, err error) {
+	found := false
 	for len(b) > 0 {
 		var line []byte
 		line, b, _ = bytes.Cut(b, []byte("\n"))
-		if p, ok := bytes.CutPrefix(line, []byte("0::")); ok {
-			if len(p) == 0 || p[0] != '/' {
-				return "", fmt.Errorf("cgroup v2 path %q is not absolute", p)
+		_, rest, ok := bytes.Cut(line, []byte(":"))
+		if !ok {
+			return "", "", fmt.Errorf("cgroup line %q has no hierarchy ID", line)
+		}
+		controllers, p, ok := bytes.Cut(rest, []byte(":"))
+		if !ok {
+			return "", "", fmt.Errorf("cgroup line %q has no controllers", line)
+		}
+		if len(p) == 0 || p[0] != '/' {
+			return "", "", fmt.Errorf("cgroup path %q is not absolute", p)
+		}
+		switch {
+		case bytes.HasPrefix(line, []byte("0::")):
+			if found {
+				return "", "", errors.New("two cgroup v2 entries (0::)")
 			}
-			return string(p), nil
+			v2, found = string(p), true
+		case string(controllers) == "name=systemd":
+			if systemd != "" {
+				return "", "", errors.New("two name=systemd entries")
+			}
+			systemd = string(p)
 		}
 	}
-	return "", errors.New("no cgroup v2 entry (0::) in /proc/PID/cgroup")
+	if !found {
+		return "", "", errors.New("no cgroup v2 entry (0::) in /proc/PID/cgroup")
+	}
+	return v2, systemd, nil
 }
 
 // readNamespaces fills ns from the ns directory beneath dirfd, comparing

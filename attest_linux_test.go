@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -396,9 +397,10 @@ func TestAttestExecutableDeletedWhileRunning(t *testing.T) {
 	}
 }
 
-// cgroup2Mount returns where the cgroup v2 hierarchy is mounted (at
-// /sys/fs/cgroup, or /sys/fs/cgroup/unified on a hybrid host), or "".
-func cgroup2Mount() string {
+// cgroupMount returns where the cgroup hierarchy that fstype ("cgroup2",
+// or "cgroup" for v1) and a super option (such as "name=systemd"; "" for
+// any) say is mounted, or "".
+func cgroupMount(fstype, option string) string {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
 		return ""
@@ -408,13 +410,20 @@ func cgroup2Mount() string {
 	for s.Scan() {
 		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER
 		pre, post, ok := strings.Cut(s.Text(), " - ")
-		fields := strings.Fields(pre)
-		if ok && strings.HasPrefix(post, "cgroup2 ") && len(fields) >= 5 && fields[3] == "/" {
+		fields, postFields := strings.Fields(pre), strings.Fields(post)
+		if !ok || len(fields) < 5 || fields[3] != "/" || len(postFields) < 3 || postFields[0] != fstype {
+			continue
+		}
+		if option == "" || slices.Contains(strings.Split(postFields[2], ","), option) {
 			return fields[4]
 		}
 	}
 	return ""
 }
+
+// cgroup2Mount returns where the cgroup v2 hierarchy is mounted (at
+// /sys/fs/cgroup, or /sys/fs/cgroup/unified on a hybrid host), or "".
+func cgroup2Mount() string { return cgroupMount("cgroup2", "") }
 
 // makeCgroup creates the cgroup v2 path cgroup (and the missing ones above
 // it), removing at cleanup what it created; it skips the test when cgroup
@@ -425,6 +434,12 @@ func makeCgroup(t *testing.T, cgroup string) (dir string) {
 	if mnt == "" {
 		t.Skip("cgroup v2 is not mounted here (no cgroup2 in /proc/self/mountinfo)")
 	}
+	return makeCgroupIn(t, mnt, cgroup)
+}
+
+// makeCgroupIn is makeCgroup in the hierarchy mounted at mnt.
+func makeCgroupIn(t *testing.T, mnt, cgroup string) (dir string) {
+	t.Helper()
 	// Cgroup paths are shown from our cgroup namespace, whose root is our
 	// cgroup at the time it was made: create beneath the mount's root only
 	// if that is where we see it.
@@ -436,7 +451,7 @@ func makeCgroup(t *testing.T, cgroup string) (dir string) {
 			continue
 		}
 		if err != nil {
-			t.Skipf("cgroup v2 at %s is not writable here: %v", mnt, err)
+			t.Skipf("cgroup hierarchy at %s is not writable here: %v", mnt, err)
 		}
 		created := dir
 		t.Cleanup(func() {
@@ -516,5 +531,38 @@ func TestAllowUnitsInCgroups(t *testing.T) {
 				t.Errorf("refusal %q does not wrap ErrUnauthorized and name the cgroup %q", err, tt.cgroup)
 			}
 		})
+	}
+}
+
+// TestAllowUnitsInSystemdV1Hierarchy: on a host where systemd tracks
+// units in the cgroup v1 name=systemd hierarchy (legacy mode: the peer is
+// in the cgroup v2 root), the unit comes from there.
+func TestAllowUnitsInSystemdV1Hierarchy(t *testing.T) {
+	testutil.RequireRoot(t)
+	mnt := cgroupMount("cgroup", "name=systemd")
+	if mnt == "" {
+		t.Skip("no cgroup v1 name=systemd hierarchy is mounted here")
+	}
+	if own := cgroupOf(t, os.Getpid()); own != "/" {
+		t.Skipf("test process is in cgroup v2 %q, not the root: its peers would be too", own)
+	}
+	svc := fmt.Sprintf("peercred-test-%d.service", os.Getpid())
+	cgroup := "/system.slice/" + svc
+	dir := makeCgroupIn(t, mnt, cgroup)
+	p, c := connectedPeer(t, testutil.Options{As: other})
+	moveToCgroup(t, dir, p.PID())
+	got, err := c.Cred().Attest(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Cgroup != "/" || got.SystemdCgroup != cgroup || got.Unit != svc || got.Slice != "system.slice" {
+		t.Errorf("cgroup %q systemd cgroup %q unit %q slice %q; want \"/\" %q %q \"system.slice\"",
+			got.Cgroup, got.SystemdCgroup, got.Unit, got.Slice, cgroup, svc)
+	}
+	if err := peercred.AllowUnits(svc)(c.Cred()); err != nil {
+		t.Errorf("AllowUnits(%s) refused it: %v", svc, err)
+	}
+	if err := peercred.AllowUnits("backup.service")(c.Cred()); !errors.Is(err, peercred.ErrUnauthorized) {
+		t.Errorf("AllowUnits(backup.service): %v, want a refusal", err)
 	}
 }
