@@ -25,6 +25,14 @@ func attest(c *Cred, opts AttestOptions) (*Process, error) {
 	}
 	defer unix.Close(pidfd)
 
+	// /proc must name the peer by its PID: not so when it is the /proc of
+	// another PID namespace (a server in a container, or one that made a
+	// PID namespace and kept the old /proc). The pidfd's fdinfo there
+	// shows the PID that procfs gives the peer.
+	if err := procNamesPeer(pidfd, c.PID); err != nil {
+		return nil, err
+	}
+
 	// The directory first, then the proof that the peer lived after it
 	// was opened: a PID is not reused while its process lives, so the
 	// directory is the peer's. Everything else is read through it, and a
@@ -133,6 +141,41 @@ func confirmPeer(pidfd, pid int) (cgroupID uint64, err error) {
 	}
 }
 
+// procNamesPeer returns nil if /proc shows the process of pidfd as pid:
+// the "Pid:" line of the pidfd's /proc/self/fdinfo, which procfs writes in
+// its own PID namespace's numbers (-1 once the process is gone).
+func procNamesPeer(pidfd, pid int) error {
+	name := "/proc/self/fdinfo/" + strconv.Itoa(pidfd)
+	b, err := readFileAt(unix.AT_FDCWD, "/proc/self/fdinfo", strconv.Itoa(pidfd))
+	if err != nil {
+		return err
+	}
+	got, err := fdinfoPid(b)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	switch {
+	case got == pid:
+		return nil
+	case got <= 0:
+		return fmt.Errorf("peer exited, its pid may be another process's now (%s: Pid %d)", name, got)
+	default:
+		return fmt.Errorf("/proc names the peer %d, not %d: it is not the /proc of our PID namespace", got, pid)
+	}
+}
+
+// fdinfoPid returns the number on the "Pid:" line of a pidfd's fdinfo.
+func fdinfoPid(b []byte) (int, error) {
+	for len(b) > 0 {
+		var line []byte
+		line, b, _ = bytes.Cut(b, []byte("\n"))
+		if v, ok := bytes.CutPrefix(line, []byte("Pid:")); ok {
+			return strconv.Atoi(string(bytes.TrimSpace(v)))
+		}
+	}
+	return 0, errors.New("no Pid line (not a pidfd?)")
+}
+
 // ioctlPtr is ioctl(2) with a pointer argument.
 func ioctlPtr(fd int, req uint, arg unsafe.Pointer) error {
 	_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), uintptr(req), uintptr(arg))
@@ -147,9 +190,14 @@ func ioctlPtr(fd int, req uint, arg unsafe.Pointer) error {
 const maxProcFile = 64 << 10
 
 // readFileAt reads the file name beneath dirfd (whose path is dir, for
-// errors), at most maxProcFile bytes.
+// errors; with dirfd AT_FDCWD, the file dir/name), at most maxProcFile
+// bytes.
 func readFileAt(dirfd int, dir, name string) ([]byte, error) {
-	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	rel := name
+	if dirfd == unix.AT_FDCWD {
+		rel = dir + "/" + name
+	}
+	fd, err := unix.Openat(dirfd, rel, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: dir + "/" + name, Err: err}
 	}
