@@ -172,6 +172,33 @@ func TestAttestDescribesThePeer(t *testing.T) {
 	}
 }
 
+// TestAttestLeaksNoDescriptors: Attest, admitting or failing, closes
+// every descriptor it opens.
+func TestAttestLeaksNoDescriptors(t *testing.T) {
+	testutil.RequireRoot(t)
+	_, c := connectedPeer(t, testutil.Options{As: other})
+	p2, c2 := connectedPeer(t, testutil.Options{As: other})
+	c2.Close()
+	if err := p2.Wait(); err != nil { // its pipes closed before counting
+		t.Fatal(err)
+	}
+	c.Cred().Attest(nil) // descriptors opened once (by the runtime) first
+	before := openFDs(t)
+	for range 200 {
+		if _, err := c.Cred().Attest(&peercred.AttestOptions{HashExecutable: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 200 {
+		if _, err := c2.Cred().Attest(nil); err == nil {
+			t.Fatal("Attest after Close succeeded")
+		}
+	}
+	if after := openFDs(t); after != before {
+		t.Errorf("open descriptors: %d before, %d after", before, after)
+	}
+}
+
 // TestAttestRefusesWithoutPeer: Attest describes nothing it cannot
 // confirm: a Cred made by hand (no pidfd), a closed connection.
 func TestAttestRefusesWithoutPeer(t *testing.T) {
