@@ -131,17 +131,20 @@ type AttestOptions struct {
 // [Process]) and confirms that it is the peer's: a process that reused the
 // peer's PID is never described. opts may be nil.
 //
-// It reads /proc/PID through a directory descriptor opened first, then
-// confirms through the pidfd of the connection c was read from
-// (SO_PEERPIDFD, never pidfd_open by PID) that the peer is alive, so that
-// the directory is the peer's; every fact is read through that descriptor
-// (files of a process that has exited cannot be opened through it any
-// more), and the peer's start time and liveness are checked again at the
-// end. It fails, and describes nothing, when any fact cannot be read:
+// It takes a pidfd for the peer from the connection c was read from
+// (SO_PEERPIDFD, never pidfd_open by PID), checks in that pidfd's fdinfo
+// that /proc names the peer by c.PID (it does not if /proc belongs to
+// another PID namespace than ours), opens /proc/PID, and then confirms
+// through the pidfd that the peer is alive and has that PID, so that the
+// directory is the peer's. Every fact is read through that directory (in
+// which nothing can be opened once its process has exited), and the
+// peer's start time and liveness are checked again at the end. It fails,
+// and describes nothing, when any fact cannot be read:
 //   - the peer exited (its PID may be another process's by now);
 //   - c was not read from a connection (made by hand), or its connection
 //     is closed: nothing can confirm the PID;
-//   - PID 0 (a peer outside our PID namespace), or no /proc;
+//   - PID 0 (a peer outside our PID namespace), no /proc, or a /proc of
+//     another PID namespace;
 //   - we may not read the peer's /proc/PID/exe or ns (another UID's
 //     process, without CAP_SYS_PTRACE);
 //   - Linux before 6.5 (no SO_PEERPIDFD): the error then also satisfies
