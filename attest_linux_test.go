@@ -131,7 +131,7 @@ func TestAttestDescribesThePeer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%v", got)
+	t.Logf("%v cgroup id %d", got, got.CgroupID)
 	st, err := proc.ReadStat(p.PID())
 	if err != nil {
 		t.Fatal(err)

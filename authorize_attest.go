@@ -100,7 +100,10 @@ func AllowCgroups(prefixes ...string) Authorizer {
 // by the contents the peer runs.
 //
 // What an executable proves, and what it does not, is in [Executables]:
-// combine it with a UID check. To admit a file by device and inode (the
+// combine it with a UID check, before it in [AllOf] (which checks in
+// order): a peer whose executable is on a FUSE file system it serves
+// itself (any user can mount one in a user namespace of its own) can make
+// the read wait for as long as it likes, and the check with it. To admit a file by device and inode (the
 // file, not its bytes), use [AllowExecutables].
 func AllowExecutableSHA256(sums ...string) Authorizer {
 	var (
