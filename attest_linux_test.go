@@ -199,10 +199,23 @@ func TestAttestLeaksNoDescriptors(t *testing.T) {
 	}
 }
 
+// TestAttestSameUserPeer: without privilege, a server attests a peer of
+// its own UID (whose /proc/PID/exe and ns it may read).
+func TestAttestSameUserPeer(t *testing.T) {
+	helper, _ := testutil.HelperExec(t, "connect")
+	p, c := connectedPeer(t, testutil.Options{})
+	got, err := c.Cred().Attest(&peercred.AttestOptions{HashExecutable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.PID != p.PID() || got.Exe.Path != helper || !bytes.Equal(got.Exe.SHA256, sha256File(t, helper)) || !got.Namespaces.User.Ours {
+		t.Errorf("got %v (SHA-256 %x, namespaces %+v), want pid %d running %s in our namespaces", got, got.Exe.SHA256, got.Namespaces, p.PID(), helper)
+	}
+}
+
 // TestAttestRefusesWithoutPeer: Attest describes nothing it cannot
 // confirm: a Cred made by hand (no pidfd), a closed connection.
 func TestAttestRefusesWithoutPeer(t *testing.T) {
-	testutil.RequireRoot(t)
 	me := &peercred.Cred{PID: os.Getpid(), UID: uint32(os.Geteuid())}
 	if p, err := me.Attest(nil); err == nil {
 		t.Errorf("Attest of a Cred made by hand: %v, want an error", p)
