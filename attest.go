@@ -152,6 +152,9 @@ type AttestOptions struct {
 //
 // CgroupID is read with PIDFD_GET_INFO, on Linux 6.13 and later.
 //
+// The peer is the process the kernel recorded for the connection: for
+// either end of a [Socketpair], the process that created the pair.
+//
 // On other systems it returns an error that satisfies
 // errors.Is(err, errors.ErrUnsupported).
 func (c *Cred) Attest(opts *AttestOptions) (*Process, error) {
