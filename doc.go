@@ -57,6 +57,19 @@
 // permissions: anyone in the network namespace can connect, or take the name
 // first. Serve them with an Authorizer, and check the server with Dial.
 //
+// # Beyond the credentials: the peer's process (Linux)
+//
+// [Cred.Attest] describes the peer's process: its executable (path, device
+// and inode, and on request its SHA-256), its cgroup and the systemd unit
+// and slice that implies, its namespaces, its start time, and the container
+// it seems to run in. It reads /proc so that a process that reused the
+// peer's PID is never described: /proc/PID is opened, then the pidfd of the
+// connection (SO_PEERPIDFD, Linux 6.5+) confirms the peer still lives, and
+// every fact is read through that directory. [AllowUnits], [AllowCgroups],
+// [AllowExecutableSHA256] and [SameNamespaces] decide by it; a fact that
+// cannot be read is a refusal. Before Linux 6.5 every attestation fails;
+// the cgroup ID needs 6.13 (PIDFD_GET_INFO) and is 0 before.
+//
 // Linux is fully supported and tested. macOS, FreeBSD, OpenBSD and NetBSD use
 // their native calls. On other systems the calls return an error that
 // satisfies errors.Is(err, errors.ErrUnsupported).
