@@ -32,6 +32,20 @@ func init() {
 }
 
 func attestForeignProc(pid, exe string, env []string) error {
+	return acceptAtPID(pid, exe, env, func(c *peercred.Conn) {
+		p, err := c.Cred().Attest(nil)
+		if err != nil {
+			fmt.Println("refused", err)
+		} else {
+			fmt.Println("described", p.PID, p.StartTime, p.Exe.Path)
+		}
+	})
+}
+
+// acceptAtPID starts exe with env (the helper role "connect") as a child
+// with PID pid in our PID namespace, accepts its connection and calls
+// check with it.
+func acceptAtPID(pid, exe string, env []string, check func(*peercred.Conn)) error {
 	addr := "@peercred-attest-foreign-proc-" + strconv.Itoa(os.Getppid()) + "-" + pid
 	l, err := peercred.Listen(context.Background(), addr)
 	if err != nil {
@@ -75,12 +89,7 @@ func attestForeignProc(pid, exe string, env []string) error {
 	if c.Cred().PID != n {
 		return fmt.Errorf("peer pid %d, not %d", c.Cred().PID, n)
 	}
-	p, err := c.Cred().Attest(nil)
-	if err != nil {
-		fmt.Println("refused", err)
-	} else {
-		fmt.Println("described", p.PID, p.StartTime, p.Exe.Path)
-	}
+	check(c)
 	return nil
 }
 
