@@ -69,6 +69,10 @@ type Executables struct {
 //   - a Cred whose connection has been closed, or that was not read from a
 //     connection at all (made by hand), since nothing can confirm its PID,
 //   - PID 0 (a peer outside our PID namespace),
+//   - every peer when /proc is not that of our PID namespace (a server
+//     that made a PID namespace of its own and kept the /proc it had):
+//     there the peer's PID names another process; the pidfd's fdinfo in
+//     /proc shows it,
 //   - every peer on Linux before 6.5, which has no SO_PEERPIDFD: the error
 //     then also satisfies errors.Is(err, errors.ErrUnsupported).
 //

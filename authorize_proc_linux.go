@@ -155,50 +155,30 @@ func parentOf(pid int) (int, error) {
 	return st.PPID, nil
 }
 
-// peerAlive returns nil if the peer that c describes has not exited: then
-// it has held its PID since it connected, and what was read from /proc under
-// that PID before the call was its own. Otherwise (the peer exited, and its
-// PID may be another process's), or if it cannot tell, it returns a refusal.
+// peerAlive returns nil if the peer that c describes has not exited and
+// /proc names it by c.PID: then it has held its PID since it connected, and
+// what was read from /proc under that PID before the call was its own.
+// Otherwise (the peer exited, and its PID may be another process's; or
+// /proc is that of another PID namespace, where c.PID names another
+// process), or if it cannot tell, it returns a refusal.
 //
 // It asks the kernel through the connection c was read from: SO_PEERPIDFD
 // gives a pidfd for the process recorded at connect (never one found by
-// PID), and pidfd_send_signal with signal 0 fails with ESRCH once that
-// process is gone. It cannot tell, and so refuses, for a Cred made by hand,
-// a closed connection, and on Linux before 6.5 (no SO_PEERPIDFD).
+// PID); the pidfd's fdinfo in /proc shows the PID /proc gives it; and
+// PIDFD_GET_INFO (or a signal 0) fails with ESRCH once that process is
+// gone. It cannot tell, and so refuses, for a Cred made by hand, a closed
+// connection, and on Linux before 6.5 (no SO_PEERPIDFD).
 func peerAlive(c *Cred) error {
-	if c.sock == nil {
-		return fmt.Errorf("pid %d: credentials not read from a connection: nothing confirms the pid is still the peer's: %w", c.PID, ErrUnauthorized)
-	}
-	rc, err := c.sock.SyscallConn()
+	pidfd, err := credPidFD(c)
 	if err != nil {
-		return fmt.Errorf("pid %d: cannot confirm the pid is still the peer's: %w: %w", c.PID, err, ErrUnauthorized)
-	}
-	var aerr error
-	if err := rc.Control(func(fd uintptr) { aerr = pidfdAlive(int(fd)) }); err != nil {
-		return fmt.Errorf("pid %d: cannot confirm the pid is still the peer's (connection closed?): %w: %w", c.PID, err, ErrUnauthorized)
-	}
-	if aerr != nil {
-		return fmt.Errorf("pid %d: %w: %w", c.PID, aerr, ErrUnauthorized)
-	}
-	return nil
-}
-
-// pidfdAlive reports, as nil or an error, whether the peer of the socket fd
-// is still alive (a zombie still holds its PID, and counts).
-func pidfdAlive(fd int) error {
-	pidfd, err := peerPidFD(fd)
-	if errors.Is(err, errors.ErrUnsupported) {
-		return fmt.Errorf("cannot confirm the pid is still the peer's: %w", err)
-	}
-	if err != nil {
-		// Kernels before 6.16 refuse a pidfd for a peer that was reaped.
-		return fmt.Errorf("peer exited, its pid may be another process's now: %w", err)
+		return fmt.Errorf("pid %d: %w: %w", c.PID, err, ErrUnauthorized)
 	}
 	defer unix.Close(pidfd)
-	switch err := unix.PidfdSendSignal(pidfd, 0, nil, 0); err {
-	case nil, unix.EPERM: // EPERM: it exists, but is not ours to signal
-		return nil
-	default:
-		return fmt.Errorf("peer exited, its pid may be another process's now: %w", os.NewSyscallError("pidfd_send_signal", err))
+	if err := procNamesPeer(pidfd, c.PID); err != nil {
+		return fmt.Errorf("pid %d: %w: %w", c.PID, err, ErrUnauthorized)
 	}
+	if _, err := confirmPeer(pidfd, c.PID); err != nil {
+		return fmt.Errorf("pid %d: %w: %w", c.PID, err, ErrUnauthorized)
+	}
+	return nil
 }
