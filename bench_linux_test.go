@@ -2,6 +2,7 @@ package peercred_test
 
 import (
 	"net"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -56,5 +57,90 @@ func BenchmarkAccept(b *testing.B) {
 			a.Close()
 			c.Close()
 		}
+	})
+}
+
+// BenchmarkAcceptAttest is BenchmarkAccept/peercred through a Listener
+// whose Authorizer attests every peer (AllowCgroups("/"), which admits any
+// process: the cost is the attestation, which AllowUnits and the other
+// attesting Authorizers make alike). The peer is this process, as in
+// BenchmarkAccept; read it beside the same run's BenchmarkAccept.
+func BenchmarkAcceptAttest(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "s")
+	l, err := (&peercred.ListenConfig{Authorize: peercred.AllowCgroups("/")}).Listen(b.Context(), path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	b.ReportAllocs()
+	for b.Loop() {
+		c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: path, Net: "unix"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		a, err := l.AcceptPeerCred()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if a.Cred().PID == 0 {
+			b.Fatal("no pid")
+		}
+		a.Close()
+		c.Close()
+	}
+}
+
+// BenchmarkAttest measures Cred.Attest on one accepted connection's Cred,
+// whose peer is this process: "cred" with no options, as the attesting
+// Authorizers call it; "hash" with HashExecutable, which reads the whole
+// executable (this test binary; its size is reported as exe-MB) and
+// costs in proportion to it.
+func BenchmarkAttest(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "s")
+	l, err := (&peercred.ListenConfig{}).Listen(b.Context(), path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	a, err := l.AcceptPeerCred()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer a.Close()
+	cred := a.Cred()
+	b.Run("cred", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			p, err := cred.Attest(nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if p.Exe.Ino == 0 {
+				b.Fatal("no executable")
+			}
+		}
+	})
+	b.Run("hash", func(b *testing.B) {
+		exe, err := os.Stat("/proc/self/exe")
+		if err != nil {
+			b.Fatal(err)
+		}
+		opts := &peercred.AttestOptions{HashExecutable: true}
+		b.ReportAllocs()
+		for b.Loop() {
+			p, err := cred.Attest(opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(p.Exe.SHA256) == 0 {
+				b.Fatal("no hash")
+			}
+		}
+		b.ReportMetric(float64(exe.Size())/(1<<20), "exe-MB")
 	})
 }

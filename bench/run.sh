@@ -48,7 +48,7 @@ t0=$(date +%s%N)
 for i in $(seq "$count"); do
 	echo "# round $i of $count"
 	if [ -n "$floor" ]; then "$floor" 100000 | tee -a "$out"; fi
-	go test -run '^$' -bench '^BenchmarkAccept$' -benchmem -count 1 . | tee -a "$out"
+	go test -run '^$' -bench '^Benchmark(Accept|AcceptAttest|Attest)$' -benchmem -count 1 . | tee -a "$out"
 	go test -run '^$' -bench '^Benchmark(Call|Open|Throughput)$' -benchtime "$benchtime" -benchmem -count 1 ./privsep/ | tee -a "$out"
 	go test -run '^$' -bench '^BenchmarkBrokerOpen$' -benchtime "$benchtime" -count 1 ./privsep/ | tee -a "$out"
 	go test -run '^$' -bench '^BenchmarkSpawn$' -benchtime 200x -benchmem -count 1 ./privsep/ | tee -a "$out"
@@ -105,9 +105,26 @@ END {
 		if (groups[g] == "Call" && mf > 0) { cf = mo / mf; moc = mo }
 	}
 	if (cf > 0) printf "%-12s %14.0f %14.0f %8.2f\n", "Call/C", moc, mf, cf
+	# Attestation (issue 17): accept through an attesting Authorizer
+	# against Accept with credentials, then against raw accept; one
+	# Cred.Attest against one Accept with credentials; with the hash.
+	ap = "BenchmarkAccept/peercred"; ar = "BenchmarkAccept/raw"
+	if ("BenchmarkAcceptAttest" in ns && ap in ns && ar in ns) {
+		ma = median(ns["BenchmarkAcceptAttest"]); mp = median(ns[ap]); mr = median(ns[ar])
+		printf "%-12s %14.0f %14.0f %8.2f %10s %10s\n", "AcceptAttest", ma, mp, ma / mp, al["BenchmarkAcceptAttest"] "/" al[ap], ""
+		printf "%-12s %14.0f %14.0f %8.2f %10s %10s\n", "  vs raw", ma, mr, ma / mr, al["BenchmarkAcceptAttest"] "/" al[ar], ""
+		if ("BenchmarkAttest/cred" in ns) {
+			mc = median(ns["BenchmarkAttest/cred"])
+			printf "%-12s %14.0f %14.0f %8.2f %10s %10s\n", "Attest", mc, mp, mc / mp, al["BenchmarkAttest/cred"] "/" al[ap], ""
+		}
+	}
+	if ("BenchmarkAttest/hash" in ns)
+		printf "%-12s %14.0f %14s %8s %10s %10s\n", "Attest+hash", median(ns["BenchmarkAttest/hash"]), "-", "-", al["BenchmarkAttest/hash"], ""
 }' quiet="$quiet_ns" "$out"
 echo "(Throughput's ratio is calls/s ours over baseline: higher is better. Call/C is"
-echo "Call over the C floor's median.)"
+echo "Call over the C floor's median. AcceptAttest's baseline is Accept/peercred, then"
+echo "(vs raw) Accept/raw; Attest's, Accept/peercred: one attestation against one accept;"
+echo "Attest+hash hashes the test binary, so it depends on its size.)"
 if [ -n "$psi0" ] && [ -n "$psi1" ]; then
 	echo "CPU pressure over the rounds: some task waited for a CPU $(( (psi1 - psi0) * 100000 / (t1 - t0) ))% of the time (/proc/pressure/cpu; quiet: a few %, four busy processes on two CPUs: over 50%)"
 fi
