@@ -92,37 +92,15 @@ func TestControlUnitAttack(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			args := []string{d.control}
+			join := ""
 			if tt.join {
-				args = append(args, unitDir)
-			}
-			pr, pw, err := os.Pipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer pr.Close()
-			defer pw.Close()
-			p := testutil.Start(t, "ctl-when-told", testutil.Options{As: user, Args: args, Stdin: pr, Timeout: time.Minute})
-			if tt.join {
-				if line := p.Line(t); line == "join: ok" {
-					t.Fatalf("uid %d moved itself into %s", user.UID, unitDir)
-				} else {
-					t.Log(line)
-				}
-			}
-			if line := p.Line(t); line != "waiting" {
-				t.Fatalf("peer said %q", line)
+				join = unitDir
 			}
 			cgroup := ownCgroup
 			if tt.cgroup != "" {
 				cgroup = tt.cgroup
-				moveToCgroup(t, makeCgroup(t, tt.cgroup), p.PID())
 			}
-			if got := cgroupOf(t, p.PID()); got != cgroup {
-				t.Fatalf("peer in cgroup %q, want %q", got, cgroup)
-			}
-			io.WriteString(pw, "go\n")
-			line := p.Line(t)
+			p, line := askStatusIn(t, d, user, tt.cgroup, join)
 			if tt.admit {
 				if !strings.HasPrefix(line, `answer: "ok\n`) || !strings.Contains(line, "uid 1234") {
 					t.Errorf("peer of %s: %s, want the status", svc, line)
@@ -140,6 +118,68 @@ func TestControlUnitAttack(t *testing.T) {
 				"not in the allowed list "+inQuotes(fmt.Sprintf("%q", []string{"backup.service", svc})))
 		})
 	}
+	if err := d.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	d.stopped(t)
+}
+
+// askStatusIn starts a process as user, which (with join) first tries to
+// move itself into the cgroup directory join, moves it into the cgroup v2
+// path cgroup ("": it stays in the test's), and has it ask d's control
+// socket for "status". It returns the process and what it printed.
+func askStatusIn(t *testing.T, d *daemonProc, user *testutil.User, cgroup, join string) (*testutil.Proc, string) {
+	t.Helper()
+	args := []string{d.control}
+	if join != "" {
+		args = append(args, join)
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	defer pw.Close()
+	p := testutil.Start(t, "ctl-when-told", testutil.Options{As: user, Args: args, Stdin: pr, Timeout: time.Minute})
+	if join != "" {
+		if line := p.Line(t); line == "join: ok" {
+			t.Fatalf("uid %d moved itself into %s", user.UID, join)
+		} else {
+			t.Log(line)
+		}
+	}
+	if line := p.Line(t); line != "waiting" {
+		t.Fatalf("peer said %q", line)
+	}
+	want := cgroupOf(t, os.Getpid())
+	if cgroup != "" {
+		want = cgroup
+		moveToCgroup(t, makeCgroup(t, cgroup), p.PID())
+	}
+	if got := cgroupOf(t, p.PID()); got != want {
+		t.Fatalf("peer in cgroup %q, want %q", got, want)
+	}
+	io.WriteString(pw, "go\n")
+	return p, p.Line(t)
+}
+
+// TestControlUnitWithoutRoot: a daemon without root cannot read another
+// user's process, so -control-unit refuses it even in the unit, saying
+// why; the daemon warns of it at start.
+func TestControlUnitWithoutRoot(t *testing.T) {
+	testutil.RequireRoot(t) // to run the daemon and the caller as other users
+	bin := build(t, "privsepd")
+	svc := fmt.Sprintf("app-test-%d.service", os.Getpid())
+	cgroup := "/system.slice/" + svc
+	makeCgroup(t, cgroup)
+	d := startDaemon(t, bin, &testutil.User{UID: 1234, GID: 1234}, freePort(t), "-control-unit", svc)
+	waitLog(t, d, `msg="not running as root: -control-unit can read, and so admit, only the processes of uid 1234"`)
+	p, line := askStatusIn(t, d, &testutil.User{UID: 2345, GID: 2345}, cgroup, "")
+	if line != `answer: ""` {
+		t.Errorf("uid 2345 in %s: %s, want the connection closed without an answer", svc, line)
+	}
+	waitLog(t, d, `msg="peercred: peer refused"`, "pid="+strconv.Itoa(p.PID())+" ", "uid=2345",
+		fmt.Sprintf("pid %d: systemd unit unknown: peercred: attest pid %[1]d: ", p.PID()), "permission denied")
 	if err := d.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

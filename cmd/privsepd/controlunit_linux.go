@@ -2,9 +2,12 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"strings"
+	"syscall"
 
 	"github.com/peercred/peercred"
+	"github.com/peercred/peercred/cmd/internal/ids"
 )
 
 // unitList is a flag.Value that collects systemd unit names (-control-unit).
@@ -36,4 +39,29 @@ func (l *unitList) Set(s string) error {
 		*l = append(*l, name)
 	}
 	return nil
+}
+
+// warnControlUnits logs, at start, what keeps -control-unit from admitting
+// callers: a kernel on which nothing can be attested (Linux before 6.5, no
+// SO_PEERPIDFD), found by attesting ourselves over a socket pair, and no
+// root, without which only our own user's processes can be read.
+func (d *daemon) warnControlUnits() {
+	if len(d.cfg.units) == 0 {
+		return
+	}
+	local, remote, err := peercred.Socketpair(syscall.SOCK_STREAM)
+	if err == nil {
+		_, err = local.Cred().Attest(nil)
+		local.Close()
+		remote.Close()
+	}
+	if err != nil {
+		d.log.Warn("-control-unit admits nobody here: the kernel's facts about a caller cannot be read ("+err.Error()+")",
+			"allow_units", d.cfg.units.String())
+		return
+	}
+	if euid := os.Geteuid(); euid != 0 {
+		d.log.Warn("not running as root: -control-unit can read, and so admit, only the processes of uid "+ids.WithName(uint32(euid)),
+			"allow_units", d.cfg.units.String())
+	}
 }

@@ -283,6 +283,7 @@ func (d *daemon) listenControl(ctx context.Context) (*peercred.Listener, error) 
 		attrs = append(attrs, "passed_by", "systemd")
 	}
 	d.log.Info("control socket listening", attrs...)
+	d.warnControlUnits()
 	return l, nil
 }
 
