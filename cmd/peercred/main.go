@@ -1,7 +1,7 @@
 // Command peercred shows what the kernel says about the other end of a
 // Unix-domain socket: who connects to a server, and who serves a socket.
 //
-//	peercred serve SOCKET   print every client: time, pid, uid, gid, groups, executable
+//	peercred serve SOCKET   print every client: time, pid, uid, gid, groups, executable, unit, cgroup
 //	peercred dial SOCKET    print who serves SOCKET; -expect-uid guards a script
 //	peercred echo SOCKET    a line echo server that only allowed users may use
 //
@@ -41,9 +41,10 @@ socket (SO_PEERCRED): the process, user and groups, never what the peer claims.
 
 Commands:
   serve SOCKET   listen and print one line per client: time, pid, uid (and user
-                 name), gid, groups, executable
-  dial SOCKET    connect and print who serves SOCKET (as of its listen call);
-                 with -expect-uid, fail unless that user does
+                 name), gid, groups, executable, start time, systemd unit,
+                 cgroup (or why these could not be read: attest-error=)
+  dial SOCKET    connect and print who serves SOCKET (as of its listen call),
+                 the same way; with -expect-uid, fail unless that user does
   echo SOCKET    a line echo server that admits only allowed users (default:
                  the user who started it); others receive "Unauthorized access"
 
@@ -56,6 +57,8 @@ socket file is then systemd's, and stays.
 The executable shown is what /proc/PID/exe says of the process that
 connected: a process can connect, then fork and exec another program that
 keeps the connection, so treat it as information, never as authorization.
+So are the systemd unit and cgroup; "peercred serve -h" says how they are read,
+and -sha256 (serve, dial) adds the executable's SHA-256.
 Run "peercred help COMMAND" or "peercred COMMAND -h" for the flags of a
 command, "peercred --version" for the version of this build.
 

@@ -228,10 +228,23 @@ func (d *daemon) setUp() error {
 // controlConfig is the control socket's ListenConfig. The file is mode
 // 0666: the Authorizer, on the kernel's credentials, decides who may
 // connect.
+//
+// The rules are AnyOf, as an operator reads the flags: each -allow-uid,
+// -allow-gid and -control-unit lets more callers in. AllOf would make
+// -control-unit shut out root and the admins (whose shells run in session
+// scopes, not in that unit) and change what the other flags mean. The
+// unit is checked last: the UID and group checks are cheaper, and a caller
+// they admit is not attested at all.
 func (d *daemon) controlConfig() *peercred.ListenConfig {
 	auth := []peercred.Authorizer{peercred.AllowUIDs(d.controlUIDs()...)}
 	if len(d.cfg.allowGID.IDs) > 0 {
 		auth = append(auth, peercred.AllowGIDs(d.cfg.allowGID.IDs...))
+	}
+	if len(d.cfg.units) > 0 {
+		// Refuses, naming the caller's unit and cgroup, what it cannot
+		// attest (Linux before 6.5, a caller gone, another user's
+		// process without root): never a match.
+		auth = append(auth, peercred.AllowUnits(d.cfg.units...))
 	}
 	lc := &peercred.ListenConfig{Mode: 0o666, Authorize: peercred.AnyOf(auth...), Logger: d.log}
 	if strings.HasPrefix(d.cfg.control, "@") {
@@ -265,11 +278,12 @@ func (d *daemon) listenControl(ctx context.Context) (*peercred.Listener, error) 
 		}
 	}
 	attrs := []any{"path", d.cfg.control, "allow_uids", ids.Join(d.controlUIDs()),
-		"allow_gids", ids.Join(d.cfg.allowGID.IDs), "admin_uids", ids.Join(d.admins)}
+		"allow_gids", ids.Join(d.cfg.allowGID.IDs), "allow_units", d.cfg.units.String(), "admin_uids", ids.Join(d.admins)}
 	if d.passedControl != nil {
 		attrs = append(attrs, "passed_by", "systemd")
 	}
 	d.log.Info("control socket listening", attrs...)
+	d.warnControlUnits()
 	return l, nil
 }
 

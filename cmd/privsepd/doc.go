@@ -20,6 +20,24 @@
 // credentials; "privsepd ctl COMMAND" is its client, and checks first that the
 // socket is served by root or by the calling user.
 //
+// With -control-unit backup.service (repeatable, or comma-separated), the
+// control socket also admits, whatever its UID, a process that systemd runs
+// in that unit, as its cgroup says ([peercred.AllowUnits], on what
+// [peercred.Cred.Attest] reads through the caller's pidfd). The rules are
+// combined with [peercred.AnyOf]: every -allow-uid, -allow-gid, -admin-uid and
+// -control-unit lets more callers in, and none narrows another, so that
+// naming a unit never locks out root or the admins, whose shells run in
+// session scopes. A unit makes no admin: its processes may ask for "status".
+// A caller that no rule admits is disconnected, and the log line says what did
+// not match: its uid, its groups, and its unit and cgroup. The unit rule fails
+// closed: on Linux before 6.5 (no SO_PEERPIDFD), for a caller that has exited,
+// and for another user's process when privsepd runs without root (it may not
+// read that process's /proc entries), it admits nobody. Only root, or a
+// service manager in the subtree systemd delegated to it, can move a process
+// into a unit's cgroup: do not name a unit with Delegate=yes whose processes
+// you would not admit all, nor a user's unit (user@UID.service admits all of
+// that user's processes, as -allow-uid would).
+//
 // Without root, privsepd runs the same flow as the calling user, with no
 // privilege drop, on an unprivileged port, and says so in its log.
 //

@@ -58,12 +58,14 @@ served. It keeps its connections below its descriptor limit, closing the idle
 ones that waited longest, so that no user can hold it down with idle
 connections.
 
-The control socket (mode 0666) admits root, the daemon's own user, and the
-users of -allow-uid, -allow-gid and -admin-uid, as the kernel reports them;
-others are disconnected and logged. "status" is for all of them;
-"restart-worker" and "stop" for admins only: root, the -admin-uid users, and
-the daemon's own user when it is not root. Every command is logged with the
-caller's pid and uid.
+The control socket (mode 0666) admits root, the daemon's own user, the users
+of -allow-uid, -allow-gid and -admin-uid, and the processes of the systemd
+units of -control-unit, as the kernel reports them: each flag admits more
+callers, none narrows another's. Others are disconnected and logged, with what
+did not match (their uid, groups, unit and cgroup). "status" is for all of
+them; "restart-worker" and "stop" for admins only: root, the -admin-uid users,
+and the daemon's own user when it is not root (a unit makes no admin). Every
+command is logged with the caller's pid and uid.
 
 Without root, privsepd runs the same flow as the calling user, with no
 privilege drop (its log says so), on an unprivileged port.
@@ -105,6 +107,7 @@ type config struct {
 	allow    ids.List
 	allowGID ids.List
 	admins   ids.List
+	units    unitList // -control-unit
 	logJSON  bool
 	verbose  bool
 
@@ -136,6 +139,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (cfg *config, code int,
 	fs.Var(&cfg.allow, "allow-uid", "let `USER` (a name or UID) ask for status; repeatable, or comma-separated")
 	fs.Var(&cfg.allowGID, "allow-gid", "let members of `GROUP` (a name or GID) ask for status; repeatable")
 	fs.Var(&cfg.admins, "admin-uid", "let `USER` (a name or UID) also restart the worker and stop the daemon;\nrepeatable (root always may)")
+	fs.Var(&cfg.units, "control-unit", "let the processes of the systemd `UNIT` (such as backup.service; the unit\nsystemd runs them in, as their cgroup says), whatever their user, ask for\nstatus; repeatable, or comma-separated. Needs Linux 6.5+, and root for\nother users' processes: otherwise it admits nobody")
 	fs.BoolVar(&cfg.confine, "confine", true, "confine the web worker: no file access but through the parent, no new\nsockets (its listener comes from the parent), Landlock and seccomp on\nevery thread, verified by the parent; -confine=false turns it off")
 	fs.BoolVar(&cfg.logJSON, "log-json", false, "log JSON objects rather than text (log/slog)")
 	fs.BoolVar(&cfg.verbose, "v", false, "log at debug level too: every capability call of the worker")
