@@ -2,8 +2,10 @@ package peercred_test
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -165,6 +167,55 @@ func TestAttestPidFDRefusesWhatIsNoPidFD(t *testing.T) {
 	if p, err := peercred.AttestPidFD(nil, nil); err == nil {
 		t.Errorf("AttestPidFD(nil): %v, want an error", p)
 	}
+}
+
+// TestAttestPidFDRefusesAThread: a pidfd of a thread (PIDFD_THREAD, Linux
+// 6.9+) that is not its process's first names no process: refused, where
+// the kernel says which it is (PIDFD_GET_INFO, Linux 6.13+).
+func TestAttestPidFDRefusesAThread(t *testing.T) {
+	type result struct {
+		p    *peercred.Process
+		err  error
+		skip string
+	}
+	attestThread := func() result {
+		tid := unix.Gettid()
+		if tid == unix.Getpid() {
+			return result{skip: "on the main thread"}
+		}
+		fd, err := unix.PidfdOpen(tid, unix.PIDFD_THREAD)
+		if err != nil {
+			return result{skip: fmt.Sprintf("pidfd_open(PIDFD_THREAD): %v (before Linux 6.9?)", err)}
+		}
+		f := os.NewFile(uintptr(fd), "thread pidfd")
+		defer f.Close()
+		p, err := peercred.AttestPidFD(f, nil)
+		return result{p: p, err: err}
+	}
+	done := make(chan result)
+	go func() {
+		// Locked, and never unlocked: the thread ends with the goroutine.
+		runtime.LockOSThread()
+		if r := attestThread(); r.skip != "on the main thread" {
+			done <- r
+			return
+		}
+		// This goroutine holds the main thread: another runs on another.
+		inner := make(chan result)
+		go func() {
+			runtime.LockOSThread()
+			inner <- attestThread()
+		}()
+		done <- <-inner
+	}()
+	r := <-done
+	if r.skip != "" {
+		t.Skip(r.skip)
+	}
+	if r.err == nil {
+		t.Fatalf("thread pidfd described: %v", r.p)
+	}
+	t.Logf("%v", r.err)
 }
 
 // TestAttestPidFDLeaksNoDescriptors: AttestPidFD, describing or failing,
