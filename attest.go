@@ -262,8 +262,9 @@ func (p *Process) clone() *Process {
 // process known by the pidfd that started it (exec.Cmd's
 // SysProcAttr.PidFD, os.StartProcess's), such as a child whose end of a
 // [Socketpair] reports its parent, the pair's creator, instead of it.
-// pidfd must refer to a process, not a thread (PIDFD_THREAD); AttestPidFD
-// neither closes nor keeps it. opts may be nil.
+// pidfd must refer to a process, not to one of its threads (PIDFD_THREAD,
+// which Linux 6.13 and later let AttestPidFD refuse; pass none before).
+// AttestPidFD neither closes nor keeps pidfd. opts may be nil.
 //
 // It reads the process's PID from the pidfd's fdinfo in /proc, checks
 // that this /proc is our PID namespace's (it names us as we name
