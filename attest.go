@@ -3,7 +3,9 @@ package peercred
 import (
 	"encoding/hex"
 	"fmt"
+	"os"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -165,9 +167,127 @@ func (c *Cred) Attest(opts *AttestOptions) (*Process, error) {
 	if opts != nil {
 		o = *opts
 	}
-	p, err := attest(c, o)
+	var (
+		p   *Process
+		err error
+	)
+	if c.attested != nil {
+		p, err = c.attested.get(c, o)
+	} else {
+		p, err = attest(c, o)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("peercred: attest pid %d: %w", c.PID, err)
+	}
+	return p, nil
+}
+
+// WithAttestation returns a copy of c (as [Cred.Clone]) that holds the
+// attestation of its peer, or the error reading it, read now as
+// [Cred.Attest] reads it with opts: the copy's Attest returns that reading
+// (a copy of it) or that error, rather than reading /proc again, and so do
+// the Authorizers that decide by it ([AllowUnits], [AllowCgroups],
+// [SameNamespaces], [AllowExecutableSHA256]). Several Authorizers, and the
+// log of what they admitted, then speak of the same reading, and it is
+// read once.
+//
+// The reading stays what it was: the peer may since have exited, moved to
+// another cgroup or changed its executable (PR_SET_MM_EXE_FILE). Use the
+// copy for one decision, not for the life of a connection. An Attest of
+// the copy that asks for the executable's SHA-256, when the reading has
+// none, hashes the executable through the peer's /proc/PID/exe then, and
+// fails unless that is still the same process running the same file.
+//
+// A Cred made by hand, or whose connection is closed, holds the error
+// that Attest returns for it: nothing gives it a description.
+func (c *Cred) WithAttestation(opts *AttestOptions) *Cred {
+	if c == nil {
+		return nil
+	}
+	var o AttestOptions
+	if opts != nil {
+		o = *opts
+	}
+	a := new(attestation)
+	if c.attested != nil {
+		a.p, a.err = c.attested.get(c, o)
+	} else {
+		a.p, a.err = attest(c, o)
+	}
+	n := *c
+	n.attested = a
+	return &n
+}
+
+// attestation is a reading of Cred.WithAttestation. It is never changed
+// once made: Creds that share it (Clone) read it from any goroutine.
+type attestation struct {
+	p   *Process
+	err error
+}
+
+// get returns a copy of the reading a, for an Attest of c with opts.
+func (a *attestation) get(c *Cred, opts AttestOptions) (*Process, error) {
+	if a.err != nil {
+		return nil, a.err
+	}
+	if a.p.PID != c.PID { // a copy whose PID was changed
+		return nil, fmt.Errorf("the attestation is of pid %d, not %d", a.p.PID, c.PID)
+	}
+	p := a.p.clone()
+	if !opts.HashExecutable || p.Exe.SHA256 != nil {
+		return p, nil
+	}
+	h, err := attest(c, opts)
+	if err != nil {
+		return nil, err
+	}
+	if h.PID != p.PID || h.StartTime != p.StartTime || h.Exe.Dev != p.Exe.Dev || h.Exe.Ino != p.Exe.Ino {
+		return nil, fmt.Errorf("executable to hash is dev %d ino %d of pid %d start %d, not the attested dev %d ino %d of pid %d start %d",
+			h.Exe.Dev, h.Exe.Ino, h.PID, h.StartTime, p.Exe.Dev, p.Exe.Ino, p.PID, p.StartTime)
+	}
+	p.Exe.SHA256 = h.Exe.SHA256
+	return p, nil
+}
+
+// clone returns a copy of p that shares nothing with it.
+func (p *Process) clone() *Process {
+	n := *p
+	n.Exe.SHA256 = slices.Clone(p.Exe.SHA256)
+	return &n
+}
+
+// AttestPidFD reads what the kernel says about the process that pidfd
+// refers to (see [Process]), as [Cred.Attest] does for a peer: for a
+// process known by the pidfd that started it (exec.Cmd's
+// SysProcAttr.PidFD, os.StartProcess's), such as a child whose end of a
+// [Socketpair] reports its parent, the pair's creator, instead of it.
+// pidfd must refer to a process, not to one of its threads (PIDFD_THREAD,
+// which Linux 6.13 and later let AttestPidFD refuse; pass none before).
+// AttestPidFD neither closes nor keeps pidfd. opts may be nil.
+//
+// It reads the process's PID from the pidfd's fdinfo in /proc, checks
+// that this /proc is our PID namespace's (it names us as we name
+// ourselves, and with PIDFD_GET_INFO, on Linux 6.13 and later, the
+// process's PID there is ours for it too), and then reads and confirms
+// as Cred.Attest does: a process that reused the PID is never
+// described. It fails, and describes nothing, when the process has exited
+// (reaped or not), when pidfd is not a pidfd, and when any fact cannot be
+// read (as for Cred.Attest); pidfds exist since Linux 5.3.
+//
+// On other systems it returns an error that satisfies
+// errors.Is(err, errors.ErrUnsupported).
+func AttestPidFD(pidfd *os.File, opts *AttestOptions) (*Process, error) {
+	if pidfd == nil {
+		return nil, fmt.Errorf("peercred: attest pidfd: nil file")
+	}
+	var o AttestOptions
+	if opts != nil {
+		o = *opts
+	}
+	p, err := attestPidFD(pidfd, o)
+	if err != nil {
+		return nil, fmt.Errorf("peercred: attest by pidfd: %w", err)
 	}
 	return p, nil
 }

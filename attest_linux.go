@@ -32,24 +32,77 @@ func attest(c *Cred, opts AttestOptions) (*Process, error) {
 	if err := procNamesPeer(pidfd, c.PID); err != nil {
 		return nil, err
 	}
+	return readProcess(pidfd, c.PID, opts)
+}
 
+// attestPidFD is AttestPidFD on Linux: see there.
+func attestPidFD(f *os.File, opts AttestOptions) (*Process, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var (
+		p    *Process
+		perr error
+	)
+	// Control holds f open while it runs: a Close meanwhile waits.
+	if err := rc.Control(func(fd uintptr) { p, perr = attestPidFDInt(int(fd), opts) }); err != nil {
+		return nil, err
+	}
+	return p, perr
+}
+
+func attestPidFDInt(pidfd int, opts AttestOptions) (*Process, error) {
+	// The PID procfs gives the process (-1 once it has exited), which
+	// must be the one we give it: procfs must be of our PID namespace.
+	pid, err := procPid(pidfd)
+	if err != nil {
+		return nil, err
+	}
+	if pid <= 0 {
+		return nil, fmt.Errorf("process exited, its pid may be another process's now (fdinfo Pid %d)", pid)
+	}
+	if err := procIsOurs(); err != nil {
+		return nil, err
+	}
+	return readProcess(pidfd, pid, opts)
+}
+
+// procIsOurs returns nil if /proc names this process as we do, so that it
+// is the /proc of our PID namespace.
+func procIsOurs() error {
+	buf := make([]byte, 32)
+	n, err := unix.Readlink("/proc/self", buf)
+	if err != nil {
+		return &os.PathError{Op: "readlink", Path: "/proc/self", Err: err}
+	}
+	if me := strconv.Itoa(unix.Getpid()); string(buf[:n]) != me {
+		return fmt.Errorf("/proc names this process %q, not %s: it is not the /proc of our PID namespace", buf[:n], me)
+	}
+	return nil
+}
+
+// readProcess reads what Process says of the process of pidfd, through
+// /proc/pid, once /proc is known to name it pid: by its pidfd's fdinfo
+// there, or (when that was read before) because /proc is ours.
+func readProcess(pidfd, pid int, opts AttestOptions) (*Process, error) {
 	// The directory first, then the proof that the peer lived after it
 	// was opened: a PID is not reused while its process lives, so the
 	// directory is the peer's. Everything else is read through it, and a
 	// /proc/PID directory never shows another process than the one it was
 	// opened for (once that one is gone, nothing opens in it).
-	dir := "/proc/" + strconv.Itoa(c.PID)
+	dir := "/proc/" + strconv.Itoa(pid)
 	dirfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
 	}
 	defer unix.Close(dirfd)
-	cgroupID, err := confirmPeer(pidfd, c.PID)
+	cgroupID, err := confirmPeer(pidfd, pid)
 	if err != nil {
 		return nil, err
 	}
 
-	p := &Process{PID: c.PID, CgroupID: cgroupID}
+	p := &Process{PID: pid, CgroupID: cgroupID}
 	st, err := readStatAt(dirfd, dir)
 	if err != nil {
 		return nil, err
@@ -79,7 +132,7 @@ func attest(c *Cred, opts AttestOptions) (*Process, error) {
 	if st2.StartTime != st.StartTime {
 		return nil, fmt.Errorf("start time changed from %d to %d while reading: another process", st.StartTime, st2.StartTime)
 	}
-	if _, err := confirmPeer(pidfd, c.PID); err != nil {
+	if _, err := confirmPeer(pidfd, pid); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -122,6 +175,9 @@ func confirmPeer(pidfd, pid int) (cgroupID uint64, err error) {
 		if info.Mask&unix.PIDFD_INFO_PID == 0 || int(info.Pid) != pid {
 			return 0, fmt.Errorf("the peer's pidfd names pid %d, not %d", info.Pid, pid)
 		}
+		if info.Tgid != info.Pid {
+			return 0, fmt.Errorf("the pidfd names thread %d of process %d, not a process", info.Pid, info.Tgid)
+		}
 		if info.Mask&unix.PIDFD_INFO_CGROUPID != 0 {
 			cgroupID = info.Cgroupid
 		}
@@ -141,19 +197,14 @@ func confirmPeer(pidfd, pid int) (cgroupID uint64, err error) {
 	}
 }
 
-// procNamesPeer returns nil if /proc shows the process of pidfd as pid:
-// the "Pid:" line of the pidfd's /proc/self/fdinfo, which procfs writes in
-// its own PID namespace's numbers (-1 once the process is gone).
+// procNamesPeer returns nil if /proc shows the process of pidfd as pid
+// (see procPid).
 func procNamesPeer(pidfd, pid int) error {
-	name := "/proc/self/fdinfo/" + strconv.Itoa(pidfd)
-	b, err := readFileAt(unix.AT_FDCWD, "/proc/self/fdinfo", strconv.Itoa(pidfd))
+	got, err := procPid(pidfd)
 	if err != nil {
 		return err
 	}
-	got, err := fdinfoPid(b)
-	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
-	}
+	name := "/proc/self/fdinfo/" + strconv.Itoa(pidfd)
 	switch {
 	case got == pid:
 		return nil
@@ -162,6 +213,21 @@ func procNamesPeer(pidfd, pid int) error {
 	default:
 		return fmt.Errorf("/proc names the peer %d, not %d: it is not the /proc of our PID namespace", got, pid)
 	}
+}
+
+// procPid returns the PID that /proc gives the process of pidfd: the
+// "Pid:" line of its /proc/self/fdinfo, which procfs writes in its own PID
+// namespace's numbers (-1 once the process is gone).
+func procPid(pidfd int) (int, error) {
+	b, err := readFileAt(unix.AT_FDCWD, "/proc/self/fdinfo", strconv.Itoa(pidfd))
+	if err != nil {
+		return 0, err
+	}
+	pid, err := fdinfoPid(b)
+	if err != nil {
+		return 0, fmt.Errorf("/proc/self/fdinfo/%d: %w", pidfd, err)
+	}
+	return pid, nil
 }
 
 // fdinfoPid returns the number on the "Pid:" line of a pidfd's fdinfo.

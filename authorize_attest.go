@@ -16,7 +16,8 @@ import (
 // hand, and a Cred whose connection is closed; and on other systems every
 // peer, with an error that satisfies errors.Is(err, errors.ErrUnsupported).
 // Combined with AllOf, each reads /proc again: combine them with the
-// cheaper checks (AllowUIDs...) first.
+// cheaper checks (AllowUIDs...) first, or give them a Cred that holds one
+// reading ([Cred.WithAttestation]), which they then decide by.
 
 // attestFor attests c for an Authorizer, making a failure a refusal that
 // names what could not be read.

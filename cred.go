@@ -45,6 +45,11 @@ type Cred struct {
 	// pidfd the kernel keeps for the socket's peer, that the PID is still
 	// the peer's: see [AllowExecutables]. Clone keeps it.
 	sock syscall.Conn
+
+	// attested, if not nil, is the reading of WithAttestation, which
+	// Attest returns. Only WithAttestation sets it, from sock; Clone
+	// and WithGroups copies share it (it is never changed).
+	attested *attestation
 }
 
 // Groups returns the peer's supplementary groups, where the OS reports them

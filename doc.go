@@ -69,6 +69,9 @@
 // [AllowExecutableSHA256] and [SameNamespaces] decide by it; a fact that
 // cannot be read is a refusal. Before Linux 6.5 every attestation fails;
 // the cgroup ID needs 6.13 (PIDFD_GET_INFO) and is 0 before.
+// [Cred.WithAttestation] reads once for several Authorizers and the log.
+// [AttestPidFD] describes a process by a pidfd, such as a child's from
+// exec.Cmd (whose socket pair reports its parent): Linux 5.3+.
 //
 // Linux is fully supported and tested. macOS, FreeBSD, OpenBSD and NetBSD use
 // their native calls. On other systems the calls return an error that

@@ -54,6 +54,18 @@
 // connection the worker was started with, which another process of its UID
 // could have copied in the moment after execve.
 //
+// The parent also records, once, what the kernel says of each worker's
+// process beyond its IDs ([Peer].Process: executable, cgroup and systemd
+// unit, namespaces, start time; see peercred.Process): a spawned worker's
+// through the pidfd of its spawn (peercred.AttestPidFD) after its
+// verification, a named-socket worker's through its connection when its
+// hello arrives; that reading is the one its role's [Policy.Claim] decides
+// by (peercred.AllowUnits("backup.service") and the like) and the one its
+// handlers see. Where it cannot be read, Process is nil and the admission's
+// log line says why: a root parent attests spawned workers on Linux 5.3 and
+// later, named-socket ones on 6.5 and later (SO_PEERPIDFD); a parent that
+// is not root cannot read its workers' executables, and records none.
+//
 // # Workers under one UID
 //
 // Processes of one UID may trace each other, take each other's descriptors

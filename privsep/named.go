@@ -148,8 +148,16 @@ func (s *Supervisor) admit(c *peercred.Conn) {
 		refuse("role %q cannot be claimed over a named socket", role)
 		return
 	}
-	if err := pol.Claim(cred); err != nil {
-		refuse("role %q: %w", role, err)
+	// One reading of the process, read now, for the Claim's Authorizers
+	// and the Peer alike.
+	claimed := cred.WithAttestation(nil)
+	proc, attestErr := claimed.Attest(nil)
+	if err := pol.Claim(claimed); err != nil {
+		if proc != nil {
+			refuse("role %q: %w (process %v)", role, err, proc)
+		} else {
+			refuse("role %q: %w", role, err)
+		}
 		return
 	}
 	groups, err := cred.Groups() // read from c, which is open
@@ -172,7 +180,7 @@ func (s *Supervisor) admit(c *peercred.Conn) {
 		refuse("%w", err)
 		return
 	}
-	peer := &Peer{Role: role, PID: cred.PID, UID: cred.UID, GID: cred.GID, Groups: groups, Named: true, PidFD: pidfd}
+	peer := &Peer{Role: role, PID: cred.PID, UID: cred.UID, GID: cred.GID, Groups: groups, Named: true, PidFD: pidfd, Process: proc}
 	ss, err := s.newSession(mc, peer, nil)
 	if err != nil {
 		s.releaseNamed(cred.UID)
@@ -182,7 +190,8 @@ func (s *Supervisor) admit(c *peercred.Conn) {
 	if err := mc.write(s.welcome(), nil); err != nil {
 		ss.end(err)
 	}
-	s.log().Info("privsep: named-socket worker admitted", "role", role, "pid", cred.PID, "uid", cred.UID)
+	s.log().Info("privsep: named-socket worker admitted", append([]any{"role", role, "pid", cred.PID, "uid", cred.UID},
+		processAttrs(proc, attestErr)...)...)
 	admitted = true
 	ss.start()
 }
@@ -260,4 +269,13 @@ func (s *Supervisor) logNamedRefusal(cred *peercred.Cred, reason error) {
 		s.log().Warn("privsep: named-socket peer refused", "pid", cred.PID, "uid", cred.UID, "gid", cred.GID,
 			"reason", reason, "count", n)
 	}
+}
+
+// processAttrs are the log attributes of a worker's attestation (Peer.Process):
+// the process, or why it could not be read.
+func processAttrs(p *peercred.Process, err error) []any {
+	if p == nil {
+		return []any{"attest_err", err}
+	}
+	return []any{"process", p.String()}
 }

@@ -109,6 +109,13 @@ type Policy struct {
 	// through the connection's pidfd that the process that connected is
 	// still alive, so a client that handed its connection on and exited
 	// is refused, whoever has its PID by then.
+	//
+	// The Cred it gets holds the attestation of the client's process
+	// read when the hello arrived (peercred.Cred.WithAttestation):
+	// peercred.AllowUnits, AllowCgroups, SameNamespaces and
+	// AllowExecutableSHA256 decide by that reading, which the worker's
+	// [Peer].Process then is, rather than reading /proc again. A refusal
+	// is logged with the fact that did not match, and the process.
 	Claim peercred.Authorizer
 }
 
@@ -261,6 +268,28 @@ type Peer struct {
 	// Confinement is what the parent verified and the worker reported
 	// of its confinement; nil without [Spec.Confine].
 	Confinement *confine.Verified
+	// Process is what the kernel said of the worker's process (its
+	// executable, cgroup and systemd unit, namespaces, start time: see
+	// peercred.Process, not to be confused with a supervised [Process]),
+	// read once when the parent admitted it, and the same for all its
+	// requests: for a spawned worker through the pidfd of its spawn
+	// (peercred.AttestPidFD) right after its verification, for a
+	// named-socket worker through its connection at its admission, the
+	// very reading its role's [Policy.Claim] decided by
+	// (peercred.Cred.WithAttestation). It is not read again: the process
+	// may have moved to another cgroup since.
+	//
+	// It is nil when it could not be read, and the log line that
+	// admitted the worker ("worker started", "named-socket worker
+	// admitted") says why in its attest_err. The worker is served all
+	// the same: its identity is what verification or Claim checked. A
+	// handler that decides by Process must refuse a nil one. As root,
+	// a spawned worker is attested on Linux 5.3 and later (pidfds); a
+	// parent that is not root cannot read its own workers' executables
+	// (they are not dumpable), and so gets none. A named-socket worker
+	// needs Linux 6.5 (SO_PEERPIDFD), and a parent that may read its
+	// /proc/PID/exe (root, or the worker's UID if it is dumpable).
+	Process *peercred.Process
 }
 
 func (p *Peer) String() string {

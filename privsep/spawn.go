@@ -222,6 +222,12 @@ func (s *Supervisor) start(ctx context.Context, spec *Spec, p *Process) (*incarn
 		return fail(err)
 	}
 	peer.PidFD = inc.pidfd
+	// Its socket pair reports us, the pair's creator: attest the child
+	// we started, by its pidfd.
+	attestErr := errors.New("the kernel gave no pidfd for the worker")
+	if inc.pidfd != nil {
+		peer.Process, attestErr = peercred.AttestPidFD(inc.pidfd, nil)
+	}
 	// From here on the connection the worker made (sendHello): the one
 	// it was started with may have been copied before it was safe.
 	nmc, err := newMsgConn(conn, s.lim)
@@ -251,7 +257,8 @@ func (s *Supervisor) start(ctx context.Context, spec *Spec, p *Process) (*incarn
 		sess.abandon(ErrUnavailable)
 		return fail(fmt.Errorf("privsep: spawn %s worker: %w", spec.Role, ErrUnavailable))
 	}
-	s.log().Info("privsep: worker started", "role", spec.Role, "pid", peer.PID, "uid", peer.UID, "gid", peer.GID)
+	s.log().Info("privsep: worker started", append([]any{"role", spec.Role, "pid", peer.PID, "uid", peer.UID, "gid", peer.GID},
+		processAttrs(peer.Process, attestErr)...)...)
 	sess.start()
 	return inc, nil
 }

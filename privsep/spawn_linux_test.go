@@ -180,7 +180,10 @@ func TestSpawnOptions(t *testing.T) {
 			if peer.PidFD == nil {
 				t.Error("handler's Peer has no pidfd")
 			}
-			peer.PidFD = nil
+			if asRoot && (peer.Process == nil || peer.Process.PID != pid) {
+				t.Errorf("handler's Peer.Process is %v, want the attestation of pid %d", peer.Process, pid)
+			}
+			peer.PidFD, peer.Process = nil, nil
 			if diff := cmp.Diff(want, peer, cmpopts.EquateEmpty()); diff != "" {
 				t.Errorf("handler's Peer (-want +got):\n%s", diff)
 			}
