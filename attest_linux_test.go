@@ -1,7 +1,6 @@
 package peercred_test
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,11 +10,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/peercred/peercred"
 	"github.com/peercred/peercred/internal/proc"
@@ -91,23 +88,6 @@ func fileIDOf(t *testing.T, path string) (dev, ino uint64) {
 	return unix.Mkdev(st.Dev_major, st.Dev_minor), st.Ino
 }
 
-// cgroupOf reads the cgroup v2 path of pid from /proc, as a test would
-// without Attest.
-func cgroupOf(t *testing.T, pid int) string {
-	t.Helper()
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if p, ok := strings.CutPrefix(line, "0::"); ok {
-			return p
-		}
-	}
-	t.Fatalf("no 0:: line in /proc/%d/cgroup: %q", pid, b)
-	return ""
-}
-
 // connectedPeer starts the helper role "connect" with opts (its Args are
 // filled in) and returns it with the accepted connection.
 func connectedPeer(t *testing.T, opts testutil.Options) (*testutil.Proc, *peercred.Conn) {
@@ -137,7 +117,7 @@ func TestAttestDescribesThePeer(t *testing.T) {
 		t.Fatal(err)
 	}
 	dev, ino := fileIDOf(t, helper)
-	cgroup := cgroupOf(t, p.PID())
+	cgroup := testutil.CgroupOf(t, p.PID())
 	unit, slice, _, _ := peercred.SystemdUnit(cgroup)
 	if got.PID != p.PID() || got.StartTime != st.StartTime {
 		t.Errorf("pid %d start %d, want %d start %d", got.PID, got.StartTime, p.PID(), st.StartTime)
@@ -162,7 +142,7 @@ func TestAttestDescribesThePeer(t *testing.T) {
 		}
 	}
 	// Linux 6.13+ names the cgroup by the inode of its directory.
-	if mnt := cgroup2Mount(); got.CgroupID != 0 && mnt != "" {
+	if mnt := testutil.CgroupMount("cgroup2", ""); got.CgroupID != 0 && mnt != "" {
 		if _, ino := fileIDOf(t, filepath.Join(mnt, cgroup)); got.CgroupID != ino {
 			t.Errorf("cgroup id %d, want the inode %d of %s", got.CgroupID, ino, filepath.Join(mnt, cgroup))
 		}
@@ -278,7 +258,7 @@ func TestAttestNeverDescribesAReusedPID(t *testing.T) {
 // unitOf is the systemd unit of pid's cgroup, or a name that matches none.
 func unitOf(t *testing.T, pid int) string {
 	t.Helper()
-	unit, _, _, _ := peercred.SystemdUnit(cgroupOf(t, pid))
+	unit, _, _, _ := peercred.SystemdUnit(testutil.CgroupOf(t, pid))
 	if unit == "" {
 		return "none.service"
 	}
@@ -437,90 +417,13 @@ func TestAttestExecutableDeletedWhileRunning(t *testing.T) {
 	}
 }
 
-// cgroupMount returns where the cgroup hierarchy that fstype ("cgroup2",
-// or "cgroup" for v1) and a super option (such as "name=systemd"; "" for
-// any) say is mounted, or "".
-func cgroupMount(fstype, option string) string {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER
-		pre, post, ok := strings.Cut(s.Text(), " - ")
-		fields, postFields := strings.Fields(pre), strings.Fields(post)
-		if !ok || len(fields) < 5 || fields[3] != "/" || len(postFields) < 3 || postFields[0] != fstype {
-			continue
-		}
-		if option == "" || slices.Contains(strings.Split(postFields[2], ","), option) {
-			return fields[4]
-		}
-	}
-	return ""
-}
-
-// cgroup2Mount returns where the cgroup v2 hierarchy is mounted (at
-// /sys/fs/cgroup, or /sys/fs/cgroup/unified on a hybrid host), or "".
-func cgroup2Mount() string { return cgroupMount("cgroup2", "") }
-
-// makeCgroup creates the cgroup v2 path cgroup (and the missing ones above
-// it), removing at cleanup what it created; it skips the test when cgroup
-// v2 is not mounted or not writable.
-func makeCgroup(t *testing.T, cgroup string) (dir string) {
-	t.Helper()
-	mnt := cgroup2Mount()
-	if mnt == "" {
-		t.Skip("cgroup v2 is not mounted here (no cgroup2 in /proc/self/mountinfo)")
-	}
-	return makeCgroupIn(t, mnt, cgroup)
-}
-
-// makeCgroupIn is makeCgroup in the hierarchy mounted at mnt.
-func makeCgroupIn(t *testing.T, mnt, cgroup string) (dir string) {
-	t.Helper()
-	// Cgroup paths are shown from our cgroup namespace, whose root is our
-	// cgroup at the time it was made: create beneath the mount's root only
-	// if that is where we see it.
-	dir = mnt
-	for _, c := range strings.Split(strings.Trim(cgroup, "/"), "/") {
-		dir = filepath.Join(dir, c)
-		err := os.Mkdir(dir, 0o755)
-		if errors.Is(err, os.ErrExist) {
-			continue
-		}
-		if err != nil {
-			t.Skipf("cgroup hierarchy at %s is not writable here: %v", mnt, err)
-		}
-		created := dir
-		t.Cleanup(func() {
-			// The processes in it are reaped by earlier cleanups; the
-			// kernel may take a moment to drop them.
-			testutil.WaitFor(t, "rmdir "+created, 10*time.Second, func() bool {
-				err := os.Remove(created)
-				return err == nil || errors.Is(err, os.ErrNotExist)
-			})
-		})
-	}
-	return dir
-}
-
-// moveToCgroup moves pid into the cgroup directory dir.
-func moveToCgroup(t *testing.T, dir string, pid int) {
-	t.Helper()
-	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
-		t.Fatalf("move pid %d into %s: %v", pid, dir, err)
-	}
-}
-
 // TestAllowUnitsInCgroups: peers moved into cgroups the test creates are
 // admitted or refused by their systemd unit and cgroup; a user's unit
 // named like a system one is not that system unit; a refusal names the
 // peer's unit and cgroup.
 func TestAllowUnitsInCgroups(t *testing.T) {
 	testutil.RequireRoot(t)
-	if own := cgroupOf(t, os.Getpid()); own != "/" {
+	if own := testutil.CgroupOf(t, os.Getpid()); own != "/" {
 		// Not a rule of the kernel's, but paths would be relative to
 		// our cgroup namespace, and the test's arithmetic wrong.
 		t.Logf("test process is in cgroup %q", own)
@@ -549,9 +452,9 @@ func TestAllowUnitsInCgroups(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := makeCgroup(t, tt.cgroup)
+			dir := testutil.MakeCgroup(t, tt.cgroup)
 			p, c := connectedPeer(t, testutil.Options{As: other})
-			moveToCgroup(t, dir, p.PID())
+			testutil.MoveToCgroup(t, dir, p.PID())
 			got, err := c.Cred().Attest(nil)
 			if err != nil {
 				t.Fatal(err)
@@ -579,18 +482,18 @@ func TestAllowUnitsInCgroups(t *testing.T) {
 // in the cgroup v2 root), the unit comes from there.
 func TestAllowUnitsInSystemdV1Hierarchy(t *testing.T) {
 	testutil.RequireRoot(t)
-	mnt := cgroupMount("cgroup", "name=systemd")
+	mnt := testutil.CgroupMount("cgroup", "name=systemd")
 	if mnt == "" {
 		t.Skip("no cgroup v1 name=systemd hierarchy is mounted here")
 	}
-	if own := cgroupOf(t, os.Getpid()); own != "/" {
+	if own := testutil.CgroupOf(t, os.Getpid()); own != "/" {
 		t.Skipf("test process is in cgroup v2 %q, not the root: its peers would be too", own)
 	}
 	svc := fmt.Sprintf("peercred-test-%d.service", os.Getpid())
 	cgroup := "/system.slice/" + svc
-	dir := makeCgroupIn(t, mnt, cgroup)
+	dir := testutil.MakeCgroupIn(t, mnt, cgroup)
 	p, c := connectedPeer(t, testutil.Options{As: other})
-	moveToCgroup(t, dir, p.PID())
+	testutil.MoveToCgroup(t, dir, p.PID())
 	got, err := c.Cred().Attest(nil)
 	if err != nil {
 		t.Fatal(err)

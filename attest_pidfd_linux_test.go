@@ -84,7 +84,7 @@ func TestAttestPidFDIsCredAttest(t *testing.T) {
 		t.Errorf("pid %d exe %q dev %d ino %d, want pid %d exe %q dev %d ino %d",
 			got.PID, got.Exe.Path, got.Exe.Dev, got.Exe.Ino, cmd.Process.Pid, helper, dev, ino)
 	}
-	if cg := cgroupOf(t, cmd.Process.Pid); got.Cgroup != cg {
+	if cg := testutil.CgroupOf(t, cmd.Process.Pid); got.Cgroup != cg {
 		t.Errorf("cgroup %q, want %q", got.Cgroup, cg)
 	}
 	if none, err := peercred.AttestPidFD(pidfd, nil); err != nil || none.Exe.SHA256 != nil {

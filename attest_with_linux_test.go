@@ -22,9 +22,9 @@ func TestWithAttestationDecidesByOneReading(t *testing.T) {
 	helper, _ := testutil.HelperExec(t, "connect")
 	first := fmt.Sprintf("/system.slice/peercred-test-%d-a.service", os.Getpid())
 	second := fmt.Sprintf("/system.slice/peercred-test-%d-b.service", os.Getpid())
-	dir1, dir2 := makeCgroup(t, first), makeCgroup(t, second)
+	dir1, dir2 := testutil.MakeCgroup(t, first), testutil.MakeCgroup(t, second)
 	p, c := connectedPeer(t, testutil.Options{As: other})
-	moveToCgroup(t, dir1, p.PID())
+	testutil.MoveToCgroup(t, dir1, p.PID())
 
 	ac := c.Cred().WithAttestation(nil)
 	read, err := ac.Attest(nil)
@@ -34,7 +34,7 @@ func TestWithAttestationDecidesByOneReading(t *testing.T) {
 	if read.Cgroup != first {
 		t.Fatalf("cgroup %q, want %q", read.Cgroup, first)
 	}
-	moveToCgroup(t, dir2, p.PID())
+	testutil.MoveToCgroup(t, dir2, p.PID())
 	if now, err := c.Cred().Attest(nil); err != nil || now.Cgroup != second {
 		t.Fatalf("Attest without WithAttestation: %v, %v; want cgroup %q", now, err, second)
 	}

@@ -3,10 +3,8 @@ package privsep_test
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,63 +54,6 @@ func init() {
 	})
 }
 
-// cgroupRoot returns where the cgroup v2 hierarchy is mounted (at
-// /sys/fs/cgroup, or /sys/fs/cgroup/unified on a hybrid host), skipping
-// the test when it is not.
-func cgroupRoot(t *testing.T) string {
-	t.Helper()
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		t.Skipf("no mountinfo: %v", err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER
-		pre, post, ok := strings.Cut(line, " - ")
-		fields, postFields := strings.Fields(pre), strings.Fields(post)
-		if ok && len(fields) >= 5 && fields[3] == "/" && len(postFields) > 0 && postFields[0] == "cgroup2" {
-			return fields[4]
-		}
-	}
-	t.Skip("cgroup v2 is not mounted here (no cgroup2 in /proc/self/mountinfo)")
-	return ""
-}
-
-// makeCgroup creates the cgroup v2 path cgroup and the missing ones above
-// it, removing at cleanup what it created; it skips the test when the
-// hierarchy is not writable.
-func makeCgroup(t *testing.T, cgroup string) (dir string) {
-	t.Helper()
-	dir = cgroupRoot(t)
-	for _, c := range strings.Split(strings.Trim(cgroup, "/"), "/") {
-		dir = filepath.Join(dir, c)
-		err := os.Mkdir(dir, 0o755)
-		if errors.Is(err, os.ErrExist) {
-			continue
-		}
-		if err != nil {
-			t.Skipf("cgroup hierarchy is not writable here: %v", err)
-		}
-		created := dir
-		t.Cleanup(func() {
-			// Its processes are reaped by earlier cleanups; the kernel
-			// may take a moment to drop them.
-			waitFor(t, "rmdir "+created, 10*time.Second, func() bool {
-				err := os.Remove(created)
-				return err == nil || errors.Is(err, os.ErrNotExist)
-			})
-		})
-	}
-	return dir
-}
-
-// moveToCgroup moves pid into the cgroup directory dir.
-func moveToCgroup(t *testing.T, dir string, pid int) {
-	t.Helper()
-	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
-		t.Fatalf("move pid %d into %s: %v", pid, dir, err)
-	}
-}
-
 // stepClient starts named-client-steps as the worker user, dialing path as
 // role, and returns it with the writer that lets it take its next step.
 func stepClient(t *testing.T, path, role string) (*testutil.Proc, *os.File) {
@@ -159,8 +100,8 @@ func newUnitSetup(t *testing.T) *unitSetup {
 		outside: fmt.Sprintf("app-other-%d.service", os.Getpid()),
 		path:    testutil.SocketDir(t) + "/privsep.sock",
 	}
-	u.inDir = makeCgroup(t, "/system.slice/"+u.unit)
-	u.outDir = makeCgroup(t, "/system.slice/"+u.outside)
+	u.inDir = testutil.MakeCgroup(t, "/system.slice/"+u.unit)
+	u.outDir = testutil.MakeCgroup(t, "/system.slice/"+u.outside)
 	var s *privsep.Supervisor
 	s, u.log = newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{
 		"client": {Ops: map[string]privsep.OpRule{"echo": {}}, Claim: peercred.AllowUnits(u.unit)},
@@ -196,7 +137,7 @@ func TestClaimByUnitRefusesPeerOutsideIt(t *testing.T) {
 	requireRoot(t, "cgroups, and clients under another UID")
 	u := newUnitSetup(t)
 	c, next := stepClient(t, u.path, "client")
-	moveToCgroup(t, u.outDir, c.PID())
+	testutil.MoveToCgroup(t, u.outDir, c.PID())
 	step(t, next)
 	if err := c.Wait(); err == nil {
 		t.Fatalf("client in %s got a session: %q", u.outside, c.Stdout())
@@ -225,12 +166,12 @@ func TestNamedPeerProcessIsTheClaimedReading(t *testing.T) {
 	requireRoot(t, "cgroups, and clients under another UID")
 	u := newUnitSetup(t)
 	c, next := stepClient(t, u.path, "client")
-	moveToCgroup(t, u.inDir, c.PID())
+	testutil.MoveToCgroup(t, u.inDir, c.PID())
 	step(t, next)
 	if line := c.Line(t); line != "admitted" {
 		t.Fatalf("client in %s: %q, want admitted", u.unit, line)
 	}
-	moveToCgroup(t, u.outDir, c.PID())
+	testutil.MoveToCgroup(t, u.outDir, c.PID())
 	step(t, next)
 	if line := c.Line(t); line != "named" {
 		t.Errorf("client in %s: echo answered %q", u.unit, line)

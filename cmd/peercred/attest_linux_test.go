@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -61,7 +60,7 @@ func TestServeShowsUnit(t *testing.T) {
 	bin := build(t, "peercred")
 	helper, _ := testutil.HelperExec(t, "connect-when-told")
 	svc := fmt.Sprintf("app-test-%d.service", os.Getpid())
-	own := cgroupOf(t, os.Getpid())
+	own := testutil.CgroupOf(t, os.Getpid())
 	ownUnit, _, _, _ := peercred.SystemdUnit(own)
 	user := &testutil.User{UID: 1234, GID: 1234}
 	sock := filepath.Join(testutil.SocketDir(t), "who.sock")
@@ -98,7 +97,7 @@ func TestServeShowsUnit(t *testing.T) {
 			cgroup := own
 			if tt.cgroup != "" {
 				cgroup = tt.cgroup
-				moveToCgroup(t, makeCgroup(t, tt.cgroup), p.PID())
+				testutil.MoveToCgroup(t, testutil.MakeCgroup(t, tt.cgroup), p.PID())
 			}
 			start := startTimeOf(t, p.PID())
 			io.WriteString(pw, "go\n")
@@ -161,12 +160,12 @@ func TestDialShowsUnit(t *testing.T) {
 	bin := build(t, "peercred")
 	svc := fmt.Sprintf("app-test-%d.service", os.Getpid())
 	cgroup := "/system.slice/" + svc
-	dir := makeCgroup(t, cgroup)
+	dir := testutil.MakeCgroup(t, cgroup)
 	sock := filepath.Join(testutil.SocketDir(t), "served.sock")
 	owner := &testutil.User{UID: 1234, GID: 1234}
 	srv := startCmd(t, testutil.Options{As: owner}, bin, "serve", sock)
 	waitSocket(t, srv, sock)
-	moveToCgroup(t, dir, srv.PID())
+	testutil.MoveToCgroup(t, dir, srv.PID())
 	start := startTimeOf(t, srv.PID())
 	sum := sha256.Sum256(readFile(t, bin))
 	stranger := &testutil.User{UID: 2345, GID: 2345}
@@ -298,89 +297,4 @@ func readFile(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-// The cgroup helpers below do what the root package's attest tests do.
-
-// cgroupOf reads the cgroup v2 path of pid (the 0:: line of
-// /proc/PID/cgroup).
-func cgroupOf(t *testing.T, pid int) string {
-	t.Helper()
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for line := range strings.Lines(string(b)) {
-		if p, ok := strings.CutPrefix(strings.TrimSuffix(line, "\n"), "0::"); ok {
-			return p
-		}
-	}
-	t.Fatalf("no 0:: line in /proc/%d/cgroup: %q", pid, b)
-	return ""
-}
-
-// cgroup2Mount returns where the cgroup v2 hierarchy is mounted (its root:
-// /sys/fs/cgroup, or /sys/fs/cgroup/unified on a hybrid host), or "".
-func cgroup2Mount() string {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER
-		pre, post, ok := strings.Cut(s.Text(), " - ")
-		fields, postFields := strings.Fields(pre), strings.Fields(post)
-		if ok && len(fields) >= 5 && fields[3] == "/" && len(postFields) > 0 && postFields[0] == "cgroup2" {
-			return fields[4]
-		}
-	}
-	return ""
-}
-
-// makeCgroup creates the cgroup v2 path cgroup (and the missing ones above
-// it), removing at cleanup what it created; it skips the test when cgroup
-// v2 is not mounted or not writable.
-func makeCgroup(t *testing.T, cgroup string) (dir string) {
-	t.Helper()
-	mnt := cgroup2Mount()
-	if mnt == "" {
-		t.Skip("cgroup v2 is not mounted here (no cgroup2 in /proc/self/mountinfo)")
-	}
-	if own := cgroupOf(t, os.Getpid()); own != "/" {
-		// Paths are shown from our cgroup namespace; the test makes
-		// them beneath the hierarchy's root, which is that only when
-		// we are not in a cgroup namespace of our own.
-		t.Logf("test process is in cgroup %q", own)
-	}
-	dir = mnt
-	for c := range strings.SplitSeq(strings.Trim(cgroup, "/"), "/") {
-		dir = filepath.Join(dir, c)
-		err := os.Mkdir(dir, 0o755)
-		if errors.Is(err, os.ErrExist) {
-			continue
-		}
-		if err != nil {
-			t.Skipf("cgroup v2 at %s is not writable here: %v", mnt, err)
-		}
-		created := dir
-		t.Cleanup(func() {
-			// The processes in it are killed and reaped by earlier
-			// cleanups; the kernel may take a moment to let it go.
-			waitFor(t, "rmdir "+created, 10*time.Second, func() bool {
-				err := os.Remove(created)
-				return err == nil || errors.Is(err, os.ErrNotExist)
-			})
-		})
-	}
-	return dir
-}
-
-// moveToCgroup moves pid into the cgroup directory dir.
-func moveToCgroup(t *testing.T, dir string, pid int) {
-	t.Helper()
-	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
-		t.Fatalf("move pid %d into %s: %v", pid, dir, err)
-	}
 }

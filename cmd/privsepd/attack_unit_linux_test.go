@@ -68,12 +68,12 @@ func TestControlUnitAttack(t *testing.T) {
 	svc := fmt.Sprintf("app-test-%d.service", os.Getpid())
 	other := fmt.Sprintf("other-test-%d.service", os.Getpid())
 	unitCgroup := "/system.slice/" + svc
-	unitDir := makeCgroup(t, unitCgroup)
+	unitDir := testutil.MakeCgroup(t, unitCgroup)
 	addr := freePrivilegedPort(t)
 	d := startDaemon(t, bin, nil, addr, "-control-unit", "backup.service,"+svc)
 	waitLog(t, d, `msg="control socket listening"`, "allow_units=backup.service,"+svc)
 	user := &testutil.User{UID: 1234, GID: 1234}
-	ownCgroup := cgroupOf(t, os.Getpid())
+	ownCgroup := testutil.CgroupOf(t, os.Getpid())
 
 	tests := []struct {
 		name   string
@@ -151,12 +151,12 @@ func askStatusIn(t *testing.T, d *daemonProc, user *testutil.User, cgroup, join 
 	if line := p.Line(t); line != "waiting" {
 		t.Fatalf("peer said %q", line)
 	}
-	want := cgroupOf(t, os.Getpid())
+	want := testutil.CgroupOf(t, os.Getpid())
 	if cgroup != "" {
 		want = cgroup
-		moveToCgroup(t, makeCgroup(t, cgroup), p.PID())
+		testutil.MoveToCgroup(t, testutil.MakeCgroup(t, cgroup), p.PID())
 	}
-	if got := cgroupOf(t, p.PID()); got != want {
+	if got := testutil.CgroupOf(t, p.PID()); got != want {
 		t.Fatalf("peer in cgroup %q, want %q", got, want)
 	}
 	io.WriteString(pw, "go\n")
@@ -171,7 +171,7 @@ func TestControlUnitWithoutRoot(t *testing.T) {
 	bin := build(t, "privsepd")
 	svc := fmt.Sprintf("app-test-%d.service", os.Getpid())
 	cgroup := "/system.slice/" + svc
-	makeCgroup(t, cgroup)
+	testutil.MakeCgroup(t, cgroup)
 	d := startDaemon(t, bin, &testutil.User{UID: 1234, GID: 1234}, freePort(t), "-control-unit", svc)
 	waitLog(t, d, `msg="not running as root: -control-unit can read, and so admit, only the processes of uid 1234"`)
 	p, line := askStatusIn(t, d, &testutil.User{UID: 2345, GID: 2345}, cgroup, "")
@@ -217,23 +217,6 @@ func TestControlUnitUsage(t *testing.T) {
 
 // The cgroup helpers below do what the root package's attest tests do.
 
-// cgroupOf reads the cgroup v2 path of pid (the 0:: line of
-// /proc/PID/cgroup).
-func cgroupOf(t *testing.T, pid int) string {
-	t.Helper()
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for line := range strings.Lines(string(b)) {
-		if p, ok := strings.CutPrefix(strings.TrimSuffix(line, "\n"), "0::"); ok {
-			return p
-		}
-	}
-	t.Fatalf("no 0:: line in /proc/%d/cgroup: %q", pid, b)
-	return ""
-}
-
 // unitOf is what a refusal calls the unit of cgroup.
 func unitOf(cgroup string) string {
 	if unit, _, _, _ := peercred.SystemdUnit(cgroup); unit != "" {
@@ -246,70 +229,4 @@ func unitOf(cgroup string) string {
 func inQuotes(s string) string {
 	q := strconv.Quote(s)
 	return q[1 : len(q)-1]
-}
-
-// cgroup2Mount returns where the cgroup v2 hierarchy is mounted (its root:
-// /sys/fs/cgroup, or /sys/fs/cgroup/unified on a hybrid host), or "".
-func cgroup2Mount() string {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER
-		pre, post, ok := strings.Cut(s.Text(), " - ")
-		fields, postFields := strings.Fields(pre), strings.Fields(post)
-		if ok && len(fields) >= 5 && fields[3] == "/" && len(postFields) > 0 && postFields[0] == "cgroup2" {
-			return fields[4]
-		}
-	}
-	return ""
-}
-
-// makeCgroup creates the cgroup v2 path cgroup (and the missing ones above
-// it), removing at cleanup what it created; it skips the test when cgroup
-// v2 is not mounted or not writable.
-func makeCgroup(t *testing.T, cgroup string) (dir string) {
-	t.Helper()
-	mnt := cgroup2Mount()
-	if mnt == "" {
-		t.Skip("cgroup v2 is not mounted here (no cgroup2 in /proc/self/mountinfo)")
-	}
-	if own := cgroupOf(t, os.Getpid()); own != "/" {
-		// Paths are shown from our cgroup namespace; the test makes
-		// them beneath the hierarchy's root, which is that only when
-		// we are not in a cgroup namespace of our own.
-		t.Logf("test process is in cgroup %q", own)
-	}
-	dir = mnt
-	for c := range strings.SplitSeq(strings.Trim(cgroup, "/"), "/") {
-		dir = filepath.Join(dir, c)
-		err := os.Mkdir(dir, 0o755)
-		if errors.Is(err, os.ErrExist) {
-			continue
-		}
-		if err != nil {
-			t.Skipf("cgroup v2 at %s is not writable here: %v", mnt, err)
-		}
-		created := dir
-		t.Cleanup(func() {
-			// The processes in it are killed and reaped by earlier
-			// cleanups; the kernel may take a moment to let it go.
-			waitFor(t, "rmdir "+created, 10*time.Second, func() bool {
-				err := os.Remove(created)
-				return err == nil || errors.Is(err, os.ErrNotExist)
-			})
-		})
-	}
-	return dir
-}
-
-// moveToCgroup moves pid into the cgroup directory dir.
-func moveToCgroup(t *testing.T, dir string, pid int) {
-	t.Helper()
-	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
-		t.Fatalf("move pid %d into %s: %v", pid, dir, err)
-	}
 }
