@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"unsafe"
 
@@ -267,14 +268,31 @@ func readFileAt(dirfd int, dir, name string) ([]byte, error) {
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: dir + "/" + name, Err: err}
 	}
-	f := os.NewFile(uintptr(fd), dir+"/"+name)
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxProcFile+1))
-	if err != nil {
-		return nil, err
+	defer unix.Close(fd)
+	// Read by hand, not through an os.File: procfs files are never
+	// non-blocking, and os.NewFile would ask (fcntl) for each.
+	b := make([]byte, 0, 512)
+	for {
+		if len(b) == cap(b) {
+			if len(b) > maxProcFile {
+				return nil, fmt.Errorf("%s/%s: longer than %d bytes", dir, name, maxProcFile)
+			}
+			b = slices.Grow(b, len(b))
+		}
+		n, err := unix.Read(fd, b[len(b):cap(b)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "read", Path: dir + "/" + name, Err: err}
+		}
+		if n == 0 {
+			break
+		}
+		b = b[:len(b)+n]
 	}
 	if len(b) > maxProcFile {
-		return nil, fmt.Errorf("%s: longer than %d bytes", f.Name(), maxProcFile)
+		return nil, fmt.Errorf("%s/%s: longer than %d bytes", dir, name, maxProcFile)
 	}
 	return b, nil
 }
