@@ -224,23 +224,11 @@ func procPid(pidfd int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	pid, err := fdinfoPid(b)
+	pid, err := proc.FDInfoPid(b)
 	if err != nil {
 		return 0, fmt.Errorf("/proc/self/fdinfo/%d: %w", pidfd, err)
 	}
 	return pid, nil
-}
-
-// fdinfoPid returns the number on the "Pid:" line of a pidfd's fdinfo.
-func fdinfoPid(b []byte) (int, error) {
-	for len(b) > 0 {
-		var line []byte
-		line, b, _ = bytes.Cut(b, []byte("\n"))
-		if v, ok := bytes.CutPrefix(line, []byte("Pid:")); ok {
-			return strconv.Atoi(string(bytes.TrimSpace(v)))
-		}
-	}
-	return 0, errors.New("no Pid line (not a pidfd?)")
 }
 
 // ioctlPtr is ioctl(2) with a pointer argument.
