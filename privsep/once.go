@@ -135,7 +135,7 @@ func identify(peer *Peer) (procKey, error) {
 		return procKey{}, fmt.Errorf("pid %d: %w", peer.PID, err)
 	}
 	if peer.PidFD != nil {
-		if err := pidfdAlive(peer.PidFD); err != nil {
+		if err := pidfdAlive(peer.PidFD, peer.PID); err != nil {
 			return procKey{}, fmt.Errorf("pid %d exited: %w", peer.PID, err)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 
+	"github.com/peercred/peercred/internal/proc"
 	"golang.org/x/sys/unix"
 )
 
@@ -43,7 +44,7 @@ func sameRoot(peer *Peer) error {
 	if err := unix.Statx(unix.AT_FDCWD, root, unix.AT_STATX_DONT_SYNC, unix.STATX_INO, &theirs); err != nil {
 		return fmt.Errorf("pid %d: %w", peer.PID, os.NewSyscallError("statx "+root, err))
 	}
-	if err := pidfdAlive(peer.PidFD); err != nil {
+	if err := pidfdAlive(peer.PidFD, peer.PID); err != nil {
 		return fmt.Errorf("pid %d exited: %w", peer.PID, err)
 	}
 	if ours.Dev_major != theirs.Dev_major || ours.Dev_minor != theirs.Dev_minor || ours.Ino != theirs.Ino {
@@ -54,18 +55,28 @@ func sameRoot(peer *Peer) error {
 }
 
 // pidfdAlive returns nil if the process of pidfd has not been reaped (a
-// zombie still holds its PID), else the kernel's error (ESRCH).
-func pidfdAlive(pidfd *os.File) error {
+// zombie still holds its PID) and /proc names it pid, else an error: the
+// kernel's (ESRCH), or that /proc is not that of our PID namespace (a
+// parent that made a PID namespace of its own and kept the /proc it had),
+// where /proc/PID is another process.
+func pidfdAlive(pidfd *os.File, pid int) error {
 	rc, err := pidfd.SyscallConn()
 	if err != nil {
 		return err
 	}
 	var serr error
-	if err := rc.Control(func(fd uintptr) { serr = unix.PidfdSendSignal(int(fd), 0, nil, 0) }); err != nil {
+	if err := rc.Control(func(fd uintptr) {
+		var got int
+		if got, serr = proc.PidFDPid(int(fd)); serr != nil {
+			return
+		}
+		if got != pid {
+			serr = fmt.Errorf("/proc names it %d, not %d (exited, or /proc is not that of our PID namespace)", got, pid)
+			return
+		}
+		serr = os.NewSyscallError("pidfd_send_signal", unix.PidfdSendSignal(int(fd), 0, nil, 0))
+	}); err != nil {
 		return err
 	}
-	if serr != nil {
-		return os.NewSyscallError("pidfd_send_signal", serr)
-	}
-	return nil
+	return serr
 }

@@ -216,6 +216,14 @@ func (s *Supervisor) start(ctx context.Context, spec *Spec, p *Process) (*incarn
 		}
 		return nil, err
 	}
+	if inc.pidfd != nil {
+		// What verify reads of /proc/PID must be the worker's.
+		if err := pidfdAlive(inc.pidfd, cmd.Process.Pid); err != nil {
+			err = fmt.Errorf("%w: pid %d: %w", ErrVerify, cmd.Process.Pid, err)
+			s.log().Warn("privsep: worker refused", "role", spec.Role, "pid", cmd.Process.Pid, "err", err)
+			return fail(err)
+		}
+	}
 	peer, conn, err := s.verify(ctx, mc, spec, cmd.Process.Pid, ids != nil)
 	if err != nil {
 		s.log().Warn("privsep: worker refused", "role", spec.Role, "pid", cmd.Process.Pid, "err", err)
