@@ -122,12 +122,25 @@ type ContainerGuess struct {
 // reads. The zero value (or nil) reads no file contents.
 type AttestOptions struct {
 	// HashExecutable reads the whole executable through /proc/PID/exe and
-	// fills Executable.SHA256. Reading it can take long for a large file,
-	// and forever on a file system the peer serves itself (FUSE, in its
-	// own user namespace): ask for it only from peers that cannot do that,
-	// or off the accept path.
+	// fills Executable.SHA256. An executable over MaxExecutableSize is an
+	// error, unread. Reading takes a second or so for a large file, and
+	// forever on a file system the peer serves itself (FUSE, in its own
+	// user namespace): ask for it only from peers that cannot do that, or
+	// off the accept path.
 	HashExecutable bool
+	// MaxExecutableSize is the largest executable, in bytes, that
+	// HashExecutable reads; a larger one is an error, found before
+	// reading. 0 means DefaultMaxExecutableSize.
+	MaxExecutableSize int64
 }
+
+// DefaultMaxExecutableSize is the largest executable [Cred.Attest] hashes
+// unless told otherwise (AttestOptions.MaxExecutableSize), and the largest
+// [AllowExecutableSHA256] reads: 256 MiB, well above real programs, and a
+// second or so of hashing. Any user can run an executable of any size (a
+// sparse copy of a program, extended), which would hold the reader for as
+// long as it is large.
+const DefaultMaxExecutableSize = 256 << 20
 
 // Attest reads what the kernel says about the peer's process (see
 // [Process]) and confirms that it is the peer's: a process that reused the

@@ -109,7 +109,7 @@ func readProcess(pidfd, pid int, opts AttestOptions) (*Process, error) {
 		return nil, err
 	}
 	p.StartTime = st.StartTime
-	if err := readExecutable(dirfd, dir, &p.Exe, opts.HashExecutable); err != nil {
+	if err := readExecutable(dirfd, dir, &p.Exe, opts); err != nil {
 		return nil, err
 	}
 	if p.Cgroup, p.SystemdCgroup, err = readCgroupAt(dirfd, dir); err != nil {
@@ -300,7 +300,7 @@ func readStatAt(dirfd int, dir string) (proc.Stat, error) {
 
 // readExecutable fills exe from the exe link beneath dirfd, and its
 // SHA-256 if hash is set.
-func readExecutable(dirfd int, dir string, exe *Executable, hash bool) error {
+func readExecutable(dirfd int, dir string, exe *Executable, opts AttestOptions) error {
 	buf := make([]byte, unix.PathMax)
 	n, err := readlinkat(dirfd, "exe", buf)
 	if err != nil {
@@ -317,8 +317,12 @@ func readExecutable(dirfd int, dir string, exe *Executable, hash bool) error {
 		return &os.PathError{Op: "statx", Path: dir + "/exe", Err: err}
 	}
 	exe.Dev, exe.Ino = unix.Mkdev(st.Dev_major, st.Dev_minor), st.Ino
-	if !hash {
+	if !opts.HashExecutable {
 		return nil
+	}
+	max := opts.MaxExecutableSize
+	if max <= 0 {
+		max = DefaultMaxExecutableSize
 	}
 	fd, err := unix.Openat(dirfd, "exe", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -329,15 +333,21 @@ func readExecutable(dirfd int, dir string, exe *Executable, hash bool) error {
 	// The same file that was stat'ed: the link cannot change (only
 	// prctl PR_SET_MM_EXE_FILE can, see Executables), but compare.
 	var fst unix.Statx_t
-	if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH|unix.AT_STATX_DONT_SYNC, unix.STATX_INO, &fst); err != nil {
+	if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH|unix.AT_STATX_DONT_SYNC, unix.STATX_INO|unix.STATX_SIZE, &fst); err != nil {
 		return &os.PathError{Op: "statx", Path: f.Name(), Err: err}
 	}
 	if unix.Mkdev(fst.Dev_major, fst.Dev_minor) != exe.Dev || fst.Ino != exe.Ino {
 		return fmt.Errorf("%s/exe: changed while reading it", dir)
 	}
+	// Refused before reading: any user can run a file of any size.
+	if int64(fst.Size) > max {
+		return fmt.Errorf("%s/exe: %d bytes, larger than the %d to hash (AttestOptions.MaxExecutableSize)", dir, fst.Size, max)
+	}
 	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	if m, err := io.Copy(h, io.LimitReader(f, max+1)); err != nil {
 		return fmt.Errorf("hash %s: %w", f.Name(), err)
+	} else if m > max {
+		return fmt.Errorf("%s/exe: grew larger than the %d bytes to hash while read", dir, max)
 	}
 	exe.SHA256 = h.Sum(nil)
 	return nil

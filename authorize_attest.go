@@ -101,11 +101,15 @@ func AllowCgroups(prefixes ...string) Authorizer {
 // by the contents the peer runs.
 //
 // What an executable proves, and what it does not, is in [Executables]:
-// combine it with a UID check, before it in [AllOf] (which checks in
-// order): a peer whose executable is on a FUSE file system it serves
-// itself (any user can mount one in a user namespace of its own) can make
-// the read wait for as long as it likes, and the check with it. To admit a file by device and inode (the
-// file, not its bytes), use [AllowExecutables].
+// any process can connect, hand its connection to a child, and exec an
+// allowed file. Combine it with a UID check, before it in [AllOf] (which
+// checks in order): reading costs the peer nothing and the reader a second
+// or so for a large file (an executable over [DefaultMaxExecutableSize] is
+// refused unread; any user can run a sparse file of any size), and a peer
+// whose executable is on a FUSE file system it serves itself (any user can
+// mount one in a user namespace of its own) can make the read wait for as
+// long as it likes, and the check with it. To admit a file by device and
+// inode (the file, not its bytes), use [AllowExecutables].
 func AllowExecutableSHA256(sums ...string) Authorizer {
 	var (
 		allowed [][]byte

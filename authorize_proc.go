@@ -25,11 +25,15 @@ import (
 // loads what LD_PRELOAD and its environment say, can be ptraced by its own
 // UID, and does what its input tells it; and the connection may have been
 // handed on by the process that made it to another, which the kernel
-// still reports as the peer while the first lives. So an executable is
-// never authentication on its own: combine it with a UID check
-// ([AllOf](AllowUIDs(...), AllowExecutables(...))), and count on it alone
-// only where unprivileged user namespaces are disabled and no untrusted
-// process has CAP_CHECKPOINT_RESTORE or CAP_SYS_RESOURCE.
+// still reports as the peer while the first lives. Any process can do that
+// with no privilege at all: connect, fork a child that keeps the
+// connection, and exec an allowed file it may run; the check, made after
+// the exec (a server with a backlog is easily that late), sees the allowed
+// file while the child talks. So an executable is never authentication on
+// its own: combine it with a check that such a process cannot pass, a UID
+// ([AllOf](AllowUIDs(...), AllowExecutables(...))) or a unit, or allow only
+// files that nobody you would refuse may execute (mode 0750, owned by root
+// and a trusted group).
 //
 // Files, not bytes: a copy of an allowed file is another file and is
 // refused; a hard link to it is the same file and is admitted; a symbolic

@@ -15,7 +15,7 @@ func dialCommand(stdout io.Writer) *command {
 	fs := flag.NewFlagSet("dial", flag.ContinueOnError)
 	expect := fs.String("expect-uid", "", "exit with status 1, printing nothing on stdout, unless the server's uid is `USER`\n(a name or UID)")
 	asJSON := fs.Bool("json", false, "print a JSON object with the fields pid, uid, user, gid, groups, exe,\nstart_time, unit, user_unit, cgroup, systemd_cgroup, sha256 and attest_error\n(those that are known)")
-	hash := fs.Bool("sha256", false, "also print the SHA-256 of the server's executable, read through\n/proc/PID/exe, after the -expect-uid check (a server whose executable is\non a file system it serves itself can make dial wait as long as it likes)")
+	hash := fs.Bool("sha256", false, "also print the SHA-256 of the server's executable, read through\n/proc/PID/exe, after the -expect-uid check (at most 256 MiB; a server whose\nexecutable is on a file system it serves itself can make dial wait as long\nas it likes)")
 	timeout := fs.Duration("timeout", 5*time.Second, "give up connecting after this long")
 	return &command{
 		name: "dial", args: "SOCKET", fs: fs,

@@ -19,7 +19,7 @@ func serveCommand(stdout io.Writer, log *slog.Logger) *command {
 	var lf listenFlags
 	lf.define(fs)
 	asJSON := fs.Bool("json", false, "print one JSON object per client, with the fields time, pid, uid, user,\ngid, groups, exe, start_time, unit, user_unit, cgroup, systemd_cgroup,\nsha256 and attest_error (those that are known)")
-	hash := fs.Bool("sha256", false, "also print the SHA-256 of each client's executable, read through\n/proc/PID/exe; a client whose executable is on a file system it serves\nitself (FUSE) can make serve wait for it, and every client with it")
+	hash := fs.Bool("sha256", false, "also print the SHA-256 of each client's executable, read through\n/proc/PID/exe (at most 256 MiB: a larger one is an attest error); a client\nwhose executable is on a file system it serves itself (FUSE) can make serve\nwait for it, and every client with it")
 	return &command{
 		name: "serve", args: "SOCKET", fs: fs, server: true,
 		about: `Listen on SOCKET and print one line per client, as the kernel reports it:
