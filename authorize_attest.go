@@ -41,7 +41,10 @@ func attestFor(c *Cred, what string, opts *AttestOptions) (*Process, error) {
 // into a cgroup: on a systemd host the unit is the service manager's word.
 // A process can move itself to another cgroup it may write, though (root,
 // or a unit with Delegate=yes beneath its own): admit units, not the
-// processes of a service with delegation.
+// processes of a service with delegation. The unit is read from the path's
+// names, after any number of slices: a cgroup named like a slice that root
+// made by hand and handed to a user (systemd never does) lets that user
+// name any unit beneath it.
 func AllowUnits(units ...string) Authorizer {
 	allowed := slices.Clone(units)
 	return func(c *Cred) error {
@@ -56,7 +59,11 @@ func AllowUnits(units ...string) Authorizer {
 		if unit == "" {
 			unit = "none"
 		}
-		return fmt.Errorf("pid %d: unit is %s (cgroup %q), not in the allowed list %q: %w", c.PID, unit, p.Cgroup, allowed, ErrUnauthorized)
+		where := fmt.Sprintf("cgroup %q", p.Cgroup)
+		if p.SystemdCgroup != "" {
+			where += fmt.Sprintf(", name=systemd %q", p.SystemdCgroup)
+		}
+		return fmt.Errorf("pid %d: unit is %s (%s), not in the allowed list %q: %w", c.PID, unit, where, allowed, ErrUnauthorized)
 	}
 }
 

@@ -114,7 +114,7 @@ func TestControlUnitAttack(t *testing.T) {
 			// The refusal names the peer's unit and cgroup, and the units allowed.
 			// (slog quotes the reason: its quotes are escaped.)
 			waitLog(t, d, `msg="peercred: peer refused"`, "pid="+strconv.Itoa(p.PID())+" ", "uid=1234",
-				"unit is "+tt.unit+" ", "(cgroup "+inQuotes(strconv.Quote(cgroup))+")",
+				"unit is "+tt.unit+" ", "(cgroup "+inQuotes(strconv.Quote(cgroup)),
 				"not in the allowed list "+inQuotes(fmt.Sprintf("%q", []string{"backup.service", svc})))
 		})
 	}
