@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -56,8 +57,12 @@ func runCmd(t *testing.T, opts testutil.Options, bin string, args ...string) (co
 // freePrivilegedPort returns a loopback address with a free port below 1024.
 func freePrivilegedPort(t *testing.T) string {
 	t.Helper()
-	for port := 800; port < 1024; port++ {
-		addr := "127.0.0.1:" + strconv.Itoa(port)
+	// From a random place: two runs at once (two checkouts, a user's and
+	// CI's) would otherwise both pick the first free port, and one daemon
+	// could answer the other's test.
+	start := rand.IntN(224)
+	for i := range 224 {
+		addr := "127.0.0.1:" + strconv.Itoa(800+(start+i)%224)
 		if l, err := net.Listen("tcp", addr); err == nil {
 			l.Close()
 			return addr
