@@ -184,8 +184,8 @@ const yieldEvery = 2 * time.Millisecond
 // for one that runs too long even though it is blocked: it sends its thread
 // a preemption signal (which interrupts recvmsg) and takes its P, and then
 // polls every 20 µs again, each poll a timer interrupt and two context
-// switches. That cost the eight workers of BenchmarkThroughput about an
-// eighth of their CPU per call (BENCHMARKS.md). The parent's readers are
+// switches. That cost the eight workers of BenchmarkThroughput a tenth to
+// a fifth of their CPU per call (BENCHMARKS.md). The parent's readers are
 // not made to yield: eight of them on two Ps go through the scheduler
 // anyway, and yielding there made Throughput slower.
 func (r *reader) yield() {
