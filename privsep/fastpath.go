@@ -186,7 +186,8 @@ const yieldEvery = 2 * time.Millisecond
 // preemption signal (which interrupts recvmsg) and takes its P, and then
 // polls every 20 µs again, each poll a timer interrupt and two context
 // switches. That cost the eight workers of BenchmarkThroughput a tenth to
-// a fifth of their CPU per call (BENCHMARKS.md).
+// a fifth of their CPU per call, and BenchmarkCall's two processes a fifth
+// (BENCHMARKS.md).
 //
 // only says whether yielding is cheap: a session's reader yields only while
 // there are no more readers in the process than Ps. More of them go through
