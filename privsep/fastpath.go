@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -126,6 +127,9 @@ type reader struct {
 	peer  string        // "worker" or "parent", for errors
 	onMsg func()        // the parker's call; guarded by parking.mu
 	tick  time.Duration // the sweeper's tick for this connection; guarded by parking.mu
+	// yielded is when the holder last looked at going through the Go
+	// scheduler (yield); only the holder uses it.
+	yielded time.Time
 }
 
 // States of the turn (reader.state).
@@ -167,6 +171,37 @@ func (r *reader) receive(wait bool) (m inMsg, ok bool, err error) {
 		return inMsg{}, true, violation("%s sent a %v message", r.peer, m.Kind)
 	}
 	return m, ok, err
+}
+
+// yieldEvery is how often a reader that waits in recvmsg back to back goes
+// through the Go scheduler (reader.yield).
+const yieldEvery = 2 * time.Millisecond
+
+// yield lets the Go scheduler run, once every yieldEvery, before the holder
+// waits in recvmsg, if only is true. A goroutine that leaves a blocking
+// system call only to enter the next one (a worker calling in a loop:
+// sendmsg, recvmsg; a session's reader serving one such worker) never goes
+// through the scheduler, and after 10 ms Go's sysmon takes it for one that
+// runs too long even though it is blocked: it sends its thread a
+// preemption signal (which interrupts recvmsg) and takes its P, and then
+// polls every 20 µs again, each poll a timer interrupt and two context
+// switches. That cost the eight workers of BenchmarkThroughput a tenth to
+// a fifth of their CPU per call, and BenchmarkCall's two processes a fifth
+// (BENCHMARKS.md).
+//
+// only says whether yielding is cheap: a session's reader yields only while
+// there are no more readers in the process than Ps. More of them go through
+// the scheduler anyway, and one that yields then waits behind the others
+// for a P that a blocked recvmsg holds (Throughput was slower).
+func (r *reader) yield(only func() bool) {
+	now := time.Now()
+	if now.Sub(r.yielded) < yieldEvery {
+		return
+	}
+	r.yielded = now
+	if only == nil || only() {
+		runtime.Gosched()
+	}
 }
 
 // take takes the turn if nobody holds it, and undoes a lazy park.
@@ -305,6 +340,7 @@ func (w *Worker) lead(ctx context.Context, id uint32, c *call) (r reply, ok bool
 		stop := context.AfterFunc(ctx, w.interrupt)
 		defer stop()
 	}
+	w.rd.yield(nil)
 	for {
 		if ctx.Err() != nil {
 			w.withdraw(id, c)

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -125,7 +126,10 @@ func (ss *session) wake() {
 // the connection ends. A protocol violation disconnects the worker, and
 // kills it if it was spawned (finish).
 func (ss *session) read() {
+	sessionReaders.Add(1)
+	defer sessionReaders.Add(-1)
 	for {
+		ss.rd.yield(fewReaders)
 		m, ok, err := ss.rd.receive(true)
 		if err == nil && !ok {
 			if ss.rd.park(false) {
@@ -163,6 +167,13 @@ func (ss *session) read() {
 		}
 	}
 }
+
+// sessionReaders counts the goroutines in session.read, in the process.
+var sessionReaders atomic.Int32
+
+// fewReaders reports whether the process has no more session readers than
+// Ps, so that one that yields gets a P back at once (reader.yield).
+func fewReaders() bool { return int(sessionReaders.Load()) <= runtime.GOMAXPROCS(0) }
 
 // finish ends the session, on the reader that found the connection's end
 // or err: it fails the calls in flight fast with the cause, waits for their
