@@ -181,6 +181,7 @@ func tcpListener(t *testing.T) (*net.TCPListener, func() bool) {
 // listens on an ephemeral port nor connects to a port it was not granted,
 // by any of the paths the kernel offers.
 func TestConfinedTCPPortsNoWayAround(t *testing.T) {
+	t.Parallel()
 	requireLandlock(t)
 	s, _ := newSupervisor(t, privsep.Config{})
 	c := &confine.Config{Promises: []confine.Promise{confine.PromiseInet}, ConnectTCP: []uint16{1}}

@@ -227,6 +227,7 @@ func stopped(pid int) bool {
 }
 
 func TestSameUIDSiblingCannotTakeOverWorker(t *testing.T) {
+	t.Parallel()
 	// As root, vault, web and thief are 65534; otherwise all three are the
 	// test's own user (the parent's, then, too).
 	id, thiefAs := uint32(65534), &testutil.User{UID: 65534, GID: 65534}

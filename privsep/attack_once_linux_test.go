@@ -164,6 +164,7 @@ func TestOncePerProcessSpawnedAndNamed(t *testing.T) {
 // TestOnceRestartedWorker: a restarted worker is a new process, with its
 // own allowance (as documented).
 func TestOnceRestartedWorker(t *testing.T) {
+	t.Parallel()
 	s, _ := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{
 		"once": {Ops: map[string]privsep.OpRule{"token": {Once: true}}},
 	}})

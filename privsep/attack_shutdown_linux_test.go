@@ -17,6 +17,7 @@ import (
 // wait Config.WriteTimeout for each of them to take its Stop message: it
 // returns when its ctx says, however many such clients there are.
 func TestShutdownNotHeldByStalledClients(t *testing.T) {
+	t.Parallel()
 	file := filepath.Join(t.TempDir(), "f")
 	writeFile(t, file, "x", 0o600)
 	const writeTimeout = 30 * time.Second

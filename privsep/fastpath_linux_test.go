@@ -121,6 +121,7 @@ func TestHandlerWaitsForLaterCall(t *testing.T) {
 // (its context ends); reading passes to the caller behind it, which gets its
 // reply, and later calls work.
 func TestReaderCallAbandoned(t *testing.T) {
+	t.Parallel()
 	s, _ := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{
 		"abandon": {Ops: map[string]privsep.OpRule{"hold": {}}},
 	}})
@@ -142,6 +143,7 @@ func TestReaderCallAbandoned(t *testing.T) {
 // lazily) and pauses (in which both sides park), every call is answered and
 // a Stop reaches the worker at once.
 func TestStopAfterCalls(t *testing.T) {
+	t.Parallel()
 	s, _ := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{
 		"pauses": {Ops: map[string]privsep.OpRule{"echo": {}}},
 	}})

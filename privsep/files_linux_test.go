@@ -400,6 +400,7 @@ func TestBrokerViolation(t *testing.T) {
 // while the worker opens a file in it: the worker gets the file inside or a
 // refusal, never the file the link points to.
 func TestBrokerSwapRace(t *testing.T) {
+	t.Parallel()
 	base := t.TempDir()
 	allowed := filepath.Join(base, "allowed")
 	writeFile(t, filepath.Join(allowed, "d", "f"), "inside", 0o600)

@@ -102,6 +102,7 @@ func TestShutdownKillsWorkerThatIgnoresStop(t *testing.T) {
 }
 
 func TestRequestedRestart(t *testing.T) {
+	t.Parallel()
 	s, _ := newSupervisor(t, privsep.Config{})
 	p, out := spawn(t, s, privsep.Spec{Role: "sleep", UID: wUID, GID: wGID}) // RestartNever
 	waitLine(t, out, "up")

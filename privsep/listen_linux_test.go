@@ -93,6 +93,7 @@ func freePrivilegedPort(t *testing.T) string {
 }
 
 func TestNamedSocketWorkers(t *testing.T) {
+	t.Parallel()
 	requireRoot(t, "clients under three other UIDs")
 	s, log := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{
 		"client": {Ops: map[string]privsep.OpRule{"echo": {}}, Claim: peercred.AllowUIDs(1234)},

@@ -18,6 +18,7 @@ import (
 // the old worker, already reaped: a caller that signals it or reads its
 // /proc entry may reach an unrelated process.
 func TestPIDAfterRestartNeverReaped(t *testing.T) {
+	t.Parallel()
 	s, _ := newSupervisor(t, privsep.Config{})
 	p, _ := spawn(t, s, privsep.Spec{Role: "sleep", UID: wUID, GID: wGID})
 	for i := range 4 {
@@ -60,6 +61,7 @@ func ourLiveChild(pid int) bool {
 }
 
 func TestReadyReportsFailedStart(t *testing.T) {
+	t.Parallel()
 	s, _ := newSupervisor(t, privsep.Config{})
 	// The worker plays dumpable, and is refused, once this file exists.
 	flag := filepath.Join(testutil.SocketDir(t), "dumpable")

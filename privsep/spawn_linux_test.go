@@ -96,6 +96,7 @@ func TestVerifyCatchesIdentityChange(t *testing.T) {
 // TestSpawnOptions: namespaces, chroot and working directory, and what a
 // handler sees of its caller.
 func TestSpawnOptions(t *testing.T) {
+	t.Parallel()
 	// A chroot holding just the worker binary (this test binary).
 	root := t.TempDir()
 	os.Chmod(root, 0755)
@@ -144,6 +145,7 @@ func TestSpawnOptions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel() // each row has a supervisor of its own
 			if tt.root != "" && !asRoot {
 				t.Skipf("needs root: %s", tt.root)
 			}

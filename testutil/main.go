@@ -72,8 +72,8 @@ func lookupRole(name string) (func(args []string) int, bool) {
 // In a helper process (started by Start) it runs the role with the helper's
 // arguments and exits with the role's result; an unknown role prints a message
 // on stderr and exits 2. The tests are not run in a helper. Otherwise Main runs
-// the tests with m.Run, removes the copy of the test binary that Start made,
-// and exits with m.Run's result.
+// the tests with m.Run, removes the copy of the test binary that Start made
+// and the commands Build made, and exits with m.Run's result.
 //
 // Before the tests, Main marks every descriptor above 2 close-on-exec (on
 // Linux), so that descriptors the test binary inherited from whatever started
@@ -90,6 +90,9 @@ func Main(m *testing.M) {
 	startStarter()
 	code := m.Run()
 	if err := removeHelperBinary(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	}
+	if err := removeBuilds(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 	}
 	os.Exit(code)
