@@ -313,14 +313,24 @@ func TestParentDeathSignalFollowsTheThread(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Ask from a goroutine whose thread then ends: it exits locked.
-	callerTID := make(chan int, 1)
+	// Ask from a goroutine whose thread then ends: it exits locked. Not
+	// if it runs on the main thread, which Go never ends (it parks it
+	// instead): then the next goroutine cannot be there.
+	var caller int
 	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		callerTID <- unix.Gettid()
-		errc <- th.Do(cmd.Start)
-	}()
+	for caller == 0 {
+		callerTID := make(chan int, 1)
+		go func() {
+			runtime.LockOSThread()
+			if tid := unix.Gettid(); tid == unix.Getpid() {
+				callerTID <- 0
+				return
+			}
+			callerTID <- unix.Gettid()
+			errc <- th.Do(cmd.Start)
+		}()
+		caller = <-callerTID
+	}
 	if err := <-errc; err != nil {
 		t.Fatalf("start: %v", err)
 	}
@@ -332,7 +342,6 @@ func TestParentDeathSignalFollowsTheThread(t *testing.T) {
 	if _, err := io.ReadFull(stdout, buf); err != nil || string(buf) != "ready\n" {
 		t.Fatalf("child said %q (%v), want ready", buf, err)
 	}
-	caller := <-callerTID
 	testutil.WaitFor(t, fmt.Sprintf("the caller's thread %d to end", caller), time.Minute, func() bool { return !taskExists(caller) })
 	// The child lives on: signal 0 reaches it, and it is not a zombie.
 	if st := procState(cmd.Process.Pid); st == "" || st == "Z" {
