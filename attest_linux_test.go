@@ -214,20 +214,7 @@ func TestAttestRefusesWithoutPeer(t *testing.T) {
 func TestAttestNeverDescribesAReusedPID(t *testing.T) {
 	testutil.RequireRoot(t)
 	helper, _ := testutil.HelperExec(t, "idle")
-	l := listen(t, &peercred.ListenConfig{Mode: 0666})
-	var c *peercred.Conn
-	var taker *testutil.Proc
-	for attempt := 1; taker == nil; attempt++ {
-		if attempt > 20 {
-			t.Fatal("no helper got the PID of an exited peer in 20 attempts")
-		}
-		p := testutil.Start(t, "connect-exit", testutil.Options{Args: []string{l.Addr().String()}})
-		c = acceptTimeout(t, l)
-		if err := p.Wait(); err != nil {
-			t.Fatal(err)
-		}
-		taker = testutil.StartAtPID(t, c.Cred().PID, "idle", testutil.Options{})
-	}
+	c, taker := connReusedPID(t)
 	got, err := peercred.Get(c)
 	if err != nil {
 		t.Fatal(err)

@@ -27,20 +27,7 @@ func init() {
 func TestProcessAuthorizerRefusesReusedPID(t *testing.T) {
 	testutil.RequireRoot(t)
 	helper, _ := testutil.HelperExec(t, "idle") // the program every helper runs
-	l := listen(t, &peercred.ListenConfig{Mode: 0666})
-	var c *peercred.Conn
-	var taker *testutil.Proc
-	for attempt := 1; taker == nil; attempt++ {
-		if attempt > 20 {
-			t.Fatal("no helper got the PID of an exited peer in 20 attempts")
-		}
-		p := testutil.Start(t, "connect-exit", testutil.Options{Args: []string{l.Addr().String()}})
-		c = acceptTimeout(t, l)
-		if err := p.Wait(); err != nil { // reaped: its PID is free
-			t.Fatal(err)
-		}
-		taker = testutil.StartAtPID(t, c.Cred().PID, "idle", testutil.Options{})
-	}
+	c, taker := connReusedPID(t)
 	got, err := peercred.Get(c)
 	if err != nil {
 		t.Fatal(err)
@@ -77,4 +64,23 @@ func TestProcessAuthorizerRefusesHandMadeCred(t *testing.T) {
 	if err := peercred.AllowExecutables(exe)(me); !errors.Is(err, peercred.ErrUnauthorized) {
 		t.Errorf("AllowExecutables for a Cred made by hand: %v, want a refusal", err)
 	}
+}
+
+// connReusedPID returns a connection whose peer connected and exited, and
+// the helper ("idle") that then took the peer's PID.
+func connReusedPID(t *testing.T) (*peercred.Conn, *testutil.Proc) {
+	t.Helper()
+	l := listen(t, &peercred.ListenConfig{Mode: 0666})
+	for range 20 {
+		p := testutil.Start(t, "connect-exit", testutil.Options{Args: []string{l.Addr().String()}})
+		c := acceptTimeout(t, l)
+		if err := p.Wait(); err != nil { // reaped: its PID is free
+			t.Fatal(err)
+		}
+		if taker := testutil.StartAtPID(t, c.Cred().PID, "idle", testutil.Options{}); taker != nil {
+			return c, taker
+		}
+	}
+	t.Fatal("no helper got the PID of an exited peer in 20 attempts")
+	return nil, nil
 }
