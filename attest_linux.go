@@ -56,7 +56,7 @@ func attestPidFD(f *os.File, opts AttestOptions) (*Process, error) {
 func attestPidFDInt(pidfd int, opts AttestOptions) (*Process, error) {
 	// The PID procfs gives the process (-1 once it has exited), which
 	// must be the one we give it: procfs must be of our PID namespace.
-	pid, err := procPid(pidfd)
+	pid, err := proc.PidFDPid(pidfd)
 	if err != nil {
 		return nil, err
 	}
@@ -201,7 +201,7 @@ func confirmPeer(pidfd, pid int) (cgroupID uint64, err error) {
 // procNamesPeer returns nil if /proc shows the process of pidfd as pid
 // (see procPid).
 func procNamesPeer(pidfd, pid int) error {
-	got, err := procPid(pidfd)
+	got, err := proc.PidFDPid(pidfd)
 	if err != nil {
 		return err
 	}
@@ -214,21 +214,6 @@ func procNamesPeer(pidfd, pid int) error {
 	default:
 		return fmt.Errorf("/proc names the peer %d, not %d: it is not the /proc of our PID namespace", got, pid)
 	}
-}
-
-// procPid returns the PID that /proc gives the process of pidfd: the
-// "Pid:" line of its /proc/self/fdinfo, which procfs writes in its own PID
-// namespace's numbers (-1 once the process is gone).
-func procPid(pidfd int) (int, error) {
-	b, err := readFileAt(unix.AT_FDCWD, "/proc/self/fdinfo", strconv.Itoa(pidfd))
-	if err != nil {
-		return 0, err
-	}
-	pid, err := proc.FDInfoPid(b)
-	if err != nil {
-		return 0, fmt.Errorf("/proc/self/fdinfo/%d: %w", pidfd, err)
-	}
-	return pid, nil
 }
 
 // ioctlPtr is ioctl(2) with a pointer argument.

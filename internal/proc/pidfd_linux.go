@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+
+	"golang.org/x/sys/unix"
 )
 
 // PidFDPid returns the PID that this /proc gives the process of pidfd:
@@ -19,11 +21,22 @@ import (
 // and /proc/PID is another process.
 func PidFDPid(pidfd int) (int, error) {
 	name := "/proc/self/fdinfo/" + strconv.Itoa(pidfd)
-	b, err := os.ReadFile(name)
+	fd, err := unix.Open(name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return 0, err
+		return 0, &os.PathError{Op: "open", Path: name, Err: err}
 	}
-	pid, err := FDInfoPid(b)
+	defer unix.Close(fd)
+	// A few short lines: one read gets them all, and read(2) by hand
+	// spares the fstat and fcntl an os.File would make.
+	var buf [1024]byte
+	n, err := unix.Read(fd, buf[:])
+	for err == unix.EINTR {
+		n, err = unix.Read(fd, buf[:])
+	}
+	if err != nil {
+		return 0, &os.PathError{Op: "read", Path: name, Err: err}
+	}
+	pid, err := FDInfoPid(buf[:n])
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", name, err)
 	}
