@@ -73,6 +73,27 @@ awk '
 		if ($(i+1) == "allocs/op") al[name] = $i
 		if ($(i+1) == "worker-allocs/op") wa[name] = $i
 	}
+	# BenchmarkAccept times both sides in one loop and reports each
+	# (peercred-ns/op, raw-ns/op, their allocs) and the ratio of their
+	# medians (ratio) and means (mean-ratio): see its doc comment.
+	if (name == "BenchmarkAccept") {
+		for (i = 3; i < NF; i++) {
+			u = $(i+1)
+			if (u == "peercred-ns/op") ns[name "/peercred"] = ns[name "/peercred"] " " $i
+			if (u == "raw-ns/op") ns[name "/raw"] = ns[name "/raw"] " " $i
+			if (u == "peercred-p50-ns") p50o = p50o " " $i
+			if (u == "raw-p50-ns") p50b = p50b " " $i
+			if (u == "peercred-allocs/op") al[name "/peercred"] = $i + 0
+			if (u == "raw-allocs/op") al[name "/raw"] = $i + 0
+			if (u == "ratio") acceptRatio = acceptRatio " " $i
+			if (u == "mean-ratio") acceptMean = acceptMean " " $i
+		}
+	}
+}
+function range_(s,   a, n, i, lo, hi) {
+	n = split(s, a, " "); lo = hi = a[1]
+	for (i = 2; i <= n; i++) { if (a[i] + 0 < lo + 0) lo = a[i]; if (a[i] + 0 > hi + 0) hi = a[i] }
+	return lo "-" hi
 }
 function median(s,   a, n, i, j, t) {
 	n = split(s, a, " ")
@@ -101,7 +122,14 @@ END {
 		mo = median(ns[o]); mb = median(ns[b])
 		r = mo / mb
 		if (groups[g] == "Throughput") r = mb / mo  # calls/s, ours over baseline
+		if (groups[g] == "Accept" && acceptRatio != "") {
+			# the median over the rounds of the median connection of
+			# each side, and of the ratio of the two
+			mo = median(p50o); mb = median(p50b); r = median(acceptRatio)
+		}
 		printf "%-12s %14.0f %14.0f %8.2f %10s %10s\n", groups[g], mo, mb, r, al[o] "/" al[b], wa[o]
+		if (groups[g] == "Accept" && acceptMean != "")
+			printf "%-12s %14s %14s %8.2f %10s %10s\n", "  mean-ratio", "", "", median(acceptMean), "(" range_(acceptMean) ")", ""
 		if (groups[g] == "Call" && mf > 0) { cf = mo / mf; moc = mo }
 	}
 	if (cf > 0) printf "%-12s %14.0f %14.0f %8.2f\n", "Call/C", moc, mf, cf
@@ -121,10 +149,14 @@ END {
 	if ("BenchmarkAttest/hash" in ns)
 		printf "%-12s %14.0f %14s %8s %10s %10s\n", "Attest+hash", median(ns["BenchmarkAttest/hash"]), "-", "-", al["BenchmarkAttest/hash"], ""
 }' quiet="$quiet_ns" "$out"
-echo "(Throughput's ratio is calls/s ours over baseline: higher is better. Call/C is"
-echo "Call over the C floor's median. AcceptAttest's baseline is Accept/peercred, then"
-echo "(vs raw) Accept/raw; Attest's, Accept/peercred: one attestation against one accept;"
-echo "Attest+hash hashes the test binary, so it depends on its size.)"
+echo "(Accept: the median connection of each side, timed alternately in one loop;"
+echo "its ratio is the median of the rounds' ratios. mean-ratio, of the means, carries"
+echo "the kernel's preemptions wherever they land when the machine is loaded: see"
+echo "BenchmarkAccept. Throughput's ratio is calls/s ours over baseline: higher is"
+echo "better. Call/C is Call over the C floor's median. AcceptAttest's baseline is"
+echo "Accept/peercred's mean, then (vs raw) Accept/raw's; Attest's, Accept/peercred's:"
+echo "one attestation against one accept; Attest+hash hashes the test binary, so it"
+echo "depends on its size.)"
 if [ -n "$psi0" ] && [ -n "$psi1" ]; then
 	echo "CPU pressure over the rounds: some task waited for a CPU $(( (psi1 - psi0) * 100000 / (t1 - t0) ))% of the time (/proc/pressure/cpu; quiet: a few %, four busy processes on two CPUs: over 50%)"
 fi
