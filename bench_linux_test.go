@@ -4,82 +4,80 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"testing"
-	"time"
 
 	"github.com/peercred/peercred"
+	"github.com/peercred/peercred/internal/benchpair"
 )
 
-// BenchmarkAccept measures one connection (dial, accept, credentials,
-// close) through a peercred Listener, beside the same through a plain
-// net.UnixListener without credentials ("raw"): one of each per iteration,
-// in alternating order, each timed on its own, so that whatever else the
-// machine does meanwhile weighs on both alike. ns/op is the pair. It
-// reports:
-//
-//   - ratio: the median peercred connection over the median raw one, the
-//     cost of peercred as a connection meets it.
-//   - mean-ratio: the same of the means. Beside busy processes the means
-//     carry the kernel's preemptions, a few milliseconds each and some
-//     hundred a second, on whichever side they happen to land: in ten
-//     one-second runs mean-ratio read 0.93 to 1.29 where ratio read 1.071
-//     to 1.077.
-//   - peercred-p50-ns and raw-p50-ns: each side's median; peercred-ns/op
-//     and raw-ns/op: each side's mean; peercred-allocs/op and
-//     raw-allocs/op: each side's allocations.
+// BenchmarkAccept measures one connection: dial, accept, credentials, close.
+// "raw" is the same with a plain net.UnixListener and no credentials; the
+// ratio of the two is the cost of peercred. "pair" runs both in one loop,
+// alternately (see internal/benchpair): its ratio, of the median
+// connections, is the one to read beside busy processes, where the two run
+// one after the other meet a different machine.
 func BenchmarkAccept(b *testing.B) {
-	dir := b.TempDir()
-	paddr := &net.UnixAddr{Name: filepath.Join(dir, "peercred"), Net: "unix"}
-	raddr := &net.UnixAddr{Name: filepath.Join(dir, "raw"), Net: "unix"}
-	pl, err := (&peercred.ListenConfig{}).Listen(b.Context(), paddr.Name)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer pl.Close()
-	rl, err := net.ListenUnix("unix", raddr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer rl.Close()
-	ours := func() { acceptPeercred(b, pl, paddr) }
-	raw := func() { acceptRaw(b, rl, raddr) }
-	allocsOurs := testing.AllocsPerRun(100, ours)
-	allocsRaw := testing.AllocsPerRun(100, raw)
+	b.Run("peercred", func(b *testing.B) { benchAccept(b, &peercred.ListenConfig{}) })
+	b.Run("raw", func(b *testing.B) {
+		path := filepath.Join(b.TempDir(), "s")
+		l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer l.Close()
+		addr := &net.UnixAddr{Name: path, Net: "unix"}
+		b.ReportAllocs()
+		for b.Loop() {
+			acceptRaw(b, l, addr)
+		}
+	})
+	b.Run("pair", func(b *testing.B) {
+		dir := b.TempDir()
+		paddr := &net.UnixAddr{Name: filepath.Join(dir, "peercred"), Net: "unix"}
+		raddr := &net.UnixAddr{Name: filepath.Join(dir, "raw"), Net: "unix"}
+		pl, err := (&peercred.ListenConfig{}).Listen(b.Context(), paddr.Name)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer pl.Close()
+		rl, err := net.ListenUnix("unix", raddr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer rl.Close()
+		b.ResetTimer()
+		r, err := benchpair.Run(b.N,
+			func() error { acceptPeercred(b, pl, paddr); return nil },
+			func() error { acceptRaw(b, rl, raddr); return nil })
+		if err != nil {
+			b.Fatal(err)
+		}
+		r.Report(b, "peercred", "raw")
+	})
+}
 
-	var dp, dr []time.Duration
-	oursFirst := true
-	for b.Loop() {
-		t0 := time.Now()
-		if oursFirst {
-			ours()
-		} else {
-			raw()
-		}
-		t1 := time.Now()
-		if oursFirst {
-			raw()
-		} else {
-			ours()
-		}
-		t2 := time.Now()
-		if oursFirst {
-			dp, dr = append(dp, t1.Sub(t0)), append(dr, t2.Sub(t1))
-		} else {
-			dr, dp = append(dr, t1.Sub(t0)), append(dp, t2.Sub(t1))
-		}
-		oursFirst = !oursFirst
+// BenchmarkAcceptAttest is BenchmarkAccept/peercred through a Listener
+// whose Authorizer attests every peer (AllowCgroups("/"), which admits any
+// process: the cost is the attestation, which AllowUnits and the other
+// attesting Authorizers make alike). The peer is this process, as in
+// BenchmarkAccept; read it beside the same run's BenchmarkAccept.
+func BenchmarkAcceptAttest(b *testing.B) {
+	benchAccept(b, &peercred.ListenConfig{Authorize: peercred.AllowCgroups("/")})
+}
+
+// benchAccept times dial, accept through a Listener of lc, close.
+func benchAccept(b *testing.B, lc *peercred.ListenConfig) {
+	path := filepath.Join(b.TempDir(), "s")
+	l, err := lc.Listen(b.Context(), path)
+	if err != nil {
+		b.Fatal(err)
 	}
-	mp, mr := mean(dp), mean(dr)
-	pp, pr := median(dp), median(dr)
-	b.ReportMetric(pp/pr, "ratio")
-	b.ReportMetric(pp, "peercred-p50-ns")
-	b.ReportMetric(pr, "raw-p50-ns")
-	b.ReportMetric(mp/mr, "mean-ratio")
-	b.ReportMetric(mp, "peercred-ns/op")
-	b.ReportMetric(mr, "raw-ns/op")
-	b.ReportMetric(allocsOurs, "peercred-allocs/op")
-	b.ReportMetric(allocsRaw, "raw-allocs/op")
+	defer l.Close()
+	addr := &net.UnixAddr{Name: path, Net: "unix"}
+	b.ReportAllocs()
+	for b.Loop() {
+		acceptPeercred(b, l, addr)
+	}
 }
 
 // acceptPeercred dials addr, accepts the conn through l, checks that it has
@@ -112,43 +110,6 @@ func acceptRaw(b *testing.B, l *net.UnixListener, addr *net.UnixAddr) {
 	}
 	a.Close()
 	c.Close()
-}
-
-// mean and median of d, in nanoseconds; median sorts d.
-func mean(d []time.Duration) float64 {
-	var sum time.Duration
-	for _, x := range d {
-		sum += x
-	}
-	return float64(sum) / float64(len(d))
-}
-
-func median(d []time.Duration) float64 {
-	slices.Sort(d)
-	n := len(d)
-	if n%2 == 1 {
-		return float64(d[n/2])
-	}
-	return float64(d[n/2-1]+d[n/2]) / 2
-}
-
-// BenchmarkAcceptAttest is BenchmarkAccept's peercred side through a
-// Listener whose Authorizer attests every peer (AllowCgroups("/"), which
-// admits any process: the cost is the attestation, which AllowUnits and the
-// other attesting Authorizers make alike). The peer is this process, as in
-// BenchmarkAccept; read it beside the same run's peercred-ns/op.
-func BenchmarkAcceptAttest(b *testing.B) {
-	path := filepath.Join(b.TempDir(), "s")
-	l, err := (&peercred.ListenConfig{Authorize: peercred.AllowCgroups("/")}).Listen(b.Context(), path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
-	addr := &net.UnixAddr{Name: path, Net: "unix"}
-	b.ReportAllocs()
-	for b.Loop() {
-		acceptPeercred(b, l, addr)
-	}
 }
 
 // BenchmarkAttest measures Cred.Attest on one accepted connection's Cred,

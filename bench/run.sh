@@ -73,20 +73,18 @@ awk '
 		if ($(i+1) == "allocs/op") al[name] = $i
 		if ($(i+1) == "worker-allocs/op") wa[name] = $i
 	}
-	# BenchmarkAccept times both sides in one loop and reports each
-	# (peercred-ns/op, raw-ns/op, their allocs) and the ratio of their
-	# medians (ratio) and means (mean-ratio): see its doc comment.
-	if (name == "BenchmarkAccept") {
+	# The pair sub-benchmarks (internal/benchpair) time both sides in
+	# one loop, alternately, and report each side (NAME-p50-ns, raw-p50-ns)
+	# and the ratio of their medians (ratio) and of their means
+	# (mean-ratio).
+	if (name ~ /\/pair$/) {
+		g = name; sub(/^Benchmark/, "", g); sub(/\/pair$/, "", g)
 		for (i = 3; i < NF; i++) {
 			u = $(i+1)
-			if (u == "peercred-ns/op") ns[name "/peercred"] = ns[name "/peercred"] " " $i
-			if (u == "raw-ns/op") ns[name "/raw"] = ns[name "/raw"] " " $i
-			if (u == "peercred-p50-ns") p50o = p50o " " $i
-			if (u == "raw-p50-ns") p50b = p50b " " $i
-			if (u == "peercred-allocs/op") al[name "/peercred"] = $i + 0
-			if (u == "raw-allocs/op") al[name "/raw"] = $i + 0
-			if (u == "ratio") acceptRatio = acceptRatio " " $i
-			if (u == "mean-ratio") acceptMean = acceptMean " " $i
+			if (u == "ratio") pr[g] = pr[g] " " $i
+			else if (u == "mean-ratio") pm[g] = pm[g] " " $i
+			else if (u == "raw-p50-ns") pb[g] = pb[g] " " $i
+			else if (u ~ /-p50-ns$/) po[g] = po[g] " " $i
 		}
 	}
 }
@@ -122,17 +120,21 @@ END {
 		mo = median(ns[o]); mb = median(ns[b])
 		r = mo / mb
 		if (groups[g] == "Throughput") r = mb / mo  # calls/s, ours over baseline
-		if (groups[g] == "Accept" && acceptRatio != "") {
-			# the median over the rounds of the median connection of
-			# each side, and of the ratio of the two
-			mo = median(p50o); mb = median(p50b); r = median(acceptRatio)
-		}
+		# Accept: the pair (see BenchmarkAccept and BENCHMARKS.md)
+		if (groups[g] == "Accept" && pr["Accept"] != "") { mo = median(po["Accept"]); mb = median(pb["Accept"]); r = median(pr["Accept"]) }
 		printf "%-12s %14.0f %14.0f %8.2f %10s %10s\n", groups[g], mo, mb, r, al[o] "/" al[b], wa[o]
-		if (groups[g] == "Accept" && acceptMean != "")
-			printf "%-12s %14s %14s %8.2f %10s %10s\n", "  mean-ratio", "", "", median(acceptMean), "(" range_(acceptMean) ")", ""
 		if (groups[g] == "Call" && mf > 0) { cf = mo / mf; moc = mo }
 	}
 	if (cf > 0) printf "%-12s %14.0f %14.0f %8.2f\n", "Call/C", moc, mf, cf
+	printf "\ninterleaved (one loop, each side alternately; medians):\n"
+	printf "%-12s %14s %14s %8s %16s\n", "benchmark", "ours p50 ns", "base p50 ns", "ratio", "mean-ratio"
+	split("Accept Call Open", pg, " ")
+	for (g = 1; g <= 3; g++) {
+		k = pg[g]
+		if (!(k in pr)) continue
+		printf "%-12s %14.0f %14.0f %8.2f %6.2f (%s)\n", k, median(po[k]), median(pb[k]), median(pr[k]), median(pm[k]), range_(pm[k])
+	}
+	print ""
 	# Attestation (issue 17): accept through an attesting Authorizer
 	# against Accept with credentials, then against raw accept; one
 	# Cred.Attest against one Accept with credentials; with the hash.
@@ -149,11 +151,12 @@ END {
 	if ("BenchmarkAttest/hash" in ns)
 		printf "%-12s %14.0f %14s %8s %10s %10s\n", "Attest+hash", median(ns["BenchmarkAttest/hash"]), "-", "-", al["BenchmarkAttest/hash"], ""
 }' quiet="$quiet_ns" "$out"
-echo "(Accept: the median connection of each side, timed alternately in one loop;"
-echo "its ratio is the median of the rounds' ratios. mean-ratio, of the means, carries"
-echo "the kernel's preemptions wherever they land when the machine is loaded: see"
-echo "BenchmarkAccept. Throughput's ratio is calls/s ours over baseline: higher is"
-echo "better. Call/C is Call over the C floor's median. AcceptAttest's baseline is"
+echo "(Accept's row is its interleaved one: the median connection of each side, timed"
+echo "alternately in one loop, and the median of the rounds' ratios of them; the"
+echo "means carry the kernel's preemptions wherever they land when the machine is"
+echo "loaded. Call and Open interleaved are not their rows: alternating changes what"
+echo "each side costs (BENCHMARKS.md, \"Interleaved\"). Throughput's ratio is calls/s"
+echo "ours over baseline: higher is better. Call/C is Call over the C floor's median. AcceptAttest's baseline is"
 echo "Accept/peercred's mean, then (vs raw) Accept/raw's; Attest's, Accept/peercred's:"
 echo "one attestation against one accept; Attest+hash hashes the test binary, so it"
 echo "depends on its size.)"

@@ -1,6 +1,7 @@
 package privsep_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -9,11 +10,13 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/peercred/peercred/internal/benchpair"
 	"github.com/peercred/peercred/internal/scm"
 	"github.com/peercred/peercred/privsep"
 	"github.com/peercred/peercred/testutil"
@@ -28,21 +31,36 @@ import (
 //	worker: n := Call("bench.go") ... n operations ... Call("bench.done")
 //	parent: ResetTimer, release "bench.go"; on "bench.done", StopTimer.
 //
+// Call and Open have a third sub-benchmark, "pair": the worker runs the
+// privsep operation and its raw one alternately in one loop and times each
+// (internal/benchpair); their ratio, of the median operations, is the one
+// to read beside busy processes, where privsep and raw run one after the
+// other meet a different machine.
+//
 // Baselines use a SOCK_SEQPACKET pair whose far end the parent passed to the
 // worker, and blocking read(2)/write(2)/sendmsg(2)/recvmsg(2).
 
 func init() {
-	// bench-call ARGS: (mode) runs the calls the parent asks for.
+	// bench MODE: runs the operations the parent asks for. MODE is one of
+	// benchOp's, or pair-call or pair-open: call (open) and raw-call
+	// (raw-open) alternately, timed here (internal/benchpair).
 	privsep.Register("bench", func(ctx context.Context, w *privsep.Worker) error {
 		mode := w.Args()[0]
-		var raw int = -1
-		if mode == "raw-call" || mode == "raw-open" {
+		single, pair := strings.CutPrefix(mode, "pair-")
+		raw := -1
+		if pair || strings.HasPrefix(mode, "raw-") {
 			_, files, err := w.Call(ctx, "bench.rawpair", nil)
 			if err != nil {
 				return err
 			}
 			raw = int(files[0].Fd()) // blocking, and kept open by files[0]
 			defer files[0].Close()
+		}
+		var ours, base func() error
+		if pair {
+			ours, base = benchOp(ctx, w, single, raw), benchOp(ctx, w, "raw-"+single, raw)
+		} else {
+			ours = benchOp(ctx, w, mode, raw)
 		}
 		for {
 			p, _, err := w.Call(ctx, "bench.go", nil)
@@ -53,14 +71,25 @@ func init() {
 			if n == 0 {
 				return nil
 			}
-			var before, after runtime.MemStats
-			runtime.ReadMemStats(&before)
-			if err := benchLoop(ctx, w, mode, raw, n); err != nil {
-				return err
+			var done []byte
+			if pair {
+				r, err := benchpair.Run(n, ours, base)
+				if err != nil {
+					return err
+				}
+				done = r.Marshal()
+			} else {
+				var before, after runtime.MemStats
+				runtime.ReadMemStats(&before)
+				for range n {
+					if err := ours(); err != nil {
+						return err
+					}
+				}
+				runtime.ReadMemStats(&after)
+				done = binary.LittleEndian.AppendUint64(nil, (after.Mallocs-before.Mallocs)*1000/uint64(n))
 			}
-			runtime.ReadMemStats(&after)
-			allocs := binary.LittleEndian.AppendUint64(nil, (after.Mallocs-before.Mallocs)*1000/uint64(n))
-			if _, _, err := w.Call(ctx, "bench.done", allocs); err != nil {
+			if _, _, err := w.Call(ctx, "bench.done", done); err != nil {
 				return err
 			}
 		}
@@ -69,35 +98,36 @@ func init() {
 
 var benchPayload = []byte("0123456789abcdef") // 16 bytes
 
-func benchLoop(ctx context.Context, w *privsep.Worker, mode string, raw, n int) error {
+// benchOp returns one operation of mode: a call (call), an open through the
+// broker (open), or the same by hand over raw, the worker's end of a
+// SOCK_SEQPACKET pair the parent serves with rawServe (raw-call, raw-open).
+func benchOp(ctx context.Context, w *privsep.Worker, mode string, raw int) func() error {
 	buf := make([]byte, 64)
 	oob := make([]byte, scm.Space(1))
 	switch mode {
 	case "call":
-		for range n {
-			if _, _, err := w.Call(ctx, "bench.echo", benchPayload); err != nil {
-				return err
-			}
+		return func() error {
+			_, _, err := w.Call(ctx, "bench.echo", benchPayload)
+			return err
 		}
 	case "open":
-		for range n {
+		return func() error {
 			f, err := w.Open(benchFile)
 			if err != nil {
 				return err
 			}
-			f.Close()
+			return f.Close()
 		}
 	case "raw-call":
-		for range n {
+		return func() error {
 			if _, err := unix.Write(raw, benchPayload); err != nil {
 				return err
 			}
-			if _, err := unix.Read(raw, buf); err != nil {
-				return err
-			}
+			_, err := unix.Read(raw, buf)
+			return err
 		}
 	case "raw-open":
-		for range n {
+		return func() error {
 			if _, err := unix.Write(raw, []byte(benchFile)); err != nil {
 				return err
 			}
@@ -109,10 +139,10 @@ func benchLoop(ctx context.Context, w *privsep.Worker, mode string, raw, n int) 
 			if err != nil || len(fds) != 1 {
 				return fmt.Errorf("raw open reply: %v %v", fds, err)
 			}
-			unix.Close(fds[0])
+			return unix.Close(fds[0])
 		}
 	}
-	return nil
+	return func() error { return fmt.Errorf("bench: unknown mode %q", mode) }
 }
 
 // benchFile is the file the open benchmarks open: world-readable, so that
@@ -123,13 +153,13 @@ var benchFile = "/etc/hostname"
 type benchParent struct {
 	s       *privsep.Supervisor
 	goCh    chan int
-	doneCh  chan uint64 // the worker's allocations per operation, x1000
+	doneCh  chan []byte // the worker's allocations per operation x1000, or a pair's benchpair.Result
 	rawEnds []*os.File
 	mu      sync.Mutex
 }
 
 func newBenchParent(b *testing.B) *benchParent {
-	bp := &benchParent{goCh: make(chan int), doneCh: make(chan uint64, 64)}
+	bp := &benchParent{goCh: make(chan int), doneCh: make(chan []byte, 64)}
 	ops := map[string]privsep.OpRule{"bench.go": {}, "bench.done": {}, "bench.echo": {}, "bench.rawpair": {}}
 	bp.s = privsep.New(privsep.Config{
 		Logger: slog.New(slog.DiscardHandler),
@@ -144,7 +174,7 @@ func newBenchParent(b *testing.B) *benchParent {
 		}
 	})
 	bp.s.Handle("bench.done", func(ctx context.Context, r *privsep.Request) ([]byte, []*os.File, error) {
-		bp.doneCh <- binary.LittleEndian.Uint64(r.Payload)
+		bp.doneCh <- bytes.Clone(r.Payload)
 		return nil, nil, nil
 	})
 	bp.s.Handle("bench.echo", func(ctx context.Context, r *privsep.Request) ([]byte, []*os.File, error) {
@@ -215,11 +245,25 @@ func (bp *benchParent) run(b *testing.B, mode string, workers int) {
 		bp.goCh <- per
 	}
 	var allocs uint64
+	var pair []byte
 	for range workers {
-		allocs += <-bp.doneCh
+		done := <-bp.doneCh
+		if strings.HasPrefix(mode, "pair-") {
+			pair = done
+		} else {
+			allocs += binary.LittleEndian.Uint64(done)
+		}
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(allocs)/1000/float64(workers), "worker-allocs/op")
+	if pair != nil {
+		r, err := benchpair.Unmarshal(pair)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r.Report(b, "privsep", "raw")
+	} else {
+		b.ReportMetric(float64(allocs)/1000/float64(workers), "worker-allocs/op")
+	}
 	for range workers {
 		bp.goCh <- 0 // exit
 	}
@@ -233,12 +277,14 @@ func BenchmarkCall(b *testing.B) {
 	testutil.RequireRoot(b)
 	b.Run("privsep", func(b *testing.B) { newBenchParent(b).run(b, "call", 1) })
 	b.Run("raw", func(b *testing.B) { newBenchParent(b).run(b, "raw-call", 1) })
+	b.Run("pair", func(b *testing.B) { newBenchParent(b).run(b, "pair-call", 1) })
 }
 
 func BenchmarkOpen(b *testing.B) {
 	testutil.RequireRoot(b)
 	b.Run("privsep", func(b *testing.B) { newBenchParent(b).run(b, "open", 1) })
 	b.Run("raw", func(b *testing.B) { newBenchParent(b).run(b, "raw-open", 1) })
+	b.Run("pair", func(b *testing.B) { newBenchParent(b).run(b, "pair-open", 1) })
 }
 
 // BenchmarkThroughput: 8 workers calling at once; ns/op is per call, so
