@@ -47,8 +47,8 @@ func BenchmarkAccept(b *testing.B) {
 		defer rl.Close()
 		b.ResetTimer()
 		r, err := benchpair.Run(b.N,
-			func() error { acceptPeercred(b, pl, paddr); return nil },
-			func() error { acceptRaw(b, rl, raddr); return nil })
+			benchpair.Timed(func() error { acceptPeercred(b, pl, paddr); return nil }),
+			benchpair.Timed(func() error { acceptRaw(b, rl, raddr); return nil }))
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -74,16 +74,16 @@ awk '
 		if ($(i+1) == "worker-allocs/op") wa[name] = $i
 	}
 	# The pair sub-benchmarks (internal/benchpair) time both sides in
-	# one loop, alternately, and report each side (NAME-p50-ns, raw-p50-ns)
-	# and the ratio of their medians (ratio) and of their means
-	# (mean-ratio).
+	# one loop, alternately, and report each side (NAME-p50-ns: ours, and
+	# raw-p50-ns or exec-p50-ns: the baseline) and the ratio of their
+	# medians (ratio) and of their means (mean-ratio).
 	if (name ~ /\/pair$/) {
 		g = name; sub(/^Benchmark/, "", g); sub(/\/pair$/, "", g)
 		for (i = 3; i < NF; i++) {
 			u = $(i+1)
 			if (u == "ratio") pr[g] = pr[g] " " $i
 			else if (u == "mean-ratio") pm[g] = pm[g] " " $i
-			else if (u == "raw-p50-ns") pb[g] = pb[g] " " $i
+			else if (u == "raw-p50-ns" || u == "exec-p50-ns") pb[g] = pb[g] " " $i
 			else if (u ~ /-p50-ns$/) po[g] = po[g] " " $i
 		}
 	}
@@ -120,16 +120,18 @@ END {
 		mo = median(ns[o]); mb = median(ns[b])
 		r = mo / mb
 		if (groups[g] == "Throughput") r = mb / mo  # calls/s, ours over baseline
-		# Accept: the pair (see BenchmarkAccept and BENCHMARKS.md)
-		if (groups[g] == "Accept" && pr["Accept"] != "") { mo = median(po["Accept"]); mb = median(pb["Accept"]); r = median(pr["Accept"]) }
+		# Accept and Spawn, one-off operations: their pair (BENCHMARKS.md)
+		if ((groups[g] == "Accept" || groups[g] == "Spawn") && pr[groups[g]] != "") {
+			k = groups[g]; mo = median(po[k]); mb = median(pb[k]); r = median(pr[k])
+		}
 		printf "%-12s %14.0f %14.0f %8.2f %10s %10s\n", groups[g], mo, mb, r, al[o] "/" al[b], wa[o]
 		if (groups[g] == "Call" && mf > 0) { cf = mo / mf; moc = mo }
 	}
 	if (cf > 0) printf "%-12s %14.0f %14.0f %8.2f\n", "Call/C", moc, mf, cf
 	printf "\ninterleaved (one loop, each side alternately; medians):\n"
 	printf "%-12s %14s %14s %8s %16s\n", "benchmark", "ours p50 ns", "base p50 ns", "ratio", "mean-ratio"
-	split("Accept Call Open", pg, " ")
-	for (g = 1; g <= 3; g++) {
+	split("Accept Spawn Call Open", pg, " ")
+	for (g = 1; g <= 4; g++) {
 		k = pg[g]
 		if (!(k in pr)) continue
 		printf "%-12s %14.0f %14.0f %8.2f %6.2f (%s)\n", k, median(po[k]), median(pb[k]), median(pr[k]), median(pm[k]), range_(pm[k])
@@ -151,15 +153,15 @@ END {
 	if ("BenchmarkAttest/hash" in ns)
 		printf "%-12s %14.0f %14s %8s %10s %10s\n", "Attest+hash", median(ns["BenchmarkAttest/hash"]), "-", "-", al["BenchmarkAttest/hash"], ""
 }' quiet="$quiet_ns" "$out"
-echo "(Accept's row is its interleaved one: the median connection of each side, timed"
-echo "alternately in one loop, and the median of the rounds' ratios of them; the"
+echo "(Accept's and Spawn's rows are their interleaved ones: the median of each side,"
+echo "timed alternately in one loop, and the median of the rounds' ratios of them; the"
 echo "means carry the kernel's preemptions wherever they land when the machine is"
 echo "loaded. Call and Open interleaved are not their rows: alternating changes what"
 echo "each side costs (BENCHMARKS.md, \"Interleaved\"). Throughput's ratio is calls/s"
-echo "ours over baseline: higher is better. Call/C is Call over the C floor's median. AcceptAttest's baseline is"
-echo "Accept/peercred's mean, then (vs raw) Accept/raw's; Attest's, Accept/peercred's:"
-echo "one attestation against one accept; Attest+hash hashes the test binary, so it"
-echo "depends on its size.)"
+echo "ours over baseline: higher is better. Call/C is Call over the C floor's median."
+echo "AcceptAttest's baseline is Accept/peercred's mean, then (vs raw) Accept/raw's;"
+echo "Attest's, Accept/peercred's: one attestation against one accept; Attest+hash"
+echo "hashes the test binary, so it depends on its size.)"
 if [ -n "$psi0" ] && [ -n "$psi1" ]; then
 	echo "CPU pressure over the rounds: some task waited for a CPU $(( (psi1 - psi0) * 100000 / (t1 - t0) ))% of the time (/proc/pressure/cpu; quiet: a few %, four busy processes on two CPUs: over 50%)"
 fi

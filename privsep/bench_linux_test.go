@@ -73,7 +73,7 @@ func init() {
 			}
 			var done []byte
 			if pair {
-				r, err := benchpair.Run(n, ours, base)
+				r, err := benchpair.Run(n, benchpair.Timed(ours), benchpair.Timed(base))
 				if err != nil {
 					return err
 				}
@@ -296,45 +296,80 @@ func BenchmarkThroughput(b *testing.B) {
 }
 
 // BenchmarkSpawn: Spawn until the worker is verified and ready, against
-// exec.Cmd starting the same binary until its first byte on a pipe.
+// exec.Cmd starting the same binary until its first byte on a pipe, written
+// where a worker's TestMain calls privsep.Main. Stopping either is not
+// timed. "pair" runs both in one loop, alternately (internal/benchpair).
 func BenchmarkSpawn(b *testing.B) {
 	testutil.RequireRoot(b)
-	b.Run("privsep", func(b *testing.B) {
-		s := privsep.New(privsep.Config{Logger: slog.New(slog.DiscardHandler)})
-		defer s.Shutdown(context.Background())
-		for b.Loop() {
-			p, err := s.Spawn(context.Background(), privsep.Spec{Role: "sleep", UID: 1234, GID: 1234, Env: raceEnv, Stdout: io.Discard})
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.StopTimer()
-			p.Stop(context.Background())
-			b.StartTimer()
+	s := privsep.New(privsep.Config{Logger: slog.New(slog.DiscardHandler)})
+	defer s.Shutdown(context.Background())
+	b.Run("privsep", func(b *testing.B) { benchOps(b, spawnSleeper(b, s)) })
+	b.Run("exec", func(b *testing.B) { benchOps(b, execReady(b)) })
+	b.Run("pair", func(b *testing.B) {
+		r, err := benchpair.Run(b.N, spawnSleeper(b, s), execReady(b))
+		if err != nil {
+			b.Fatal(err)
 		}
+		r.Report(b, "privsep", "exec")
 	})
-	b.Run("exec", func(b *testing.B) {
+}
+
+// benchOps runs op b.N times and reports the mean of the times it
+// reports as ns/op.
+func benchOps(b *testing.B, op benchpair.Op) {
+	var sum time.Duration
+	for range b.N {
+		d, err := op()
+		if err != nil {
+			b.Fatal(err)
+		}
+		sum += d
+	}
+	b.ReportMetric(float64(sum)/float64(b.N), "ns/op")
+}
+
+// spawnSleeper times one Spawn of a "sleep" worker, then stops it with
+// b's timer (and allocation count) stopped.
+func spawnSleeper(b *testing.B, s *privsep.Supervisor) benchpair.Op {
+	return func() (time.Duration, error) {
+		t := time.Now()
+		p, err := s.Spawn(context.Background(), privsep.Spec{Role: "sleep", UID: 1234, GID: 1234, Env: raceEnv, Stdout: io.Discard})
+		d := time.Since(t)
+		if err != nil {
+			return 0, err
+		}
+		b.StopTimer()
+		p.Stop(context.Background())
+		b.StartTimer()
+		return d, nil
+	}
+}
+
+// execReady times one start of this binary as uid 1234 with exec.Cmd, by
+// the same path as Spawn uses, until its first byte, then kills it as
+// spawnSleeper stops its worker.
+func execReady(b *testing.B) benchpair.Op {
+	return func() (time.Duration, error) {
 		one := make([]byte, 1)
-		for b.Loop() {
-			// The same binary by the same path as Spawn uses.
-			cmd := exec.Command("/proc/self/exe")
-			cmd.Env = append([]string{benchExecEnv + "=1"}, raceEnv...)
-			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 1234, Gid: 1234, Groups: []uint32{}}}
-			out, err := cmd.StdoutPipe()
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := cmd.Start(); err != nil {
-				b.Fatal(err)
-			}
-			if _, err := io.ReadFull(out, one); err != nil {
-				b.Fatal(err)
-			}
-			b.StopTimer()
-			cmd.Process.Kill()
-			cmd.Wait()
-			b.StartTimer()
+		t := time.Now()
+		cmd := exec.Command("/proc/self/exe")
+		cmd.Env = append([]string{benchExecEnv + "=1"}, raceEnv...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 1234, Gid: 1234, Groups: []uint32{}}}
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			return 0, err
 		}
-	})
+		if err := cmd.Start(); err != nil {
+			return 0, err
+		}
+		_, err = io.ReadFull(out, one)
+		d := time.Since(t)
+		b.StopTimer()
+		cmd.Process.Kill()
+		cmd.Wait()
+		b.StartTimer()
+		return d, err
+	}
 }
 
 // benchExecEnv makes the test binary write one byte and wait: the exec
@@ -376,7 +411,10 @@ func TestIdleWorkerMemory(t *testing.T) {
 	}
 }
 
-func init() {
+// benchExecReady is the exec baseline's "ready": TestMain calls it where
+// it calls privsep.Main, after every init of the binary, as a worker gets
+// there.
+func benchExecReady() {
 	if os.Getenv(benchExecEnv) != "" {
 		os.Stdout.Write([]byte{'x'})
 		time.Sleep(time.Hour)

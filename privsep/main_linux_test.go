@@ -44,6 +44,7 @@ func header(kind byte, id uint32, op string, paylen int) []byte {
 var raceEnv = []string{"GORACE=atexit_sleep_ms=0"}
 
 func TestMain(m *testing.M) {
+	benchExecReady()
 	// A test worker that changes identity before its hello: only the
 	// kernel's view of it can tell the parent.
 	if uid := os.Getenv("PRIVSEP_TEST_SETUID"); uid != "" {

@@ -29,28 +29,41 @@ type Result struct {
 	OursMean, BaseMean     float64
 }
 
-// Run calls ours and base n times each, one of each per round, ours first
-// in every other round, and times every call. It stops at the first error.
-func Run(n int, ours, base func() error) (Result, error) {
+// An Op is one operation; it returns how long its timed part took (see
+// [Timed]), so that it may leave its clean-up (stopping what it started)
+// out.
+type Op func() (time.Duration, error)
+
+// Timed makes an Op that times all of f.
+func Timed(f func() error) Op {
+	return func() (time.Duration, error) {
+		t := time.Now()
+		err := f()
+		return time.Since(t), err
+	}
+}
+
+// Run runs ours and base n times each, one of each per round, ours first
+// in every other round. It stops at the first error.
+func Run(n int, ours, base Op) (Result, error) {
 	do, db := make([]time.Duration, 0, n), make([]time.Duration, 0, n)
 	for i := range n {
 		first, second := ours, base
 		if i%2 == 1 {
 			first, second = base, ours
 		}
-		t0 := time.Now()
-		if err := first(); err != nil {
+		d1, err := first()
+		if err != nil {
 			return Result{}, err
 		}
-		t1 := time.Now()
-		if err := second(); err != nil {
+		d2, err := second()
+		if err != nil {
 			return Result{}, err
 		}
-		t2 := time.Now()
 		if i%2 == 0 {
-			do, db = append(do, t1.Sub(t0)), append(db, t2.Sub(t1))
+			do, db = append(do, d1), append(db, d2)
 		} else {
-			db, do = append(db, t1.Sub(t0)), append(do, t2.Sub(t1))
+			db, do = append(db, d1), append(do, d2)
 		}
 	}
 	if n == 0 {

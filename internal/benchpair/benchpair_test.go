@@ -11,8 +11,8 @@ import (
 func TestRunAlternates(t *testing.T) {
 	var calls []string
 	r, err := Run(4,
-		func() error { calls = append(calls, "ours"); return nil },
-		func() error { calls = append(calls, "base"); return nil })
+		Timed(func() error { calls = append(calls, "ours"); return nil }),
+		Timed(func() error { calls = append(calls, "base"); return nil }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,17 +28,33 @@ func TestRunAlternates(t *testing.T) {
 func TestRunStopsAtError(t *testing.T) {
 	boom := errors.New("boom")
 	n := 0
-	_, err := Run(10, func() error { n++; return nil }, func() error {
+	_, err := Run(10, Timed(func() error { n++; return nil }), Timed(func() error {
 		if n == 3 {
 			return boom
 		}
 		return nil
-	})
+	}))
 	if !errors.Is(err, boom) {
 		t.Fatalf("Run: %v, want %v", err, boom)
 	}
 	if n != 3 {
 		t.Errorf("ours ran %d times, want 3 (it stops at the error)", n)
+	}
+}
+
+// The durations are the ones the Ops report, whatever else they take.
+func TestRunTakesOpsDurations(t *testing.T) {
+	i := 0
+	r, err := Run(3, func() (time.Duration, error) {
+		i++
+		return time.Duration(10 * i), nil
+	}, func() (time.Duration, error) { return 7, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Result{N: 3, OursMedian: 20, BaseMedian: 7, OursMean: 20, BaseMean: 7}
+	if diff := cmp.Diff(want, r); diff != "" {
+		t.Errorf("Run (-want +got):\n%s", diff)
 	}
 }
 
