@@ -33,9 +33,9 @@ import (
 //
 // Call and Open have a third sub-benchmark, "pair": the worker runs the
 // privsep operation and its raw one alternately in one loop and times each
-// (internal/benchpair); their ratio, of the median operations, is the one
-// to read beside busy processes, where privsep and raw run one after the
-// other meet a different machine.
+// (internal/benchpair). It is not the one the targets read: alternating
+// changes what each side costs, since each operation then follows the
+// other kind (BENCHMARKS.md, "Interleaved: Call and Open").
 //
 // Baselines use a SOCK_SEQPACKET pair whose far end the parent passed to the
 // worker, and blocking read(2)/write(2)/sendmsg(2)/recvmsg(2).

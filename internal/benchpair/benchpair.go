@@ -11,6 +11,10 @@
 // (BenchmarkAccept: 0.93 to 1.29 in ten runs whose ratio of medians read
 // 1.071 to 1.077). The means are reported too.
 //
+// That is a fair reading only where running the two alternately does not
+// change what either costs: compare each side's mean with its mean back to
+// back (BENCHMARKS.md says where it holds).
+//
 // It is for the project's benchmarks only.
 package benchpair
 
