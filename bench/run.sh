@@ -31,7 +31,19 @@ trap 'rm -f "$out" "$floor"' EXIT
 
 if command -v gcc >/dev/null 2>&1; then
 	floor=$(mktemp)
-	gcc -O2 -o "$floor" bench/pingpong.c
+	# A gcc run from a path other than its own (a bin directory bound over
+	# another, as ../shared/tools/fresh-machine.sh does) looks for cc1
+	# beside that path and fails: then try the usual install prefixes.
+	if ! gcc -O2 -o "$floor" bench/pingpong.c 2>/dev/null; then
+		built=
+		for p in /usr/lib/gcc/ /usr/libexec/gcc/; do
+			if [ -d "$p" ] && GCC_EXEC_PREFIX=$p gcc -O2 -o "$floor" bench/pingpong.c; then
+				built=1
+				break
+			fi
+		done
+		[ -n "$built" ] || { echo "gcc cannot build bench/pingpong.c" >&2; exit 1; }
+	fi
 else
 	echo "gcc not found: no C floor, and no condition"
 fi
