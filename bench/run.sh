@@ -32,12 +32,15 @@ trap 'rm -f "$out" "$floor"' EXIT
 if command -v gcc >/dev/null 2>&1; then
 	floor=$(mktemp)
 	# A gcc run from a path other than its own (a bin directory bound over
-	# another, as ../shared/tools/fresh-machine.sh does) looks for cc1
-	# beside that path and fails: then try the usual install prefixes.
+	# another, as ../shared/tools/fresh-machine.sh does) looks for cc1 and
+	# its linker plugin beside that path and fails: then try the usual
+	# install prefixes, and keep the one that works for go test's cgo and
+	# external links too.
 	if ! gcc -O2 -o "$floor" bench/pingpong.c 2>/dev/null; then
 		built=
 		for p in /usr/lib/gcc/ /usr/libexec/gcc/; do
 			if [ -d "$p" ] && GCC_EXEC_PREFIX=$p gcc -O2 -o "$floor" bench/pingpong.c; then
+				export GCC_EXEC_PREFIX=$p
 				built=1
 				break
 			fi
