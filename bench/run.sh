@@ -143,7 +143,7 @@ END {
 		if (groups[g] == "Call" && mf > 0) { cf = mo / mf; moc = mo }
 	}
 	if (cf > 0) printf "%-12s %14.0f %14.0f %8.2f\n", "Call/C", moc, mf, cf
-	printf "\ninterleaved (one loop, each side alternately; medians):\n"
+	printf "\ninterleaved (medians: Accept and Spawn one by one, Call and Open in blocks):\n"
 	printf "%-12s %14s %14s %8s %16s\n", "benchmark", "ours p50 ns", "base p50 ns", "ratio", "mean-ratio"
 	split("Accept Spawn Call Open", pg, " ")
 	for (g = 1; g <= 4; g++) {
@@ -171,12 +171,12 @@ END {
 echo "(Accept's and Spawn's rows are their interleaved ones: the median of each side,"
 echo "timed alternately in one loop, and the median of the rounds' ratios of them; the"
 echo "means carry the kernel's preemptions wherever they land when the machine is"
-echo "loaded. Call and Open interleaved are not their rows: alternating changes what"
-echo "each side costs (BENCHMARKS.md, \"Interleaved\"). Throughput's ratio is calls/s"
-echo "ours over baseline: higher is better. Call/C is Call over the C floor's median."
-echo "AcceptAttest's baseline is Accept/peercred's mean, then (vs raw) Accept/raw's;"
-echo "Attest's, Accept/peercred's: one attestation against one accept; Attest+hash"
-echo "hashes the test binary, so it depends on its size.)"
+echo "loaded. Call's and Open's pairs, blocks of 256 calls in two workers taking"
+echo "turns, are not their rows: BENCHMARKS.md, \"Streams in blocks\". Throughput's"
+echo "ratio is calls/s ours over baseline: higher is better. Call/C is Call over the C"
+echo "floor's median. AcceptAttest's baseline is Accept/peercred's mean, then (vs raw)"
+echo "Accept/raw's; Attest's, Accept/peercred's: one attestation against one accept;"
+echo "Attest+hash hashes the test binary, so it depends on its size.)"
 if [ -n "$psi0" ] && [ -n "$psi1" ]; then
 	echo "CPU pressure over the rounds: some task waited for a CPU $(( (psi1 - psi0) * 100000 / (t1 - t0) ))% of the time (/proc/pressure/cpu; quiet: a few %, four busy processes on two CPUs: over 50%)"
 fi

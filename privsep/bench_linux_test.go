@@ -31,24 +31,21 @@ import (
 //	worker: n := Call("bench.go") ... n operations ... Call("bench.done")
 //	parent: ResetTimer, release "bench.go"; on "bench.done", StopTimer.
 //
-// Call and Open have a third sub-benchmark, "pair": the worker runs the
-// privsep operation and its raw one alternately in one loop and times each
-// (internal/benchpair). It is not the one the targets read: alternating
-// changes what each side costs, since each operation then follows the
-// other kind (BENCHMARKS.md, "Interleaved: Call and Open").
+// Call and Open have a third sub-benchmark, "pair": blocks of benchBlock
+// privsep operations and of as many raw ones, each in a worker of its own,
+// alternately (see pair), so that both streams meet the same machine.
 //
 // Baselines use a SOCK_SEQPACKET pair whose far end the parent passed to the
 // worker, and blocking read(2)/write(2)/sendmsg(2)/recvmsg(2).
 
 func init() {
-	// bench MODE: runs the operations the parent asks for. MODE is one of
-	// benchOp's, or pair-call or pair-open: call (open) and raw-call
-	// (raw-open) alternately, timed here (internal/benchpair).
+	// bench MODE: runs the operations of benchOp's MODE the parent asks
+	// for, and answers with its allocations per operation (x1000) and the
+	// nanoseconds they took.
 	privsep.Register("bench", func(ctx context.Context, w *privsep.Worker) error {
 		mode := w.Args()[0]
-		single, pair := strings.CutPrefix(mode, "pair-")
 		raw := -1
-		if pair || strings.HasPrefix(mode, "raw-") {
+		if strings.HasPrefix(mode, "raw-") {
 			_, files, err := w.Call(ctx, "bench.rawpair", nil)
 			if err != nil {
 				return err
@@ -56,12 +53,7 @@ func init() {
 			raw = int(files[0].Fd()) // blocking, and kept open by files[0]
 			defer files[0].Close()
 		}
-		var ours, base func() error
-		if pair {
-			ours, base = benchOp(ctx, w, single, raw), benchOp(ctx, w, "raw-"+single, raw)
-		} else {
-			ours = benchOp(ctx, w, mode, raw)
-		}
+		op := benchOp(ctx, w, mode, raw)
 		for {
 			p, _, err := w.Call(ctx, "bench.go", nil)
 			if err != nil {
@@ -71,24 +63,18 @@ func init() {
 			if n == 0 {
 				return nil
 			}
-			var done []byte
-			if pair {
-				r, err := benchpair.Run(n, benchpair.Timed(ours), benchpair.Timed(base))
-				if err != nil {
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			start := time.Now()
+			for range n {
+				if err := op(); err != nil {
 					return err
 				}
-				done = r.Marshal()
-			} else {
-				var before, after runtime.MemStats
-				runtime.ReadMemStats(&before)
-				for range n {
-					if err := ours(); err != nil {
-						return err
-					}
-				}
-				runtime.ReadMemStats(&after)
-				done = binary.LittleEndian.AppendUint64(nil, (after.Mallocs-before.Mallocs)*1000/uint64(n))
 			}
+			ns := time.Since(start).Nanoseconds()
+			runtime.ReadMemStats(&after)
+			done := binary.LittleEndian.AppendUint64(nil, (after.Mallocs-before.Mallocs)*1000/uint64(n))
+			done = binary.LittleEndian.AppendUint64(done, uint64(ns))
 			if _, _, err := w.Call(ctx, "bench.done", done); err != nil {
 				return err
 			}
@@ -97,6 +83,10 @@ func init() {
 }
 
 var benchPayload = []byte("0123456789abcdef") // 16 bytes
+
+// benchBlock is how many operations a pair sub-benchmark asks of one
+// worker before it turns to the other: 5-40 ms of them here.
+const benchBlock = 256
 
 // benchOp returns one operation of mode: a call (call), an open through the
 // broker (open), or the same by hand over raw, the worker's end of a
@@ -153,7 +143,7 @@ var benchFile = "/etc/hostname"
 type benchParent struct {
 	s       *privsep.Supervisor
 	goCh    chan int
-	doneCh  chan []byte // the worker's allocations per operation x1000, or a pair's benchpair.Result
+	doneCh  chan []byte // the worker's allocations per operation x1000, and nanoseconds
 	rawEnds []*os.File
 	mu      sync.Mutex
 }
@@ -245,25 +235,11 @@ func (bp *benchParent) run(b *testing.B, mode string, workers int) {
 		bp.goCh <- per
 	}
 	var allocs uint64
-	var pair []byte
 	for range workers {
-		done := <-bp.doneCh
-		if strings.HasPrefix(mode, "pair-") {
-			pair = done
-		} else {
-			allocs += binary.LittleEndian.Uint64(done)
-		}
+		allocs += binary.LittleEndian.Uint64(<-bp.doneCh)
 	}
 	b.StopTimer()
-	if pair != nil {
-		r, err := benchpair.Unmarshal(pair)
-		if err != nil {
-			b.Fatal(err)
-		}
-		r.Report(b, "privsep", "raw")
-	} else {
-		b.ReportMetric(float64(allocs)/1000/float64(workers), "worker-allocs/op")
-	}
+	b.ReportMetric(float64(allocs)/1000/float64(workers), "worker-allocs/op")
 	for range workers {
 		bp.goCh <- 0 // exit
 	}
@@ -273,18 +249,54 @@ func (bp *benchParent) run(b *testing.B, mode string, workers int) {
 	b.StartTimer()
 }
 
+// pair times mode (ours) against base, each in a worker of its own, in
+// blocks of benchBlock operations asked of one worker and then of the
+// other (internal/benchpair), about b.N operations of each. Each worker
+// runs its blocks back to back as in run, in a process of its own: two
+// modes in one worker would share its Go runtime, whose state (sysmon's
+// polling, idle threads) one leaves to the other.
+func pair(b *testing.B, mode, base string) {
+	b.StopTimer()
+	k := min(b.N, benchBlock)
+	side := func(mode string) benchpair.Op {
+		bp := newBenchParent(b)
+		p, err := bp.s.Spawn(context.Background(), privsep.Spec{
+			Role: "bench", UID: 1234, GID: 1234, Args: []string{mode}, Env: raceEnv,
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() {
+			bp.goCh <- 0 // exit
+			<-p.Done()
+		})
+		return func() (time.Duration, error) {
+			bp.goCh <- k
+			done := <-bp.doneCh
+			return time.Duration(binary.LittleEndian.Uint64(done[8:]) / uint64(k)), nil
+		}
+	}
+	ours, theirs := side(mode), side(base)
+	b.StartTimer()
+	r, err := benchpair.Run(b.N/k, ours, theirs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r.Report(b, "privsep", "raw")
+}
+
 func BenchmarkCall(b *testing.B) {
 	testutil.RequireRoot(b)
 	b.Run("privsep", func(b *testing.B) { newBenchParent(b).run(b, "call", 1) })
 	b.Run("raw", func(b *testing.B) { newBenchParent(b).run(b, "raw-call", 1) })
-	b.Run("pair", func(b *testing.B) { newBenchParent(b).run(b, "pair-call", 1) })
+	b.Run("pair", func(b *testing.B) { pair(b, "call", "raw-call") })
 }
 
 func BenchmarkOpen(b *testing.B) {
 	testutil.RequireRoot(b)
 	b.Run("privsep", func(b *testing.B) { newBenchParent(b).run(b, "open", 1) })
 	b.Run("raw", func(b *testing.B) { newBenchParent(b).run(b, "raw-open", 1) })
-	b.Run("pair", func(b *testing.B) { newBenchParent(b).run(b, "pair-open", 1) })
+	b.Run("pair", func(b *testing.B) { pair(b, "open", "raw-open") })
 }
 
 // BenchmarkThroughput: 8 workers calling at once; ns/op is per call, so

@@ -28,7 +28,7 @@ import (
 
 // Result is what Run measured, in nanoseconds per operation.
 type Result struct {
-	N                      int     // operations of each
+	N                      int     // rounds: Ops of each
 	OursMedian, BaseMedian float64 // the median operation
 	OursMean, BaseMean     float64
 }
