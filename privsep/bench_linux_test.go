@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -109,18 +110,22 @@ func benchOp(ctx context.Context, w *privsep.Worker, mode string, raw int) func(
 			return f.Close()
 		}
 	case "raw-call":
+		var y rawYield
 		return func() error {
 			if _, err := unix.Write(raw, benchPayload); err != nil {
 				return err
 			}
+			y.yield(true)
 			_, err := unix.Read(raw, buf)
 			return err
 		}
 	case "raw-open":
+		var y rawYield
 		return func() error {
 			if _, err := unix.Write(raw, []byte(benchFile)); err != nil {
 				return err
 			}
+			y.yield(true)
 			_, oobn, _, _, err := unix.Recvmsg(raw, buf, oob, unix.MSG_CMSG_CLOEXEC)
 			if err != nil {
 				return err
@@ -194,8 +199,12 @@ func newBenchParent(b *testing.B) *benchParent {
 // anything else is a path to open and send back with SCM_RIGHTS.
 func rawServe(fd int) {
 	runtime.LockOSThread()
+	rawServers.Add(1)
+	defer rawServers.Add(-1)
+	var y rawYield
 	buf := make([]byte, 4096)
 	for {
+		y.yield(int(rawServers.Load()) <= runtime.GOMAXPROCS(0))
 		n, err := unix.Read(fd, buf)
 		if err != nil || n == 0 {
 			return
@@ -210,6 +219,33 @@ func rawServe(fd int) {
 		}
 		unix.Sendmsg(fd, []byte{1}, unix.UnixRights(f), nil, 0)
 		unix.Close(f)
+	}
+}
+
+// rawServers counts the rawServe loops of this process.
+var rawServers atomic.Int32
+
+// rawYield is what the raw baselines do that privsep's readers do
+// (reader.yield in fastpath.go): go through the Go scheduler once every
+// 2 ms before a blocking read, on the same terms. A loop that only ever
+// blocks in system calls never does, and after its first 10 ms Go's sysmon
+// takes it for one that runs too long and polls it every 20 µs: a raw
+// stream then costs a third to a half more per call than in its first
+// 10 ms (BENCHMARKS.md, "Streams in blocks"). The baselines are raw
+// system calls written as well as privsep's own, not a runtime's handicap.
+type rawYield struct{ last time.Time }
+
+// yield calls runtime.Gosched if 2 ms have passed since it last did and if
+// ok (rawServe: while its loops are no more than the Ps, as privsep's
+// session readers).
+func (y *rawYield) yield(ok bool) {
+	now := time.Now()
+	if now.Sub(y.last) < 2*time.Millisecond {
+		return
+	}
+	y.last = now
+	if ok {
+		runtime.Gosched()
 	}
 }
 

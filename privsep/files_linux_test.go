@@ -613,10 +613,12 @@ func init() {
 			defer files[0].Close()
 			fd := int(files[0].Fd()) // blocking, and kept open by files[0]
 			buf, oob := make([]byte, 16), make([]byte, unix.CmsgSpace(4))
+			var y rawYield
 			open = func() error {
 				if _, err := unix.Write(fd, []byte(path)); err != nil {
 					return err
 				}
+				y.yield(true)
 				_, oobn, _, _, err := unix.Recvmsg(fd, buf, oob, unix.MSG_CMSG_CLOEXEC)
 				if err != nil {
 					return err
@@ -653,8 +655,10 @@ func rawOpenServer(ctx context.Context, r *privsep.Request) ([]byte, []*os.File,
 	}
 	go func() {
 		defer unix.Close(fds[0])
+		var y rawYield // one worker: its loop is no more than the Ps
 		buf := make([]byte, 4096)
 		for {
+			y.yield(true)
 			n, err := unix.Read(fds[0], buf)
 			if err != nil || n == 0 {
 				return
