@@ -172,11 +172,12 @@ echo "(Accept's and Spawn's rows are their interleaved ones: the median of each 
 echo "timed alternately in one loop, and the median of the rounds' ratios of them; the"
 echo "means carry the kernel's preemptions wherever they land when the machine is"
 echo "loaded. Call's and Open's pairs, blocks of 256 calls in two workers taking"
-echo "turns, are not their rows: BENCHMARKS.md, \"Streams in blocks\". Throughput's"
-echo "ratio is calls/s ours over baseline: higher is better. Call/C is Call over the C"
-echo "floor's median. AcceptAttest's baseline is Accept/peercred's mean, then (vs raw)"
-echo "Accept/raw's; Attest's, Accept/peercred's: one attestation against one accept;"
-echo "Attest+hash hashes the test binary, so it depends on its size.)"
+echo "turns, are a second reading, not their rows (BENCHMARKS.md, \"The raw"
+echo "baselines yield\"). Throughput's ratio is calls/s ours over baseline: higher is"
+echo "better. Call/C is Call over the C floor's median. AcceptAttest's baseline is"
+echo "Accept/peercred's mean, then (vs raw) Accept/raw's; Attest's, Accept/peercred's:"
+echo "one attestation against one accept; Attest+hash hashes the test binary, so it"
+echo "depends on its size.)"
 if [ -n "$psi0" ] && [ -n "$psi1" ]; then
 	echo "CPU pressure over the rounds: some task waited for a CPU $(( (psi1 - psi0) * 100000 / (t1 - t0) ))% of the time (/proc/pressure/cpu; quiet: a few %, four busy processes on two CPUs: over 50%)"
 fi

@@ -231,8 +231,9 @@ var rawServers atomic.Int32
 // blocks in system calls never does, and after its first 10 ms Go's sysmon
 // takes it for one that runs too long and polls it every 20 µs: a raw
 // stream then costs a third to a half more per call than in its first
-// 10 ms (BENCHMARKS.md, "Streams in blocks"). The baselines are raw
-// system calls written as well as privsep's own, not a runtime's handicap.
+// 10 ms (BENCHMARKS.md, "The raw baselines yield; streams in blocks").
+// The baselines are raw system calls written as well as privsep's own,
+// not a runtime's handicap.
 type rawYield struct{ last time.Time }
 
 // yield calls runtime.Gosched if 2 ms have passed since it last did and if
