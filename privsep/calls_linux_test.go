@@ -157,6 +157,39 @@ func TestConcurrentCalls(t *testing.T) {
 	}
 }
 
+// TestMoreSessionsThanPs: with more workers calling at once than the parent
+// has Ps, its readers park their connections as soon as nothing is there
+// instead of waiting in recvmsg (session.read), and every call is still
+// answered, each to its caller.
+func TestMoreSessionsThanPs(t *testing.T) {
+	s, _ := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{
+		"concurrent": {Ops: map[string]privsep.OpRule{"echo": {}}},
+		"serial":     {Ops: map[string]privsep.OpRule{"echo": {}}},
+	}})
+	s.Handle("echo", echo)
+	n := runtime.GOMAXPROCS(0) + 3
+	type worker struct {
+		p    *privsep.Process
+		out  *syncBuffer
+		want string
+	}
+	var ws []worker
+	for i := range n {
+		role, args, want := "concurrent", "50", "ok"
+		if i%2 == 1 {
+			role, args, want = "serial", "300", "done"
+		}
+		p, out := spawn(t, s, privsep.Spec{Role: role, UID: wUID, GID: wGID, Args: []string{args}})
+		ws = append(ws, worker{p, out, want})
+	}
+	for i, w := range ws {
+		waitDone(t, w.p)
+		if got := strings.TrimSpace(w.out.String()); got != w.want || w.p.Err() != nil {
+			t.Errorf("worker %d of %d: %q, %v; want %q", i, n, got, w.p.Err(), w.want)
+		}
+	}
+}
+
 // TestWorkerKilledMidCall: the call in flight fails at once with the cause,
 // and the restart policy brings the worker back as a new, verified process.
 func TestWorkerKilledMidCall(t *testing.T) {
