@@ -304,7 +304,10 @@ func pair(b *testing.B, mode, base string) {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() {
-			bp.goCh <- 0 // exit
+			select {
+			case bp.goCh <- 0: // exit
+			case <-p.Done():
+			}
 			<-p.Done()
 		})
 		return func() (time.Duration, error) {
