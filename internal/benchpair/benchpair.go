@@ -19,8 +19,6 @@
 package benchpair
 
 import (
-	"encoding/json"
-	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -98,25 +96,6 @@ func (r Result) Report(b *testing.B, ours, base string) {
 	b.ReportMetric(r.BaseMedian, base+"-p50-ns")
 	b.ReportMetric(r.OursMean, ours+"-ns/op")
 	b.ReportMetric(r.BaseMean, base+"-ns/op")
-}
-
-// Marshal and Unmarshal carry a Result from a worker process that ran the
-// loop to the benchmark that reports it.
-func (r Result) Marshal() []byte {
-	p, err := json.Marshal(r)
-	if err != nil {
-		panic(err) // floats and an int: cannot fail
-	}
-	return p
-}
-
-// Unmarshal decodes what Marshal encoded.
-func Unmarshal(p []byte) (Result, error) {
-	var r Result
-	if err := json.Unmarshal(p, &r); err != nil {
-		return Result{}, fmt.Errorf("benchpair: %w", err)
-	}
-	return r, nil
 }
 
 func mean(d []time.Duration) float64 {

@@ -85,20 +85,6 @@ func TestMedianMean(t *testing.T) {
 	}
 }
 
-func TestMarshalRoundTrip(t *testing.T) {
-	r := Result{N: 7, OursMedian: 1.5, BaseMedian: 2, OursMean: 3.25, BaseMean: 4}
-	got, err := Unmarshal(r.Marshal())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(r, got); diff != "" {
-		t.Errorf("round trip (-want +got):\n%s", diff)
-	}
-	if _, err := Unmarshal([]byte("{")); err == nil {
-		t.Error("Unmarshal of a broken payload: no error")
-	}
-}
-
 func TestReport(t *testing.T) {
 	r := Result{N: 10, OursMedian: 110, BaseMedian: 100, OursMean: 300, BaseMean: 200}
 	res := testing.Benchmark(func(b *testing.B) { r.Report(b, "ours", "raw") })
