@@ -199,6 +199,7 @@ func (r *reader) yield(only func() bool) {
 		return
 	}
 	r.yielded = now
+	numProcs.Store(int32(runtime.GOMAXPROCS(0)))
 	if only == nil || only() {
 		runtime.Gosched()
 	}

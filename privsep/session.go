@@ -184,7 +184,14 @@ var sessionReaders atomic.Int32
 
 // fewReaders reports whether the process has no more session readers than
 // Ps, so that one that yields gets a P back at once (reader.yield).
-func fewReaders() bool { return int(sessionReaders.Load()) <= runtime.GOMAXPROCS(0) }
+func fewReaders() bool { return sessionReaders.Load() <= numProcs.Load() }
+
+// numProcs is runtime.GOMAXPROCS(0), which takes the scheduler's lock:
+// fewReaders is asked for every request, so readers refresh it in yield,
+// once every yieldEvery (GOMAXPROCS can change while a program runs).
+var numProcs atomic.Int32
+
+func init() { numProcs.Store(int32(runtime.GOMAXPROCS(0))) }
 
 // finish ends the session, on the reader that found the connection's end
 // or err: it fails the calls in flight fast with the cause, waits for their
