@@ -115,7 +115,7 @@ func benchOp(ctx context.Context, w *privsep.Worker, mode string, raw int) func(
 			if _, err := unix.Write(raw, benchPayload); err != nil {
 				return err
 			}
-			y.yield(true)
+			y.yield(nil)
 			_, err := unix.Read(raw, buf)
 			return err
 		}
@@ -125,7 +125,7 @@ func benchOp(ctx context.Context, w *privsep.Worker, mode string, raw int) func(
 			if _, err := unix.Write(raw, []byte(benchFile)); err != nil {
 				return err
 			}
-			y.yield(true)
+			y.yield(nil)
 			_, oobn, _, _, err := unix.Recvmsg(raw, buf, oob, unix.MSG_CMSG_CLOEXEC)
 			if err != nil {
 				return err
@@ -204,7 +204,7 @@ func rawServe(fd int) {
 	var y rawYield
 	buf := make([]byte, 4096)
 	for {
-		y.yield(int(rawServers.Load()) <= runtime.GOMAXPROCS(0))
+		y.yield(fewRawServers)
 		n, err := unix.Read(fd, buf)
 		if err != nil || n == 0 {
 			return
@@ -236,19 +236,23 @@ var rawServers atomic.Int32
 // not a runtime's handicap.
 type rawYield struct{ last time.Time }
 
-// yield calls runtime.Gosched if 2 ms have passed since it last did and if
-// ok (rawServe: while its loops are no more than the Ps, as privsep's
-// session readers).
-func (y *rawYield) yield(ok bool) {
+// yield calls runtime.Gosched if 2 ms have passed since it last did and
+// if only is nil or true (rawServe: while its loops are no more than the
+// Ps, as privsep's session readers), asking only then.
+func (y *rawYield) yield(only func() bool) {
 	now := time.Now()
 	if now.Sub(y.last) < 2*time.Millisecond {
 		return
 	}
 	y.last = now
-	if ok {
+	if only == nil || only() {
 		runtime.Gosched()
 	}
 }
+
+// fewRawServers reports whether this process has no more rawServe loops
+// than Ps.
+func fewRawServers() bool { return int(rawServers.Load()) <= runtime.GOMAXPROCS(0) }
 
 // run times b.N operations of mode spread over workers.
 func (bp *benchParent) run(b *testing.B, mode string, workers int) {

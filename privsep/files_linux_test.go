@@ -618,7 +618,7 @@ func init() {
 				if _, err := unix.Write(fd, []byte(path)); err != nil {
 					return err
 				}
-				y.yield(true)
+				y.yield(nil)
 				_, oobn, _, _, err := unix.Recvmsg(fd, buf, oob, unix.MSG_CMSG_CLOEXEC)
 				if err != nil {
 					return err
@@ -658,7 +658,7 @@ func rawOpenServer(ctx context.Context, r *privsep.Request) ([]byte, []*os.File,
 		var y rawYield // one worker: its loop is no more than the Ps
 		buf := make([]byte, 4096)
 		for {
-			y.yield(true)
+			y.yield(nil)
 			n, err := unix.Read(fds[0], buf)
 			if err != nil || n == 0 {
 				return
