@@ -159,15 +159,29 @@ func TestConcurrentCalls(t *testing.T) {
 
 // TestMoreSessionsThanPs: with more workers calling at once than the parent
 // has Ps, its readers park their connections as soon as nothing is there
-// instead of waiting in recvmsg (session.read), and every call is still
-// answered, each to its caller.
+// instead of waiting in recvmsg (session.read). Every call is still
+// answered, each to its caller; and hostile workers that send a malformed
+// message meanwhile, read on that path, are killed with a log line and
+// leave no descriptor behind.
 func TestMoreSessionsThanPs(t *testing.T) {
-	s, _ := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{
+	s, log := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{
 		"concurrent": {Ops: map[string]privsep.OpRule{"echo": {}}},
 		"serial":     {Ops: map[string]privsep.OpRule{"echo": {}}},
+		"evil":       {Ops: map[string]privsep.OpRule{"echo": {}}},
 	}})
 	s.Handle("echo", echo)
 	n := runtime.GOMAXPROCS(0) + 3
+	// A first round makes what the parent keeps for good (its parker's
+	// epoll descriptor, pools) before the descriptors are counted.
+	var warm []*privsep.Process
+	for range n {
+		p, _ := spawn(t, s, privsep.Spec{Role: "concurrent", UID: wUID, GID: wGID, Args: []string{"20"}})
+		warm = append(warm, p)
+	}
+	for _, p := range warm {
+		waitDone(t, p)
+	}
+	before := openFDs(t)
 	type worker struct {
 		p    *privsep.Process
 		out  *syncBuffer
@@ -177,10 +191,17 @@ func TestMoreSessionsThanPs(t *testing.T) {
 	for i := range n {
 		role, args, want := "concurrent", "50", "ok"
 		if i%2 == 1 {
-			role, args, want = "serial", "300", "done"
+			role, args, want = "serial", "20000", "done"
 		}
 		p, out := spawn(t, s, privsep.Spec{Role: role, UID: wUID, GID: wGID, Args: []string{args}})
 		ws = append(ws, worker{p, out, want})
+	}
+	// While the serial workers still call.
+	evil := map[string]string{"garbage": "protocol violation", "undeclared-fds": "nfds", "too-many-fds": "descriptors"}
+	var evils []*privsep.Process
+	for mode := range evil {
+		p, _ := spawn(t, s, privsep.Spec{Role: "evil", UID: wUID, GID: wGID, Args: []string{mode}})
+		evils = append(evils, p)
 	}
 	for i, w := range ws {
 		waitDone(t, w.p)
@@ -188,6 +209,19 @@ func TestMoreSessionsThanPs(t *testing.T) {
 			t.Errorf("worker %d of %d: %q, %v; want %q", i, n, got, w.p.Err(), w.want)
 		}
 	}
+	for _, p := range evils {
+		waitDone(t, p)
+		var ee *exec.ExitError
+		if err := p.Err(); !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+			t.Errorf("evil worker ended with %v, want killed", err)
+		}
+	}
+	for mode, logs := range evil {
+		if !strings.Contains(log.String(), logs) {
+			t.Errorf("%s: log lacks %q", mode, logs)
+		}
+	}
+	waitFor(t, "the parent's descriptors back", 10*time.Second, func() bool { return openFDs(t) == before })
 }
 
 // TestWorkerKilledMidCall: the call in flight fails at once with the cause,
