@@ -290,39 +290,56 @@ func (bp *benchParent) run(b *testing.B, mode string, workers int) {
 	b.StartTimer()
 }
 
-// pair times mode (ours) against base, each in a worker of its own, in
-// blocks of benchBlock operations asked of one worker and then of the
-// other (internal/benchpair), about b.N operations of each. Each worker
-// runs its blocks back to back as in run, in a process of its own: two
-// modes in one worker would share its Go runtime, whose state (sysmon's
-// polling, idle threads) one leaves to the other.
-func pair(b *testing.B, mode, base string) {
+// pair times mode (ours) against base in blocks: each block asks block
+// operations of each of workers workers of one side at once,
+// then a block of the other side (internal/benchpair), about b.N
+// operations of each side in all. A block's time per operation is its
+// workers' (one worker: the time it measured itself; more: the block's
+// wall time over its operations, the same reading as run's). Each side's
+// workers run their operations back to back as in run, in processes of
+// their own: two modes in one worker would share its Go runtime, whose
+// state (sysmon's polling, idle threads) one leaves to the other.
+func pair(b *testing.B, mode, base string, workers, block int) {
 	b.StopTimer()
-	k := min(b.N, benchBlock)
+	k := min(b.N, block)
 	side := func(mode string) benchpair.Op {
 		bp := newBenchParent(b)
-		p, err := bp.s.Spawn(context.Background(), privsep.Spec{
-			Role: "bench", UID: 1234, GID: 1234, Args: []string{mode}, Env: raceEnv,
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() {
-			select {
-			case bp.goCh <- 0: // exit
-			case <-p.Done():
+		for range workers {
+			p, err := bp.s.Spawn(context.Background(), privsep.Spec{
+				Role: "bench", UID: 1234, GID: 1234, Args: []string{mode}, Env: raceEnv,
+			})
+			if err != nil {
+				b.Fatal(err)
 			}
-			<-p.Done()
-		})
+			b.Cleanup(func() {
+				for {
+					select {
+					case bp.goCh <- 0: // exit, to whichever worker takes it
+					case <-p.Done():
+						return
+					}
+				}
+			})
+		}
 		return func() (time.Duration, error) {
-			bp.goCh <- k
-			done := <-bp.doneCh
-			return time.Duration(binary.LittleEndian.Uint64(done[8:]) / uint64(k)), nil
+			t := time.Now()
+			for range workers {
+				bp.goCh <- k
+			}
+			var ns uint64
+			for range workers {
+				done := <-bp.doneCh
+				ns = binary.LittleEndian.Uint64(done[8:])
+			}
+			if workers > 1 {
+				return time.Since(t) / time.Duration(k*workers), nil
+			}
+			return time.Duration(ns / uint64(k)), nil
 		}
 	}
 	ours, theirs := side(mode), side(base)
 	b.StartTimer()
-	r, err := benchpair.Run(b.N/k, ours, theirs)
+	r, err := benchpair.Run(max(b.N/(k*workers), 1), ours, theirs)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -333,22 +350,24 @@ func BenchmarkCall(b *testing.B) {
 	testutil.RequireRoot(b)
 	b.Run("privsep", func(b *testing.B) { newBenchParent(b).run(b, "call", 1) })
 	b.Run("raw", func(b *testing.B) { newBenchParent(b).run(b, "raw-call", 1) })
-	b.Run("pair", func(b *testing.B) { pair(b, "call", "raw-call") })
+	b.Run("pair", func(b *testing.B) { pair(b, "call", "raw-call", 1, benchBlock) })
 }
 
 func BenchmarkOpen(b *testing.B) {
 	testutil.RequireRoot(b)
 	b.Run("privsep", func(b *testing.B) { newBenchParent(b).run(b, "open", 1) })
 	b.Run("raw", func(b *testing.B) { newBenchParent(b).run(b, "raw-open", 1) })
-	b.Run("pair", func(b *testing.B) { pair(b, "open", "raw-open") })
+	b.Run("pair", func(b *testing.B) { pair(b, "open", "raw-open", 1, benchBlock) })
 }
 
 // BenchmarkThroughput: 8 workers calling at once; ns/op is per call, so
-// calls/s is 1e9 over it.
+// calls/s is 1e9 over it. "pair" alternates blocks of eight privsep workers
+// and of eight raw ones (pair).
 func BenchmarkThroughput(b *testing.B) {
 	testutil.RequireRoot(b)
 	b.Run("privsep", func(b *testing.B) { newBenchParent(b).run(b, "call", 8) })
 	b.Run("raw", func(b *testing.B) { newBenchParent(b).run(b, "raw-call", 8) })
+	b.Run("pair", func(b *testing.B) { pair(b, "call", "raw-call", 8, 4*benchBlock) })
 }
 
 // BenchmarkSpawn: Spawn until the worker is verified and ready, against

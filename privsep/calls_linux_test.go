@@ -89,8 +89,15 @@ func init() {
 	})
 }
 
-// evil plays a worker that breaks the protocol in the way its argument says.
+// evil plays a worker that breaks the protocol in the way its argument
+// says; with a second argument "after-call", right after a call of echo
+// (its session's reader then waits for the next message).
 func evil(ctx context.Context, w *privsep.Worker) error {
+	if len(w.Args()) > 1 && w.Args()[1] == "after-call" {
+		if _, _, err := w.Call(ctx, "echo", []byte("x")); err != nil {
+			return err
+		}
+	}
 	var err error
 	switch w.Args()[0] {
 	case "garbage":
@@ -158,11 +165,11 @@ func TestConcurrentCalls(t *testing.T) {
 }
 
 // TestMoreSessionsThanPs: with more workers calling at once than the parent
-// has Ps, its readers park their connections as soon as nothing is there
-// instead of waiting in recvmsg (session.read). Every call is still
-// answered, each to its caller; and hostile workers that send a malformed
-// message meanwhile, read on that path, are killed with a log line and
-// leave no descriptor behind.
+// has Ps, its readers wait for their connections in Go's poller instead of
+// in recvmsg (session.read, reader.pollRecv). Every call is still answered,
+// each to its caller; hostile workers that send a malformed message
+// meanwhile, read on that path, are killed with a log line; and nothing
+// leaves a descriptor behind (a connection in Go's poller has one more).
 func TestMoreSessionsThanPs(t *testing.T) {
 	s, log := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{
 		"concurrent": {Ops: map[string]privsep.OpRule{"echo": {}}},
@@ -196,11 +203,14 @@ func TestMoreSessionsThanPs(t *testing.T) {
 		p, out := spawn(t, s, privsep.Spec{Role: role, UID: wUID, GID: wGID, Args: []string{args}})
 		ws = append(ws, worker{p, out, want})
 	}
-	// While the serial workers still call.
+	// While the serial workers still call. Each sends its message right
+	// after a call, so that its session's reader, which the others keep
+	// from waiting in recvmsg, meets it waiting in Go's poller (all three
+	// in most runs; otherwise its recvmsg finds the message there first).
 	evil := map[string]string{"garbage": "protocol violation", "undeclared-fds": "nfds", "too-many-fds": "descriptors"}
 	var evils []*privsep.Process
 	for mode := range evil {
-		p, _ := spawn(t, s, privsep.Spec{Role: "evil", UID: wUID, GID: wGID, Args: []string{mode}})
+		p, _ := spawn(t, s, privsep.Spec{Role: "evil", UID: wUID, GID: wGID, Args: []string{mode, "after-call"}})
 		evils = append(evils, p)
 	}
 	for i, w := range ws {

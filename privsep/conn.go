@@ -37,8 +37,9 @@ type msgConn struct {
 	hrc syscall.RawConn
 
 	sk  sock
-	key uint32 // in the parker
-	rd  reader // the turn to read, from detach on (fastpath.go)
+	key uint32  // in the parker
+	rd  reader  // the turn to read, from detach on (fastpath.go)
+	np  netpoll // the holder's: the connection in Go's poller, if it is (reader.pollRecv)
 	lim wire.Limits
 	wto time.Duration // write timeout; 0: writeTimeout
 
@@ -478,6 +479,7 @@ func (mc *msgConn) release() {
 		parking.remove(fd, mc.key)
 		mc.sk.put()
 	}
+	mc.np.close()
 	mc.sk.release()
 }
 

@@ -165,12 +165,122 @@ func (r *reader) serve(fn func(), peer string, tick time.Duration, kinds ...wire
 // caller's, its descriptors included, only when err is nil: on every error
 // each descriptor that came is closed here.
 func (r *reader) receive(wait bool) (m inMsg, ok bool, err error) {
-	m, ok, err = r.mc.recv(wait)
+	return r.check(r.mc.recv(wait))
+}
+
+// check refuses a message of a kind the peer may not send.
+func (r *reader) check(m inMsg, ok bool, err error) (inMsg, bool, error) {
 	if err == nil && ok && r.kinds&(1<<m.Kind) == 0 {
 		m.closeFiles()
 		return inMsg{}, true, violation("%s sent a %v message", r.peer, m.Kind)
 	}
 	return m, ok, err
+}
+
+// pollRecv is receive for a holder that must not hold a thread while it
+// waits (a session's reader while the process has more of them than Ps):
+// it waits for the next message in Go's own poller, up to hotWait, and
+// reads it. ok is false if none came, or if the connection could not be
+// put in the poller; the caller then parks it as usual.
+//
+// The connection joins Go's poller the first time (a duplicate of its
+// descriptor, netpoll) and stays in it, for the next waits, until unpoll:
+// in Go's poller every message that arrives wakes the poller, needed or
+// not, which costs a reader that waits in recvmsg itself a thread's
+// wake-up per message.
+func (r *reader) pollRecv() (m inMsg, ok bool, err error) {
+	np := &r.mc.np
+	if np.f == nil && !np.open(&r.mc.sk) {
+		return m, false, nil
+	}
+	// The deadline is moved only once half of hotWait has passed: a
+	// reader that found nothing waits between hotWait/2 and hotWait.
+	if now := time.Now(); now.Sub(np.used) >= hotWait/2 {
+		np.used = now
+		if np.f.SetReadDeadline(now.Add(hotWait)) != nil {
+			return m, false, nil
+		}
+	}
+	werr := np.rc.Read(func(fd uintptr) bool {
+		m, ok, err = r.mc.recvFD(int(fd), false)
+		return ok
+	})
+	if werr != nil {
+		// The deadline: nothing else ends the wait, as f is closed
+		// only by unpoll and release, on the holder of the turn or
+		// once nobody reads. Nothing was read.
+		return inMsg{}, false, nil
+	}
+	return r.check(m, ok, err)
+}
+
+// unpoll takes the connection out of Go's poller (pollRecv), if it is in
+// it; only when idle is false or it has not waited there for hotWait.
+// Only the holder of the turn calls it, or release once nobody reads.
+func (r *reader) unpoll(idle bool) {
+	np := &r.mc.np
+	if np.f == nil || idle && time.Since(np.used) < hotWait {
+		return
+	}
+	np.close()
+}
+
+// netpoll is a connection's place in Go's own poller (reader.pollRecv): a
+// duplicate of its descriptor, in an *os.File.
+type netpoll struct {
+	f    *os.File
+	rc   syscall.RawConn
+	used time.Time // when f's read deadline was last set, to hotWait later
+}
+
+// close takes the connection out of Go's poller, if it is in it.
+func (np *netpoll) close() {
+	if np.f != nil {
+		np.f.Close()
+		// A new f has no deadline: the next pollRecv sets one.
+		*np = netpoll{}
+	}
+}
+
+// open puts the socket of sk in Go's poller.
+func (np *netpoll) open(sk *sock) bool {
+	fd, err := sk.get()
+	if err != nil {
+		return false
+	}
+	d, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	sk.put()
+	if err != nil {
+		return false
+	}
+	// os.NewFile puts only a non-blocking descriptor in Go's poller. The
+	// file description (the socket) is shared with sk's descriptor, on
+	// which a reader waits in recvmsg: blocking again once registered.
+	// Meanwhile nobody waits on it: only the holder of the turn reads,
+	// and writers never wait in sendmsg (MSG_DONTWAIT). pollRecv's reads
+	// say MSG_DONTWAIT themselves.
+	if err := unix.SetNonblock(d, true); err != nil {
+		unix.Close(d)
+		return false
+	}
+	f := os.NewFile(uintptr(d), "privsep-conn")
+	rc, err := f.SyscallConn()
+	if err == nil {
+		err = unix.SetNonblock(d, false)
+	}
+	if err == nil {
+		// Is it in the poller? A file that is not has no deadlines.
+		err = f.SetReadDeadline(time.Time{})
+	}
+	if err != nil {
+		// Should the second fcntl have failed, the socket stays
+		// non-blocking: a reader's recvmsg then returns at once and it
+		// parks the connection, sooner than it would have.
+		f.Close()
+		return false
+	}
+	np.f, np.rc = f, rc
+	return true
 }
 
 // yieldEvery is how often a reader that waits in recvmsg back to back goes

@@ -127,20 +127,32 @@ func (ss *session) wake() {
 // kills it if it was spawned (finish).
 //
 // While the process has more session readers than Ps, a reader does not
-// wait in recvmsg at all: it parks the connection as soon as nothing is
-// there, and the parker (woken through Go's poller) starts a reader when
-// a request comes. Readers blocked in recvmsg, more of them than Ps, kept
-// Go's sysmon taking Ps back from them and handing them on: with eight
-// workers calling at once (BenchmarkThroughput) parking at once halved
-// sysmon's wake-ups and made the calls 10-20% faster (BENCHMARKS.md).
+// wait in recvmsg: it waits in Go's own poller (reader.pollRecv), holding
+// no thread, as a Go server waits for its connections, and parks the
+// connection if nothing came for hotWait. Readers blocked in recvmsg, more
+// of them than Ps, kept Go's sysmon taking Ps back from them and handing
+// them on, and parking at once cost a wake-up through the parker and a
+// new goroutine for each request that found nobody reading: with eight
+// workers calling at once on two cores (BenchmarkThroughput), waiting in
+// Go's poller made the calls a quarter faster than parking at once
+// (BENCHMARKS.md). A reader waiting there does not count as one
+// (sessionReaders): it holds no thread.
 func (ss *session) read() {
 	sessionReaders.Add(1)
 	defer sessionReaders.Add(-1)
 	refused := false // the last park failed: wait in recvmsg meanwhile
 	for {
 		ss.rd.yield(fewReaders)
-		m, ok, err := ss.rd.receive(refused || fewReaders())
+		few := refused || fewReaders()
+		if few {
+			ss.rd.unpoll(true) // not needed for hotWait: out of Go's poller
+		}
+		m, ok, err := ss.rd.receive(few)
+		if err == nil && !ok && !few {
+			m, ok, err = ss.rd.pollRecv()
+		}
 		if err == nil && !ok {
+			ss.rd.unpoll(false)
 			if ss.rd.park(false) {
 				ss.active.Done()
 				return
