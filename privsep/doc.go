@@ -262,6 +262,14 @@
 // another goroutine, up to [Config.MaxInFlight]; a worker that calls back to
 // back sees a Stop within 40 milliseconds.
 //
+// While more workers call at once than the parent has Ps (GOMAXPROCS), the
+// parent's readers wait in Go's own poller instead, as a Go server waits
+// for its connections, and hold no thread meanwhile. A parent that serves
+// more busy workers than it has CPUs, on a machine shared with other busy
+// processes, got more of the CPUs, and answered faster than a thread per
+// worker by hand, with GOMAXPROCS at least its number of busy workers
+// (BENCHMARKS.md); the package leaves GOMAXPROCS to the program.
+//
 // # Limits worth knowing
 //
 // The parent-death signal belongs to the thread that exec'd: a worker that
