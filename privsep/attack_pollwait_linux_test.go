@@ -73,6 +73,22 @@ func init() {
 			b := header(4, 1, "", 0)
 			b[2] = 2 // two descriptors declared
 			err = privsep.RawWrite(w, b, pipeFiles(2)...)
+		case "garbage-then-queued", "queued-then-garbage":
+			// Requests that carry descriptors, queued behind (or
+			// ahead of) the garbage: those the parent never reads
+			// go with its socket.
+			req := header(3, 1, "echo", 0)
+			req[2] = 2
+			if w.Args()[0] == "garbage-then-queued" {
+				err = privsep.RawWrite(w, []byte("this is not a message"))
+			}
+			for i := range 8 {
+				req[4] = byte(2 + i)
+				privsep.RawWrite(w, req, pipeFiles(2)...)
+			}
+			if w.Args()[0] == "queued-then-garbage" {
+				err = privsep.RawWrite(w, []byte("this is not a message"))
+			}
 		case "exit":
 			os.Exit(0)
 		case "shutdown-wr":
@@ -155,6 +171,17 @@ func init() {
 		fmt.Println("done")
 		return nil
 	})
+	// pw-slow-exit makes 40 slow calls at once, more than the parent
+	// runs at a time (its reader then waits for a place, holding the turn
+	// and the duplicate), and exits meanwhile.
+	privsep.Register("pw-slow-exit", func(ctx context.Context, w *privsep.Worker) error {
+		for range 40 {
+			go w.Call(ctx, "slow", nil)
+		}
+		time.Sleep(40 * time.Millisecond)
+		os.Exit(0)
+		return nil
+	})
 	// pw-named-evil is a named-socket client (args: socket, role, delay
 	// in µs) that calls once, waits, sends garbage, and says what its
 	// next call got.
@@ -185,14 +212,15 @@ func init() {
 
 // pollWaitRoles are the roles of these tests.
 var pollWaitRoles = map[string]privsep.Policy{
-	"pw-busy":    {Ops: map[string]privsep.OpRule{"echo": {}}},
-	"pw-evil":    {Ops: map[string]privsep.OpRule{"echo": {}}},
-	"pw-burst":   {Ops: map[string]privsep.OpRule{"echo": {}}},
-	"pw-hog":     {Ops: map[string]privsep.OpRule{"echo": {}}},
-	"pw-handoff": {Ops: map[string]privsep.OpRule{"echo": {}, "slow": {}}},
-	"serial":     {Ops: map[string]privsep.OpRule{"echo": {}}},
-	"concurrent": {Ops: map[string]privsep.OpRule{"echo": {}}},
-	"flood":      {Ops: map[string]privsep.OpRule{"echo": {}}},
+	"pw-busy":      {Ops: map[string]privsep.OpRule{"echo": {}}},
+	"pw-evil":      {Ops: map[string]privsep.OpRule{"echo": {}}},
+	"pw-burst":     {Ops: map[string]privsep.OpRule{"echo": {}}},
+	"pw-hog":       {Ops: map[string]privsep.OpRule{"echo": {}}},
+	"pw-handoff":   {Ops: map[string]privsep.OpRule{"echo": {}, "slow": {}}},
+	"pw-slow-exit": {Ops: map[string]privsep.OpRule{"slow": {}}},
+	"serial":       {Ops: map[string]privsep.OpRule{"echo": {}}},
+	"concurrent":   {Ops: map[string]privsep.OpRule{"echo": {}}},
+	"flood":        {Ops: map[string]privsep.OpRule{"echo": {}}},
 }
 
 // pollWait is a parent whose session readers outnumber its Ps.
@@ -286,6 +314,8 @@ func TestPollWaitHostileMessages(t *testing.T) {
 		{"reply-kind", "worker sent a"},
 		{"hello-kind", "worker sent a"},
 		{"reply-with-fds", "protocol violation"},
+		{"garbage-then-queued", "protocol violation"},
+		{"queued-then-garbage", "protocol violation"},
 	}
 	type attacker struct {
 		mode string
@@ -428,6 +458,21 @@ func TestPollWaitTurnHandoff(t *testing.T) {
 		if got := strings.TrimSpace(w.out.String()); got != "done" || w.p.Err() != nil {
 			t.Errorf("worker %d: %q, %v", i, got, w.p.Err())
 		}
+	}
+	pw.end(t)
+}
+
+// TestPollWaitInFlightCapExit: workers whose calls wait for a place
+// (MaxInFlight 2) exit: their sessions end, and nothing is left.
+func TestPollWaitInFlightCapExit(t *testing.T) {
+	pw := newPollWait(t, privsep.Config{MaxInFlight: 2})
+	var ps []*privsep.Process
+	for range 6 {
+		p, _ := spawn(t, pw.s, privsep.Spec{Role: "pw-slow-exit", UID: wUID, GID: wGID})
+		ps = append(ps, p)
+	}
+	for _, p := range ps {
+		waitDone(t, p)
 	}
 	pw.end(t)
 }
