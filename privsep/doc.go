@@ -264,10 +264,12 @@
 //
 // While more workers call at once than the parent has Ps (GOMAXPROCS), the
 // parent's readers wait in Go's own poller instead, as a Go server waits
-// for its connections, and hold no thread meanwhile. A parent that serves
-// more busy workers than it has CPUs, on a machine shared with other busy
-// processes, got more of the CPUs, and answered faster than a thread per
-// worker by hand, with GOMAXPROCS at least its number of busy workers
+// for its connections, and hold no thread meanwhile; a connection there
+// holds one more descriptor, a duplicate, until it has been idle for 10
+// milliseconds (mind RLIMIT_NOFILE with many named clients). A parent that
+// serves more busy workers than it has CPUs, on a machine shared with other
+// busy processes, got more of the CPUs, and answered faster than a thread
+// per worker by hand, with GOMAXPROCS at least its number of busy workers
 // (BENCHMARKS.md); the package leaves GOMAXPROCS to the program.
 //
 // # Limits worth knowing

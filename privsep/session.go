@@ -135,8 +135,10 @@ func (ss *session) wake() {
 // new goroutine for each request that found nobody reading: with eight
 // workers calling at once on two cores (BenchmarkThroughput), waiting in
 // Go's poller made the calls a quarter faster than parking at once
-// (BENCHMARKS.md). A reader waiting there does not count as one
-// (sessionReaders): it holds no thread.
+// (BENCHMARKS.md). A reader waiting there still counts (sessionReaders)
+// until nothing came for hotWait and it parks the connection: the process
+// leaves this mode only once its workers have been idle that long, not at
+// every lull.
 func (ss *session) read() {
 	sessionReaders.Add(1)
 	defer sessionReaders.Add(-1)
