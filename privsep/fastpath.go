@@ -33,6 +33,11 @@ import (
 // arrives then starts a reader. An idle connection costs no thread and no
 // goroutine; a busy one costs no poller wake-up. Arming and disarming are
 // one epoll_ctl(2) each.
+//
+// The exception: while a process has more session readers than Ps, a
+// session's reader waits in Go's poller after all, on a duplicate of the
+// descriptor (reader.pollRecv): then the poller's wake-ups are shared by
+// many connections, and a blocked recvmsg would hold one of the few Ps.
 
 // sock is a socket descriptor outside Go's poller, shared by the goroutines
 // that read and write it. Every system call on it holds a reference, so the
