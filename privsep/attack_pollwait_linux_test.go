@@ -278,12 +278,22 @@ func newPollWait(t *testing.T, cfg privsep.Config, setup ...func(*privsep.Superv
 // descriptors and goroutines it had before them.
 func (pw *pollWait) end(t *testing.T) {
 	t.Helper()
+	// All at once: a race-enabled worker sleeps a second as it exits
+	// (raceExitSleep).
+	errs := make(chan error, len(pw.busy))
 	for _, p := range pw.busy {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		if err := p.Stop(ctx); err != nil {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			errs <- p.Stop(ctx)
+		}()
+	}
+	for range pw.busy {
+		if err := <-errs; err != nil {
 			t.Errorf("stopping a busy worker: %v", err)
 		}
-		cancel()
+	}
+	for _, p := range pw.busy {
 		waitDone(t, p)
 	}
 	waitFor(t, fmt.Sprintf("the parent's descriptors back to %d (now %d)", pw.fds, openFDs(t)), 10*time.Second, func() bool {
