@@ -322,19 +322,19 @@ func pair(b *testing.B, mode, base string, workers, block int) {
 			})
 		}
 		return func() (time.Duration, error) {
+			if workers == 1 {
+				bp.goCh <- k
+				done := <-bp.doneCh
+				return time.Duration(binary.LittleEndian.Uint64(done[8:]) / uint64(k)), nil
+			}
 			t := time.Now()
 			for range workers {
 				bp.goCh <- k
 			}
-			var ns uint64
 			for range workers {
-				done := <-bp.doneCh
-				ns = binary.LittleEndian.Uint64(done[8:])
+				<-bp.doneCh
 			}
-			if workers > 1 {
-				return time.Since(t) / time.Duration(k*workers), nil
-			}
-			return time.Duration(ns / uint64(k)), nil
+			return time.Since(t) / time.Duration(k*workers), nil
 		}
 	}
 	ours, theirs := side(mode), side(base)

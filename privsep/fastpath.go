@@ -220,8 +220,9 @@ func (r *reader) pollRecv() (m inMsg, ok bool, err error) {
 }
 
 // unpoll takes the connection out of Go's poller (pollRecv), if it is in
-// it; only when idle is false or it has not waited there for hotWait.
-// Only the holder of the turn calls it, or release once nobody reads.
+// it; if idle is true, only once its read deadline was last set hotWait
+// ago (so 5 to 10 ms after its last wait there). Only the holder of the
+// turn calls it, or release once nobody reads.
 func (r *reader) unpoll(idle bool) {
 	np := &r.mc.np
 	if np.f == nil || idle && time.Since(np.used) < hotWait {

@@ -135,10 +135,10 @@ func (ss *session) wake() {
 // new goroutine for each request that found nobody reading: with eight
 // workers calling at once on two cores (BenchmarkThroughput), waiting in
 // Go's poller took their calls from 0.74 to 0.87 of the raw baseline's
-// calls/s (BENCHMARKS.md). A reader waiting there still counts (sessionReaders)
-// until nothing came for hotWait and it parks the connection: the process
-// leaves this mode only once its workers have been idle that long, not at
-// every lull.
+// calls/s (BENCHMARKS.md). A reader waiting there still counts
+// (sessionReaders) until nothing came for hotWait and it parks the
+// connection: the process leaves this mode only once its workers have been
+// idle that long, not at every lull.
 func (ss *session) read() {
 	sessionReaders.Add(1)
 	defer sessionReaders.Add(-1)
