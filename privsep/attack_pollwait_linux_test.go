@@ -278,8 +278,7 @@ func newPollWait(t *testing.T, cfg privsep.Config, setup ...func(*privsep.Superv
 // descriptors and goroutines it had before them.
 func (pw *pollWait) end(t *testing.T) {
 	t.Helper()
-	// All at once: a race-enabled worker sleeps a second as it exits
-	// (raceExitSleep).
+	// All at once.
 	errs := make(chan error, len(pw.busy))
 	for _, p := range pw.busy {
 		go func() {
@@ -306,25 +305,7 @@ func (pw *pollWait) end(t *testing.T) {
 
 // delays are how long hostile workers wait after their call before they
 // attack, in µs: at once, and while their reader waits in Go's poller.
-// Under the race detector, where every worker's exit takes a second
-// (raceExitSleep), two of them, and fewer rounds in the tests below
-// (rounds): the detector needs the paths run concurrently, not often, and
-// the tests without it run them all.
 var delays = []string{"0", "1000", "3000", "6000"}
-
-func init() {
-	if raceExitSleep > 0 {
-		delays = []string{"0", "3000"}
-	}
-}
-
-// rounds is n, or a third of it under the race detector (delays).
-func rounds(n int) string {
-	if raceExitSleep > 0 {
-		n = max(n/3, 1)
-	}
-	return strconv.Itoa(n)
-}
 
 // TestPollWaitHostileMessages: a worker whose reader waits in Go's poller
 // sends a malformed, oversize, descriptor-stuffed message or one of a kind
@@ -414,7 +395,7 @@ func TestPollWaitNoDuplicateLeft(t *testing.T) {
 	var ps []*privsep.Process
 	var outs []*syncBuffer
 	for range 8 {
-		p, out := spawn(t, pw.s, privsep.Spec{Role: "pw-burst", UID: wUID, GID: wGID, Args: []string{rounds(40)}})
+		p, out := spawn(t, pw.s, privsep.Spec{Role: "pw-burst", UID: wUID, GID: wGID, Args: []string{"40"}})
 		ps, outs = append(ps, p), append(outs, out)
 	}
 	for i, p := range ps {
@@ -439,7 +420,7 @@ func TestPollWaitFloodDoesNotStarve(t *testing.T) {
 	var ps []*privsep.Process
 	var outs []*syncBuffer
 	for range 3 {
-		p, out := spawn(t, pw.s, privsep.Spec{Role: "serial", UID: wUID, GID: wGID, Args: []string{rounds(300)}})
+		p, out := spawn(t, pw.s, privsep.Spec{Role: "serial", UID: wUID, GID: wGID, Args: []string{"300"}})
 		ps, outs = append(ps, p), append(outs, out)
 	}
 	for i, p := range ps {
@@ -475,7 +456,7 @@ func TestPollWaitTurnHandoff(t *testing.T) {
 		if i%2 == 1 {
 			how = "exit"
 		}
-		p, out := spawn(t, pw.s, privsep.Spec{Role: "pw-handoff", UID: wUID, GID: wGID, Args: []string{rounds(30), how}})
+		p, out := spawn(t, pw.s, privsep.Spec{Role: "pw-handoff", UID: wUID, GID: wGID, Args: []string{"30", how}})
 		ws = append(ws, worker{p, out, how == "exit"})
 	}
 	for i, w := range ws {

@@ -109,7 +109,9 @@
 // in the order of their import paths) runs with the spare GID. Like any
 // process that is not dumpable, such a worker cannot open its own
 // /proc/self/environ: the race detector reads GORACE there, and a
-// race-enabled worker ignores it.
+// race-enabled worker ignores it, except at exit: with atexit_sleep_ms=0
+// in its environment, [Main] ends it without the detector's second of
+// sleep, with GORACE's exitcode (default 66) if a race was reported.
 //
 // What stays open:
 //

@@ -94,7 +94,7 @@ func Main() {
 	if !ok {
 		return
 	}
-	os.Exit(runWorker(role))
+	workerExit(runWorker(role))
 }
 
 // runWorker is the worker's life: checks, hello, role, exit status.
