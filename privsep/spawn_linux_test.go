@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -156,13 +157,21 @@ func TestSpawnOptions(t *testing.T) {
 			s, _ := newSupervisor(t, privsep.Config{Roles: map[string]privsep.Policy{
 				"whoami": {Ops: map[string]privsep.OpRule{"peer": {}}},
 			}})
+			// The worker exits once its call returns, and then PID says
+			// 0: the call waits until the test has read it.
+			pidRead := make(chan struct{})
+			var once sync.Once
+			readPID := func() { once.Do(func() { close(pidRead) }) }
+			t.Cleanup(readPID) // before the supervisor's shutdown
 			s.Handle("peer", func(ctx context.Context, r *privsep.Request) ([]byte, []*os.File, error) {
 				peers <- *r.Peer
+				<-pidRead
 				return nil, nil, nil
 			})
 			tt.spec.Role = "whoami"
 			p, out := spawn(t, s, tt.spec)
 			pid := p.PID()
+			readPID()
 			waitDone(t, p)
 			if p.Err() != nil {
 				t.Fatalf("worker: %v\n%s", p.Err(), out)
